@@ -1,0 +1,193 @@
+/*
+ * ema.h - exponential moving average of model weights, LitEma-exact in float32.
+ *
+ * This is the one public header of the ema-wasm C core. It is also its manual.
+ *
+ * ===========================================================================
+ *  Overview
+ * ===========================================================================
+ * An `ema_ctx` owns an arena of float32 "shadow" slots, one per trainable
+ * parameter tensor, and keeps LitEma's state: the base decay (float32) and the
+ * update counter (int32, -1 when warmup is off). One EMA step is
+ *
+ *     if (num_updates >= 0) {
+ *         num_updates += 1;
+ *         decay = min(decay, (float)(1 + num_updates) / (float)(10 + num_updates));
+ *     }
+ *     one_minus_decay = 1.0f - decay;
+ *     shadow[i] = shadow[i] - one_minus_decay * (shadow[i] - param[i]);
+ *
+ * with every operation rounded to float32 separately (no fused multiply-add),
+ * which is exactly what PyTorch computes for LitEma.forward().
+ *
+ * Parameters can reach the core in two ways:
+ *   - directly, as pointers to float arrays (ema_update), for native callers;
+ *   - streamed through the context's staging window: the caller packs pieces of
+ *     one or more parameters into the window, describes them in the segment
+ *     table, and applies them (ema_step_begin, then ema_step_apply once per
+ *     filled window). A whole-model update then needs no second full-size copy
+ *     of the model, and the window (EMA_STAGING_FLOATS floats) stays in L2.
+ *     This is how the WebAssembly build is driven from JavaScript.
+ *
+ * A backup region holds copies of arbitrary arrays for store/restore (LitEma's
+ * store() and restore(), used to evaluate with EMA weights and then put the
+ * training weights back).
+ *
+ * ===========================================================================
+ *  Errors and ownership
+ * ===========================================================================
+ * Every function that can fail returns an `ema_status`; EMA_OK is 0.
+ * Functions check all their arguments before they change anything, so a call
+ * that fails leaves the context exactly as it was. Nothing aborts on bad input.
+ * ema_status_string() names a status. Memory handed in stays the caller's;
+ * memory reached through accessors (ema_shadow, ema_staging, ...) belongs to
+ * the context and lives until ema_destroy() or, for backups, the next
+ * ema_backup_prepare().
+ *
+ * Alignment: every shadow slot, backup buffer and the staging window start on
+ * a 64-byte boundary.
+ */
+#ifndef EMA_H
+#define EMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ema_status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Floats in the staging window: 64K floats = 256 KiB, which fits in L2. */
+#define EMA_STAGING_FLOATS 65536u
+/* Entries in the segment table that describes a filled staging window. */
+#define EMA_SEGMENT_CAPACITY 4096u
+/* Most slots one context can hold. */
+#define EMA_MAX_SLOTS 1048576u
+
+typedef struct ema_ctx ema_ctx;
+
+/* One piece of one slot's parameter, packed into the staging window. */
+typedef struct ema_segment {
+    uint32_t slot;   /* which slot */
+    uint32_t offset; /* first element of the slot covered by this piece */
+    uint32_t count;  /* number of elements in this piece */
+} ema_segment;
+
+/* ===========================================================================
+ *  Life cycle
+ * ======================================================================== */
+
+/* Creates a context with `slot_count` shadow slots of the given lengths
+ * (lengths may be 0). Shadows start at zero: fill them with ema_shadow() or
+ * ema_shadow_set() before the first update, as LitEma copies the parameters.
+ * `decay` must be in [0, 1] (NaN is refused). `use_num_updates` non-zero turns
+ * warmup on (num_updates starts at 0), zero turns it off (num_updates = -1).
+ * On success *out receives the context; on failure *out is left untouched. */
+ema_status ema_create(ema_ctx** out, float decay, int use_num_updates,
+                      uint32_t slot_count, const uint32_t* slot_lengths);
+
+/* Frees the context and everything it owns. Accepts NULL. */
+void ema_destroy(ema_ctx* ctx);
+
+/* ===========================================================================
+ *  State
+ * ======================================================================== */
+
+/* The base decay as stored (float32). Returns NaN for a NULL context. */
+float ema_decay(const ema_ctx* ctx);
+
+/* The update counter: -1 when warmup is off, else the number of updates since
+ * creation or the last reset. Returns INT32_MIN for a NULL context. */
+int32_t ema_num_updates(const ema_ctx* ctx);
+
+/* Sets the update counter (LitEma's state_dict carries it). Any value from -1
+ * up is accepted; -1 turns warmup off. */
+ema_status ema_set_num_updates(ema_ctx* ctx, int32_t num_updates);
+
+/* LitEma.reset_num_updates(): num_updates = 0. This turns warmup on even if it
+ * was off, as upstream does. */
+ema_status ema_reset_num_updates(ema_ctx* ctx);
+
+/* Number of slots, and one slot's length in floats (0 for a bad index). */
+uint32_t ema_slot_count(const ema_ctx* ctx);
+uint32_t ema_slot_length(const ema_ctx* ctx, uint32_t slot);
+
+/* The slot's shadow (context-owned, 64-byte aligned), or NULL for a bad index.
+ * Readable and writable until ema_destroy(). */
+float* ema_shadow(ema_ctx* ctx, uint32_t slot);
+
+/* Copies `count` floats from `src` into the slot's shadow at `offset`. */
+ema_status ema_shadow_set(ema_ctx* ctx, uint32_t slot, uint32_t offset,
+                          const float* src, uint32_t count);
+
+/* Bytes the context holds: shadows, staging window, segment table, backups. */
+size_t ema_byte_length(const ema_ctx* ctx);
+
+/* ===========================================================================
+ *  Update
+ * ======================================================================== */
+
+/* The decay that update number `num_updates` (already incremented, >= 1)
+ * uses with base `decay`: min(decay, (1+n)/(10+n)) in float32. Pure. */
+float ema_warmup_decay(float decay, int32_t num_updates);
+
+/* One whole EMA step with direct pointers: params[i] points at slot i's
+ * parameter (ema_slot_length(ctx, i) floats). All pointers are checked before
+ * anything changes. If `decay_used` is not NULL it receives the step's decay. */
+ema_status ema_update(ema_ctx* ctx, const float* const* params, float* decay_used);
+
+/* Streaming update, step 1: advances the counter and fixes the step's decay.
+ * Then call ema_step_apply() as many times as needed to cover every slot once.
+ * (Applying a piece twice, or leaving one out, is the caller's mistake; the
+ * core cannot tell a partial step from a deliberate one.) */
+ema_status ema_step_begin(ema_ctx* ctx, float* decay_used);
+
+/* Streaming update, step 2: applies the current step to `segment_count`
+ * pieces whose parameter values lie packed, one after the other, at `packed`.
+ * Every segment is checked (slot index, offset + count within the slot) before
+ * any shadow changes. Fails with EMA_ERROR_NO_STEP before ema_step_begin(). */
+ema_status ema_step_apply(ema_ctx* ctx, const ema_segment* segments,
+                          uint32_t segment_count, const float* packed);
+
+/* The staging window (EMA_STAGING_FLOATS floats) and the segment table
+ * (EMA_SEGMENT_CAPACITY entries), context-owned, for callers that stream. */
+float* ema_staging(ema_ctx* ctx);
+ema_segment* ema_segment_table(ema_ctx* ctx);
+
+/* ===========================================================================
+ *  Store and restore
+ * ======================================================================== */
+
+/* Prepares a backup of `count` arrays of the given lengths and returns without
+ * copying anything; the caller then fills ema_backup(ctx, i). The previous
+ * backup is released only once the new one is allocated, so on failure the old
+ * backup is still there. `count` may be 0 (an empty but present backup). */
+ema_status ema_backup_prepare(ema_ctx* ctx, uint32_t count, const uint32_t* lengths);
+
+/* Convenience for native callers: ema_backup_prepare() and copy `arrays` in. */
+ema_status ema_store(ema_ctx* ctx, uint32_t count, const float* const* arrays,
+                     const uint32_t* lengths);
+
+/* Copies the backup back out into `arrays`, whose count and lengths must match
+ * the stored ones exactly. The backup is kept, so restore can be repeated.
+ * EMA_ERROR_NOTHING_STORED when no store happened. */
+ema_status ema_restore(const ema_ctx* ctx, uint32_t count, float* const* arrays,
+                       const uint32_t* lengths);
+
+/* Number of stored arrays, or -1 when nothing is stored. */
+int32_t ema_backup_count(const ema_ctx* ctx);
+
+/* Stored array i (context-owned) and its length; NULL / 0 for a bad index. */
+float* ema_backup(ema_ctx* ctx, uint32_t index);
+uint32_t ema_backup_length(const ema_ctx* ctx, uint32_t index);
+
+/* Drops the backup (ema_backup_count() becomes -1). */
+void ema_backup_clear(ema_ctx* ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EMA_H */

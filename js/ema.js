@@ -1,0 +1,402 @@
+// The Ema class: LitEma's API over one instance of the C core.
+//
+// Every public method first resolves and checks all of its arguments (pure
+// JS, nothing changes), and only then touches the arena, so a call that throws
+// leaves the EMA exactly as it was.
+
+import { WasmCore } from './core.js';
+import { chooseBuild, compileBuild, instantiate } from './loader.js';
+import { shadowKeysFor } from './names.js';
+import { describe, normalizeParams, quoteList } from './params.js';
+
+const STAGING_FLOATS = 65536; // EMA_STAGING_FLOATS in include/ema.h
+const SEGMENT_CAPACITY = 4096; // EMA_SEGMENT_CAPACITY in include/ema.h
+const SEGMENT_WORDS = 3; // ema_segment is { slot, offset, count }, uint32 each
+const MAX_SLOT_LENGTH = 0xffffffff;
+
+const OPTION_DEFAULTS = { decay: 0.9999, useNumUpdates: true, simd: 'auto' };
+
+function checkOptions(options) {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`ema-wasm: createEma: options must be an object, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!(key in OPTION_DEFAULTS)) {
+      throw new TypeError(
+        `ema-wasm: createEma: unknown option '${key}'; expected ${Object.keys(OPTION_DEFAULTS).join(', ')}`,
+      );
+    }
+  }
+  const { decay, useNumUpdates, simd } = { ...OPTION_DEFAULTS, ...options };
+  if (typeof decay !== 'number') {
+    throw new TypeError(`ema-wasm: createEma: options.decay must be a number, got ${describe(decay)}`);
+  }
+  if (!(decay >= 0 && decay <= 1)) {
+    throw new RangeError(`ema-wasm: createEma: options.decay must be in [0, 1], got ${decay}`);
+  }
+  if (typeof useNumUpdates !== 'boolean') {
+    throw new TypeError(
+      `ema-wasm: createEma: options.useNumUpdates must be a boolean, got ${describe(useNumUpdates)}`,
+    );
+  }
+  if (simd !== 'auto' && simd !== true && simd !== false) {
+    throw new TypeError(`ema-wasm: createEma: options.simd must be 'auto', true or false, got ${describe(simd)}`);
+  }
+  return { decay, useNumUpdates, simd };
+}
+
+/**
+ * Creates an EMA of the trainable entries of `params`, with shadows starting
+ * as copies of them (as LitEma does).
+ */
+export async function createEma(params, options = {}) {
+  const { decay, useNumUpdates, simd } = checkOptions(options);
+  const entries = normalizeParams(params, 'createEma');
+  const tracked = entries.filter((entry) => entry.trainable);
+  const keys = shadowKeysFor(tracked.map((entry) => entry.name));
+  for (const { name, data } of tracked) {
+    if (data.length > MAX_SLOT_LENGTH) {
+      throw new RangeError(`ema-wasm: createEma: parameter '${name}' has ${data.length} elements; at most ${MAX_SLOT_LENGTH}`);
+    }
+  }
+  const build = chooseBuild(simd);
+  const module = await compileBuild(build);
+  return new Ema(new WasmCore(instantiate(module)), build, tracked, keys, decay, useNumUpdates);
+}
+
+export class Ema {
+  #core;
+  #context = 0;
+  #build;
+  #names; // tracked parameter names, in order
+  #keys; // LitEma shadow keys (dots removed), same order
+  #shapes;
+  #lengths;
+  #slotOf; // name -> slot index
+  #shadowOffsets; // float index of each shadow in linear memory
+  #scratch; // 4 bytes for out-parameters
+  #stored = null; // { names, lengths, slotOf } of the last store, or null
+
+  /** @private Use createEma(). */
+  constructor(core, build, tracked, keys, decay, useNumUpdates) {
+    this.#core = core;
+    this.#build = build;
+    this.#names = tracked.map((entry) => entry.name);
+    this.#keys = keys;
+    this.#shapes = tracked.map((entry) => entry.shape);
+    this.#lengths = tracked.map((entry) => entry.data.length);
+    this.#slotOf = new Map(this.#names.map((name, slot) => [name, slot]));
+
+    const exports = core.exports;
+    this.#scratch = core.malloc(8);
+    const lengthsPointer = core.mallocU32(this.#lengths);
+    try {
+      const status = exports.ema_create(this.#scratch, decay, useNumUpdates ? 1 : 0, tracked.length, lengthsPointer);
+      core.check(status, 'createEma: allocating the shadow arena');
+    } finally {
+      core.free(lengthsPointer);
+    }
+    this.#context = core.heapU32[this.#scratch >>> 2];
+    this.#shadowOffsets = this.#names.map((_, slot) => exports.ema_shadow(this.#context, slot) >>> 2);
+
+    const heap = core.heapF32;
+    tracked.forEach((entry, slot) => heap.set(entry.data, this.#shadowOffsets[slot]));
+  }
+
+  // ---- state ---------------------------------------------------------------
+
+  /** The base decay, as the float32 value LitEma stores. */
+  get decay() {
+    return this.#live().exports.ema_decay(this.#context);
+  }
+
+  /** Updates since creation or reset; -1 when warmup is off. */
+  get numUpdates() {
+    return this.#live().exports.ema_num_updates(this.#context);
+  }
+
+  /** Tracked parameter names, in creation order (a copy). */
+  get names() {
+    this.#live();
+    return this.#names.slice();
+  }
+
+  /** True when the SIMD128 build runs, false for the scalar build. */
+  get simd() {
+    this.#live();
+    return this.#build === 'simd';
+  }
+
+  /** Bytes the arena holds in linear memory (shadows, staging, backup). */
+  get byteLength() {
+    return this.#live().exports.ema_byte_length(this.#context) >>> 0;
+  }
+
+  /** LitEma.reset_num_updates(): the counter goes to 0, turning warmup on. */
+  resetNumUpdates() {
+    const core = this.#live();
+    core.check(core.exports.ema_reset_num_updates(this.#context), 'resetNumUpdates');
+  }
+
+  /** A copy of the shadow of parameter `name`. */
+  shadow(name) {
+    const core = this.#live();
+    const slot = this.#slotOf.get(name);
+    if (slot === undefined) {
+      if (typeof name !== 'string') {
+        throw new TypeError(`ema-wasm: shadow: name must be a string, got ${describe(name)}`);
+      }
+      throw new Error(`ema-wasm: shadow: no tracked parameter named '${name}'; tracked: ${quoteList(this.#names)}`);
+    }
+    const start = this.#shadowOffsets[slot];
+    return core.heapF32.slice(start, start + this.#lengths[slot]);
+  }
+
+  /** Shape of a tracked parameter (a copy), as given at creation. */
+  shape(name) {
+    this.#live();
+    const slot = this.#slotOf.get(name);
+    if (slot === undefined) {
+      throw new Error(`ema-wasm: shape: no tracked parameter named '${name}'`);
+    }
+    return this.#shapes[slot].slice();
+  }
+
+  /**
+   * LitEma's state_dict(): 'decay' (Float32Array of 1), 'num_updates'
+   * (Int32Array of 1), then each shadow under its name with the dots removed.
+   * Every value is a copy.
+   */
+  stateDict() {
+    const core = this.#live();
+    const state = new Map();
+    state.set('decay', Float32Array.of(this.decay));
+    state.set('num_updates', Int32Array.of(this.numUpdates));
+    const heap = core.heapF32;
+    this.#keys.forEach((key, slot) => {
+      const start = this.#shadowOffsets[slot];
+      state.set(key, heap.slice(start, start + this.#lengths[slot]));
+    });
+    return state;
+  }
+
+  // ---- the EMA step --------------------------------------------------------
+
+  /**
+   * LitEma.forward(model): one EMA step over every tracked parameter.
+   * Returns the decay the step used (float32 value).
+   */
+  update(params) {
+    const core = this.#live();
+    const arrays = this.#resolveTracked(normalizeParams(params, 'update'), 'update');
+    const exports = core.exports;
+    core.check(exports.ema_step_begin(this.#context, this.#scratch), 'update');
+    const decayUsed = core.heapF32[this.#scratch >>> 2];
+
+    // Stream every parameter through the staging window, several small ones
+    // per window, and apply each full window with one call into Wasm.
+    const stagingPointer = exports.ema_staging(this.#context);
+    const segmentPointer = exports.ema_segment_table(this.#context);
+    const staging = core.heapF32.subarray(stagingPointer >>> 2, (stagingPointer >>> 2) + STAGING_FLOATS);
+    const segments = core.heapU32.subarray(segmentPointer >>> 2, (segmentPointer >>> 2) + SEGMENT_CAPACITY * SEGMENT_WORDS);
+    let staged = 0;
+    let segmentCount = 0;
+    const flush = () => {
+      core.check(exports.ema_step_apply(this.#context, segmentPointer, segmentCount, stagingPointer), 'update');
+      staged = 0;
+      segmentCount = 0;
+    };
+    for (let slot = 0; slot < arrays.length; slot++) {
+      const data = arrays[slot];
+      const length = data.length;
+      for (let offset = 0; offset < length; ) {
+        const count = Math.min(length - offset, STAGING_FLOATS - staged);
+        staging.set(count === length ? data : data.subarray(offset, offset + count), staged);
+        const word = segmentCount * SEGMENT_WORDS;
+        segments[word] = slot;
+        segments[word + 1] = offset;
+        segments[word + 2] = count;
+        segmentCount += 1;
+        staged += count;
+        offset += count;
+        if (staged === STAGING_FLOATS || segmentCount === SEGMENT_CAPACITY) flush();
+      }
+    }
+    if (segmentCount > 0) flush();
+    return decayUsed;
+  }
+
+  // ---- swapping weights ----------------------------------------------------
+
+  /** LitEma.copy_to(model): writes every shadow into its trainable array. */
+  copyTo(params) {
+    const core = this.#live();
+    this.#copyShadowsInto(core, this.#resolveTracked(normalizeParams(params, 'copyTo'), 'copyTo'));
+  }
+
+  /** LitEma.store(parameters): snapshots every array given, trainable or not. */
+  store(params) {
+    const core = this.#live();
+    this.#storeEntries(core, normalizeParams(params, 'store'));
+  }
+
+  /** LitEma.restore(parameters): writes the last snapshot back, by name. */
+  restore(params) {
+    const core = this.#live();
+    this.#restoreInto(core, this.#resolveStored(normalizeParams(params, 'restore'), 'restore'));
+  }
+
+  /**
+   * LitEma's ema_scope: store, copyTo, `await fn()`, then restore even if fn
+   * throws. Returns what fn returns.
+   */
+  async withEma(params, fn) {
+    const core = this.#live();
+    if (typeof fn !== 'function') {
+      throw new TypeError(`ema-wasm: withEma: fn must be a function, got ${describe(fn)}`);
+    }
+    const entries = normalizeParams(params, 'withEma');
+    const trackedArrays = this.#resolveTracked(entries, 'withEma');
+    this.#storeEntries(core, entries);
+    const stored = this.#resolveStored(entries, 'withEma');
+    this.#copyShadowsInto(core, trackedArrays);
+    try {
+      return await fn();
+    } finally {
+      this.#restoreInto(this.#live(), stored);
+    }
+  }
+
+  /** Frees the arena. Every later call throws. Calling it again does nothing. */
+  dispose() {
+    if (this.#core === null) return;
+    this.#core.exports.ema_destroy(this.#context);
+    this.#core = null;
+    this.#context = 0;
+  }
+
+  // ---- internals -----------------------------------------------------------
+
+  #live() {
+    if (this.#core === null) {
+      throw new Error('ema-wasm: this EMA was disposed; create a new one with createEma()');
+    }
+    return this.#core;
+  }
+
+  /**
+   * Checks normalized entries against the tracked set and returns the arrays in slot
+   * order. Untrainable entries are skipped, as LitEma skips them, unless they
+   * are tracked, which LitEma asserts against.
+   */
+  #resolveTracked(entries, method) {
+    const arrays = new Array(this.#names.length);
+    const unknown = [];
+    for (const { name, data, trainable } of entries) {
+      const slot = this.#slotOf.get(name);
+      if (!trainable) {
+        if (slot !== undefined) {
+          throw new Error(
+            `ema-wasm: ${method}: parameter '${name}' is tracked but was passed with trainable: false`,
+          );
+        }
+        continue;
+      }
+      if (slot === undefined) {
+        unknown.push(name);
+        continue;
+      }
+      if (data.length !== this.#lengths[slot]) {
+        throw new Error(
+          `ema-wasm: ${method}: parameter '${name}' has ${data.length} elements; ` +
+            `its shadow has ${this.#lengths[slot]}`,
+        );
+      }
+      arrays[slot] = data;
+    }
+    if (unknown.length > 0) {
+      throw new Error(
+        `ema-wasm: ${method}: unknown trainable parameters ${quoteList(unknown)}; ` +
+          'pass them with trainable: false or create the EMA with them',
+      );
+    }
+    const missing = this.#names.filter((_, slot) => arrays[slot] === undefined);
+    if (missing.length > 0) {
+      throw new Error(`ema-wasm: ${method}: missing tracked parameters ${quoteList(missing)}`);
+    }
+    return arrays;
+  }
+
+  #copyShadowsInto(core, arrays) {
+    const heap = core.heapF32;
+    arrays.forEach((data, slot) => {
+      const start = this.#shadowOffsets[slot];
+      data.set(heap.subarray(start, start + data.length));
+    });
+  }
+
+  #storeEntries(core, entries) {
+    const lengths = entries.map((entry) => entry.data.length);
+    const tooLong = entries.find((entry) => entry.data.length > MAX_SLOT_LENGTH);
+    if (tooLong) {
+      throw new RangeError(`ema-wasm: store: parameter '${tooLong.name}' is too large`);
+    }
+    const lengthsPointer = core.mallocU32(lengths);
+    try {
+      core.check(core.exports.ema_backup_prepare(this.#context, entries.length, lengthsPointer), 'store');
+    } finally {
+      core.free(lengthsPointer);
+    }
+    // The backup was just allocated (memory may have grown): fresh view.
+    const heap = core.heapF32;
+    entries.forEach((entry, index) => {
+      heap.set(entry.data, core.exports.ema_backup(this.#context, index) >>> 2);
+    });
+    this.#stored = {
+      names: entries.map((entry) => entry.name),
+      lengths,
+      indexOf: new Map(entries.map((entry, index) => [entry.name, index])),
+    };
+  }
+
+  /** Checks entries against the last store; returns [{ index, data }]. */
+  #resolveStored(entries, method) {
+    if (this.#stored === null) {
+      throw new Error(`ema-wasm: ${method}: nothing is stored; call store(params) first`);
+    }
+    const { names, lengths, indexOf } = this.#stored;
+    const targets = [];
+    const unknown = [];
+    for (const { name, data } of entries) {
+      const index = indexOf.get(name);
+      if (index === undefined) {
+        unknown.push(name);
+        continue;
+      }
+      if (data.length !== lengths[index]) {
+        throw new Error(
+          `ema-wasm: ${method}: parameter '${name}' has ${data.length} elements; ` +
+            `${lengths[index]} were stored`,
+        );
+      }
+      targets.push({ index, data });
+    }
+    if (unknown.length > 0) {
+      throw new Error(`ema-wasm: ${method}: parameters ${quoteList(unknown)} were not stored`);
+    }
+    if (targets.length !== names.length) {
+      const given = new Set(entries.map((entry) => entry.name));
+      const missing = names.filter((name) => !given.has(name));
+      throw new Error(`ema-wasm: ${method}: stored parameters ${quoteList(missing)} are missing`);
+    }
+    return targets;
+  }
+
+  #restoreInto(core, targets) {
+    const heap = core.heapF32;
+    for (const { index, data } of targets) {
+      const start = core.exports.ema_backup(this.#context, index) >>> 2;
+      data.set(heap.subarray(start, start + data.length));
+    }
+  }
+}

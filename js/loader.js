@@ -1,0 +1,99 @@
+// Finds, compiles and instantiates the two WebAssembly builds.
+//
+// Each build is compiled once per process (or page) and cached; every EMA gets
+// its own instance, so its arena is returned to the engine when the EMA is
+// disposed and garbage collected, and no EMA can disturb another's memory.
+
+const WASM_FILES = {
+  simd: new URL('../dist/ema-simd.wasm', import.meta.url),
+  scalar: new URL('../dist/ema-scalar.wasm', import.meta.url),
+};
+
+// The smallest module that uses a SIMD128 instruction (i8x16.splat and
+// i8x16.popcnt, as in wasm-feature-detect): it validates only where SIMD works.
+const SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0,
+  253, 15, 253, 98, 11,
+]);
+
+let simdSupported;
+
+/** Whether this runtime can run the SIMD128 build. */
+export function hasWasmSimd() {
+  if (simdSupported === undefined) {
+    simdSupported = typeof WebAssembly === 'object' && WebAssembly.validate(SIMD_PROBE);
+  }
+  return simdSupported;
+}
+
+const isNode = typeof process === 'object' && typeof process.versions?.node === 'string';
+
+async function readNodeFile(url) {
+  const { readFile } = await import('node:fs/promises');
+  try {
+    return await readFile(url);
+  } catch (error) {
+    throw new Error(
+      `ema-wasm: cannot read ${url.pathname} (${error.code ?? error.message}). ` +
+        'In a source checkout, build it first with `npm run build`.',
+    );
+  }
+}
+
+async function compileInBrowser(url) {
+  const response = await fetch(url);
+  if (!response.ok) {
+    throw new Error(`ema-wasm: fetching ${url} failed with HTTP ${response.status}`);
+  }
+  // compileStreaming insists on the application/wasm MIME type; servers that
+  // send another one still work through the slower path.
+  if (
+    typeof WebAssembly.compileStreaming === 'function' &&
+    response.headers.get('content-type')?.startsWith('application/wasm')
+  ) {
+    return WebAssembly.compileStreaming(response);
+  }
+  return WebAssembly.compile(await response.arrayBuffer());
+}
+
+const compiled = new Map();
+
+/** The compiled module of one build ('simd' or 'scalar'), compiled once. */
+export function compileBuild(build) {
+  let promise = compiled.get(build);
+  if (promise === undefined) {
+    const url = WASM_FILES[build];
+    promise = isNode
+      ? readNodeFile(url).then((bytes) => WebAssembly.compile(bytes))
+      : compileInBrowser(url);
+    // A failed compile should not be cached: the file may appear later.
+    promise.catch(() => compiled.delete(build));
+    compiled.set(build, promise);
+  }
+  return promise;
+}
+
+/** Picks the build for a `simd` option of 'auto', true or false. */
+export function chooseBuild(simd) {
+  if (simd === 'auto') {
+    return hasWasmSimd() ? 'simd' : 'scalar';
+  }
+  if (simd === true && !hasWasmSimd()) {
+    throw new Error(
+      'ema-wasm: options.simd is true but this runtime does not support WebAssembly SIMD; ' +
+        "use simd: 'auto' to fall back to the scalar build",
+    );
+  }
+  return simd ? 'simd' : 'scalar';
+}
+
+/** A fresh instance of a compiled build, initialised and ready for calls. */
+export function instantiate(module) {
+  const instance = new WebAssembly.Instance(module, {
+    // The module tells us when memory grows; views are re-made lazily instead
+    // (see WasmCore.heapF32), so there is nothing to do here.
+    env: { emscripten_notify_memory_growth() {} },
+  });
+  instance.exports._initialize();
+  return instance.exports;
+}

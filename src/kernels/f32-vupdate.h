@@ -1,0 +1,38 @@
+/*
+ * f32-vupdate.h - the EMA update micro-kernels.
+ *
+ * Every kernel computes, for i in [0, n):
+ *     shadow[i] = shadow[i] - one_minus_decay * (shadow[i] - param[i])
+ * as three separately rounded float32 operations, the order PyTorch uses for
+ * LitEma (`shadow.sub_(one_minus_decay * (shadow - param))`). Kernels trust
+ * their arguments: checking happens in the API layer (src/ema.c).
+ * `param` may equal `shadow` (the result is then the shadow unchanged).
+ */
+#ifndef EMA_KERNELS_F32_VUPDATE_H
+#define EMA_KERNELS_F32_VUPDATE_H
+
+#include <stddef.h>
+
+#define EMA_ARCH_SCALAR 1
+#if defined(__wasm_simd128__)
+#define EMA_ARCH_WASMSIMD 1
+#else
+#define EMA_ARCH_WASMSIMD 0
+#endif
+
+typedef void (*ema_f32_vupdate_ukernel_fn)(size_t n, const float* param, float* shadow,
+                                           float one_minus_decay);
+
+#define EMA_UKERNEL(arch, name, unroll)                                                \
+    void name(size_t n, const float* param, float* shadow, float one_minus_decay);
+#include "f32-vupdate.inc"
+#undef EMA_UKERNEL
+
+/* The fastest kernel this build has. */
+#if EMA_ARCH_WASMSIMD
+#define ema_f32_vupdate_ukernel_best ema_f32_vupdate_ukernel__wasmsimd_u16
+#else
+#define ema_f32_vupdate_ukernel_best ema_f32_vupdate_ukernel__scalar_u4
+#endif
+
+#endif /* EMA_KERNELS_F32_VUPDATE_H */
