@@ -1,0 +1,34 @@
+// Compiled by test/js/types.test.js with `tsc --noEmit --strict`: the
+// declarations must accept what the README shows and reject misuse.
+import { createEma, hasWasmSimd, shadowKey, type Ema, type StateDict } from 'ema-wasm';
+
+async function main(): Promise<void> {
+  const weight = new Float32Array(6);
+  const params = [
+    { name: 'layer.weight', data: weight, shape: [2, 3] },
+    { name: 'layer.running_mean', data: new Float32Array(2), trainable: false },
+  ];
+  const ema: Ema = await createEma(params, { decay: 0.999, useNumUpdates: true, simd: 'auto' });
+  const decayUsed: number = ema.update(params);
+  ema.copyTo(new Map([['layer.weight', weight]]));
+  ema.store({ 'layer.weight': weight });
+  ema.restore({ 'layer.weight': weight });
+  const accuracy: number = await ema.withEma(params, async () => 0.9);
+  const state: StateDict = ema.stateDict();
+  const shadow: Float32Array = ema.shadow('layer.weight');
+  const info: [number, number, string[], boolean, number, boolean, string] =
+    [ema.numUpdates, ema.decay, ema.names, ema.simd, ema.byteLength, hasWasmSimd(), shadowKey('a.b')];
+  ema.resetNumUpdates();
+  ema.dispose();
+  void [decayUsed, accuracy, state, shadow, info];
+
+  // @ts-expect-error: data must be a Float32Array
+  await createEma([{ name: 'w', data: new Float64Array(2) }]);
+  // @ts-expect-error: simd is 'auto' or a boolean
+  await createEma(params, { simd: 'yes' });
+  // @ts-expect-error: the numUpdates counter is read-only
+  ema.numUpdates = 3;
+  // @ts-expect-error: update takes params
+  ema.update();
+}
+void main;
