@@ -65,6 +65,9 @@ extern "C" {
 #define EMA_SEGMENT_CAPACITY 4096u
 /* Most slots one context can hold. */
 #define EMA_MAX_SLOTS 1048576u
+/* The update counter stops here, so that (10 + num_updates), which LitEma
+ * computes in int32, cannot overflow. */
+#define EMA_MAX_NUM_UPDATES (INT32_MAX - 10)
 
 typedef struct ema_ctx ema_ctx;
 
@@ -102,8 +105,9 @@ float ema_decay(const ema_ctx* ctx);
  * creation or the last reset. Returns INT32_MIN for a NULL context. */
 int32_t ema_num_updates(const ema_ctx* ctx);
 
-/* Sets the update counter (LitEma's state_dict carries it). Any value from -1
- * up is accepted; -1 turns warmup off. */
+/* Sets the update counter (LitEma's state_dict carries it). Values from -1 to
+ * EMA_MAX_NUM_UPDATES are accepted (-1 turns warmup off); below -1 gives
+ * EMA_ERROR_INVALID_COUNTER, above the maximum EMA_ERROR_COUNTER_OVERFLOW. */
 ema_status ema_set_num_updates(ema_ctx* ctx, int32_t num_updates);
 
 /* LitEma.reset_num_updates(): num_updates = 0. This turns warmup on even if it
@@ -135,11 +139,14 @@ float ema_warmup_decay(float decay, int32_t num_updates);
 
 /* One whole EMA step with direct pointers: params[i] points at slot i's
  * parameter (ema_slot_length(ctx, i) floats). All pointers are checked before
- * anything changes. If `decay_used` is not NULL it receives the step's decay. */
+ * anything changes. If `decay_used` is not NULL it receives the step's decay.
+ * Fails with EMA_ERROR_COUNTER_OVERFLOW once num_updates is at
+ * EMA_MAX_NUM_UPDATES. Closes any streaming step left open. */
 ema_status ema_update(ema_ctx* ctx, const float* const* params, float* decay_used);
 
 /* Streaming update, step 1: advances the counter and fixes the step's decay.
- * Then call ema_step_apply() as many times as needed to cover every slot once.
+ * Then call ema_step_apply() as many times as needed to cover every slot once;
+ * the step stays open until the next ema_step_begin() or ema_update().
  * (Applying a piece twice, or leaving one out, is the caller's mistake; the
  * core cannot tell a partial step from a deliberate one.) */
 ema_status ema_step_begin(ema_ctx* ctx, float* decay_used);
@@ -147,7 +154,10 @@ ema_status ema_step_begin(ema_ctx* ctx, float* decay_used);
 /* Streaming update, step 2: applies the current step to `segment_count`
  * pieces whose parameter values lie packed, one after the other, at `packed`.
  * Every segment is checked (slot index, offset + count within the slot) before
- * any shadow changes. Fails with EMA_ERROR_NO_STEP before ema_step_begin(). */
+ * any shadow changes; when `segments` or `packed` point into the context's
+ * segment table or staging window, they must also end inside it
+ * (EMA_ERROR_SEGMENT_OVERFLOW). Fails with EMA_ERROR_NO_STEP when no step is
+ * open. */
 ema_status ema_step_apply(ema_ctx* ctx, const ema_segment* segments,
                           uint32_t segment_count, const float* packed);
 

@@ -24,7 +24,7 @@ typedef enum ema_status {
     EMA_ERROR_TOO_LARGE = 9,          /* sizes whose byte total would overflow */
     EMA_ERROR_NO_STEP = 10,           /* ema_step_apply before ema_step_begin */
     EMA_ERROR_SEGMENT_OVERFLOW = 11,  /* segments exceed the staging window or table */
-    EMA_ERROR_COUNTER_OVERFLOW = 12,  /* num_updates would pass INT32_MAX */
+    EMA_ERROR_COUNTER_OVERFLOW = 12,  /* num_updates would pass EMA_MAX_NUM_UPDATES */
     EMA_ERROR_INVALID_COUNTER = 13    /* num_updates below -1 */
 } ema_status;
 

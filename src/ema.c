@@ -14,10 +14,6 @@
 #include "arena.h"
 #include "kernels/f32-vupdate.h"
 
-/* The counter stops short of INT32_MAX so that (10 + num_updates), which
- * LitEma computes in int32, never overflows. */
-#define EMA_MAX_NUM_UPDATES (INT32_MAX - 10)
-
 typedef struct ema_region {
     float* base;       /* one 64-byte aligned allocation for all arrays */
     size_t byte_size;  /* bytes allocated at base */
@@ -254,6 +250,8 @@ ema_status ema_update(ema_ctx* ctx, const float* const* params, float* decay_use
         ema_f32_vupdate_ukernel_best(ctx->shadows.lengths[i], params[i],
                                      region_array(&ctx->shadows, i), ctx->step_weight);
     }
+    /* A whole step is done: a stray ema_step_apply must not apply it again. */
+    ctx->step_open = false;
     if (decay_used != NULL) {
         *decay_used = decay;
     }
@@ -274,6 +272,21 @@ ema_status ema_step_begin(ema_ctx* ctx, float* decay_used) {
     return EMA_OK;
 }
 
+/* How many elements of `size` bytes fit from `pointer` to the end of the
+ * context-owned block [base, base + capacity); UINT64_MAX when `pointer` lies
+ * outside it (caller memory, whose extent the core cannot know). Compared as
+ * integers: relational operators on unrelated pointers are undefined. */
+static uint64_t elements_left_in(const void* base, uint32_t capacity, size_t size,
+                                 const void* pointer) {
+    const uintptr_t start = (uintptr_t)base;
+    const uintptr_t end = start + (uintptr_t)capacity * size;
+    const uintptr_t at = (uintptr_t)pointer;
+    if (at < start || at >= end) {
+        return UINT64_MAX;
+    }
+    return (end - at) / size;
+}
+
 ema_status ema_step_apply(ema_ctx* ctx, const ema_segment* segments, uint32_t segment_count,
                           const float* packed) {
     if (ctx == NULL || (segment_count != 0 && (segments == NULL || packed == NULL))) {
@@ -282,7 +295,8 @@ ema_status ema_step_apply(ema_ctx* ctx, const ema_segment* segments, uint32_t se
     if (!ctx->step_open) {
         return EMA_ERROR_NO_STEP;
     }
-    if (segments == ctx->segments && segment_count > EMA_SEGMENT_CAPACITY) {
+    if (elements_left_in(ctx->segments, EMA_SEGMENT_CAPACITY, sizeof(ema_segment), segments) <
+        segment_count) {
         return EMA_ERROR_SEGMENT_OVERFLOW;
     }
     uint64_t packed_total = 0;
@@ -297,7 +311,7 @@ ema_status ema_step_apply(ema_ctx* ctx, const ema_segment* segments, uint32_t se
         }
         packed_total += segment.count;
     }
-    if (packed == ctx->staging && packed_total > EMA_STAGING_FLOATS) {
+    if (elements_left_in(ctx->staging, EMA_STAGING_FLOATS, sizeof(float), packed) < packed_total) {
         return EMA_ERROR_SEGMENT_OVERFLOW;
     }
 
