@@ -12,7 +12,7 @@ const char* ema_status_string(ema_status status) {
         case EMA_ERROR_NOTHING_STORED: return "restore called with nothing stored";
         case EMA_ERROR_TOO_MANY_SLOTS: return "too many slots";
         case EMA_ERROR_TOO_LARGE: return "total size too large for this address space";
-        case EMA_ERROR_NO_STEP: return "ema_step_apply called before ema_step_begin";
+        case EMA_ERROR_NO_STEP: return "no update step is open; call ema_step_begin first";
         case EMA_ERROR_SEGMENT_OVERFLOW: return "segments exceed the staging window or segment table";
         case EMA_ERROR_COUNTER_OVERFLOW: return "num_updates would overflow";
         case EMA_ERROR_INVALID_COUNTER: return "num_updates must be -1 or more";
