@@ -32,3 +32,16 @@ async function main(): Promise<void> {
   ema.update();
 }
 void main;
+
+import { createTfjsEma } from 'ema-wasm/tfjs';
+
+async function tfjsUsage(model: { trainableWeights: { name: string; shape: number[] }[] }): Promise<void> {
+  const ema = await createTfjsEma(model, { decay: 0.999 });
+  const decay: number = ema.update();
+  const loss: number = await ema.withEma(() => 0.5);
+  const callbacks = [ema.callback()];
+  void [decay, loss, callbacks];
+  // @ts-expect-error: update takes no arguments in the adapter
+  ema.update(model);
+}
+void tfjsUsage;

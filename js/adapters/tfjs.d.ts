@@ -1,0 +1,52 @@
+// Types for ema-wasm/tfjs. TF.js types are described structurally so that this
+// file does not require @tensorflow/tfjs-core to be installed to type-check.
+import type { Ema, EmaOptions, StateDict } from '../index.js';
+
+/** What the adapter needs of a tf.Variable or a LayerVariable. */
+export interface TfVariableLike {
+  readonly name: string;
+  readonly shape: number[];
+  readonly dtype?: string;
+}
+
+/** What the adapter needs of a tf.LayersModel. */
+export interface TfModelLike {
+  readonly trainableWeights: TfVariableLike[];
+}
+
+export interface TfjsEmaOptions extends EmaOptions {
+  /** The TensorFlow.js namespace; defaults to `import('@tensorflow/tfjs-core')`. */
+  tf?: { tensor: (...args: any[]) => any };
+}
+
+export declare class TfjsEma {
+  private constructor();
+  /** The underlying core EMA; its names are the variable names. */
+  readonly ema: Ema;
+  readonly numUpdates: number;
+  readonly decay: number;
+  readonly names: string[];
+  readonly simd: boolean;
+  /** One EMA step from the variables' current values (dataSync per variable); returns the decay used. */
+  update(): number;
+  /** Writes the EMA weights into the variables (assign of a fresh tensor, disposed after). */
+  copyTo(): void;
+  /** Snapshots the variables' current values. */
+  store(): void;
+  /** Writes the snapshot back; throws if nothing was stored. */
+  restore(): void;
+  /** Runs fn with the EMA weights in the model and puts the training weights back, even if fn throws. */
+  withEma<T>(fn: () => T | Promise<T>): Promise<T>;
+  /** A callback for model.fit that updates the EMA after every batch. */
+  callback(): { onBatchEnd: (batch: number, logs?: unknown) => Promise<void> };
+  resetNumUpdates(): void;
+  shadow(name: string): Float32Array;
+  stateDict(): StateDict;
+  dispose(): void;
+}
+
+/** Tracks a LayersModel's trainableWeights, or a list of tf.Variable, keyed by variable name. */
+export declare function createTfjsEma(
+  modelOrVariables: TfModelLike | TfVariableLike[],
+  options?: TfjsEmaOptions,
+): Promise<TfjsEma>;

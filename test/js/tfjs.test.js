@@ -1,0 +1,144 @@
+// The TF.js adapter on the cpu and wasm backends in Node: shadows after real
+// training steps equal a float32 JS reference bit for bit, the weights swap
+// in and out exactly, model.fit drives it through callback(), and no call
+// leaks a tensor.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+
+import { createTfjsEma } from '../../js/adapters/tfjs.js';
+import { BUILDS, buildName, referenceStep, warmupDecay } from './helpers.js';
+
+function makeModel(seed) {
+  const model = tf.sequential({
+    layers: [
+      tf.layers.dense({ units: 16, inputShape: [8], activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed }) }),
+      tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }) }),
+    ],
+  });
+  model.compile({ optimizer: tf.train.sgd(0.5), loss: 'categoricalCrossentropy' });
+  return model;
+}
+
+function makeBatch(seed) {
+  return tf.tidy(() => {
+    const x = tf.randomUniform([32, 8], -1, 1, 'float32', seed);
+    const labels = tf.randomUniform([32], 0, 3, 'int32', seed + 7);
+    return { x, y: tf.oneHot(labels, 3).toFloat() };
+  });
+}
+
+function readWeights(model) {
+  return model.trainableWeights.map((w) => w.read().dataSync().slice());
+}
+
+for (const backend of ['cpu', 'wasm']) {
+  describe(`TF.js adapter, ${backend} backend`, () => {
+    before(async () => {
+      await tf.setBackend(backend);
+      await tf.ready();
+      assert.equal(tf.getBackend(), backend);
+    });
+
+    for (const simd of BUILDS) {
+      test(`shadows after real training steps equal the float32 reference (${buildName(simd)} build)`, async () => {
+        const model = makeModel(1);
+        const ema = await createTfjsEma(model, { decay: 0.99, simd, tf });
+        assert.deepEqual(ema.names, model.trainableWeights.map((w) => w.name));
+        const reference = readWeights(model);
+        for (let step = 1; step <= 6; step++) {
+          const { x, y } = makeBatch(step);
+          await model.trainOnBatch(x, y);
+          tf.dispose([x, y]);
+          const tensorsBefore = tf.memory().numTensors;
+          const decay = ema.update();
+          assert.equal(tf.memory().numTensors, tensorsBefore, 'update leaks no tensor');
+          assert.equal(decay, warmupDecay(0.99, step));
+          readWeights(model).forEach((weights, i) => referenceStep(reference[i], weights, decay));
+        }
+        model.trainableWeights.forEach((w, i) => {
+          assert.deepEqual(ema.shadow(w.name), reference[i], w.name);
+        });
+        assert.equal(ema.numUpdates, 6);
+        ema.dispose();
+        model.dispose();
+      });
+    }
+
+    test('copyTo, store/restore and withEma swap weights exactly and leak no tensor', async () => {
+      const model = makeModel(2);
+      const ema = await createTfjsEma(model, { decay: 0.9, tf });
+      for (let step = 1; step <= 3; step++) {
+        const { x, y } = makeBatch(10 + step);
+        await model.trainOnBatch(x, y);
+        tf.dispose([x, y]);
+        ema.update();
+      }
+      const training = readWeights(model);
+      const shadows = model.trainableWeights.map((w) => ema.shadow(w.name));
+      const tensorsBefore = tf.memory().numTensors;
+
+      const inside = await ema.withEma(async () => readWeights(model));
+      assert.deepEqual(inside, shadows, 'EMA weights inside withEma');
+      assert.deepEqual(readWeights(model), training, 'training weights after withEma');
+      await assert.rejects(ema.withEma(() => { throw new Error('eval failed'); }), /eval failed/);
+      assert.deepEqual(readWeights(model), training, 'training weights after a throwing fn');
+
+      ema.store();
+      ema.copyTo();
+      assert.deepEqual(readWeights(model), shadows);
+      ema.restore();
+      assert.deepEqual(readWeights(model), training);
+      assert.equal(tf.memory().numTensors, tensorsBefore, 'no tensor leaked');
+
+      // The model still trains after the swaps (the variables are intact).
+      const { x, y } = makeBatch(99);
+      await model.trainOnBatch(x, y);
+      tf.dispose([x, y]);
+      ema.dispose();
+      model.dispose();
+    });
+
+    test('callback() updates after every batch of model.fit', async () => {
+      const model = makeModel(3);
+      const ema = await createTfjsEma(model, { decay: 0.999, tf });
+      const { x, y } = makeBatch(5);
+      await model.fit(x, y, { epochs: 2, batchSize: 8, verbose: 0, callbacks: [ema.callback()] });
+      tf.dispose([x, y]);
+      assert.equal(ema.numUpdates, 8, '32 samples / 8 per batch x 2 epochs');
+      ema.dispose();
+      model.dispose();
+    });
+
+    test('tf.Variable lists are tracked too, with the default tf import', async () => {
+      const a = tf.variable(tf.tensor([1, 2, 3, 4], [2, 2]), true, 'plain/a');
+      const ema = await createTfjsEma([a], { decay: 0, useNumUpdates: false });
+      a.assign(tf.tensor([5, 6, 7, 8], [2, 2]));
+      ema.update();
+      a.assign(tf.zeros([2, 2]));
+      ema.copyTo();
+      assert.deepEqual(Array.from(a.dataSync()), [5, 6, 7, 8]);
+      ema.dispose();
+      a.dispose();
+    });
+  });
+}
+
+describe('TF.js adapter errors', () => {
+  after(() => tf.disposeVariables());
+  test('bad models, options and calls', async () => {
+    await assert.rejects(createTfjsEma(42), (e) => e instanceof TypeError && /LayersModel/.test(e.message));
+    await assert.rejects(createTfjsEma([{ name: 'x' }]), (e) => e instanceof TypeError && /variable 0/.test(e.message));
+    const model = makeModel(4);
+    await assert.rejects(createTfjsEma(model, { tf: {} }), (e) => e instanceof TypeError && /options\.tf/.test(e.message));
+    await assert.rejects(createTfjsEma(model, { decay: 2, tf }), RangeError);
+    await assert.rejects(createTfjsEma(model, { colour: 'red', tf }), (e) => e instanceof TypeError && /'colour'/.test(e.message) && /tf/.test(e.message));
+    const ema = await createTfjsEma(model, { tf });
+    assert.throws(() => ema.restore(), /nothing is stored/);
+    await assert.rejects(ema.withEma('nope'), TypeError);
+    assert.equal(ema.numUpdates, 0);
+    model.dispose();
+  });
+});
