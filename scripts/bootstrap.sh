@@ -15,9 +15,11 @@ missing=()
 command -v emcc >/dev/null 2>&1 || missing+=(emscripten)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 if [ "$purpose" = test ]; then
-  # The native C tests build with gcc under AddressSanitizer and UBSan.
+  # The native C tests build with gcc under AddressSanitizer and UBSan; the
+  # browser test drives Debian's Chromium.
   command -v gcc >/dev/null 2>&1 || missing+=(gcc)
   command -v make >/dev/null 2>&1 || missing+=(make)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
 fi
 
 if ((${#missing[@]})); then
@@ -32,7 +34,7 @@ if ((${#missing[@]})); then
     exit 1
   fi
 else
-  say "Debian packages present (emscripten, cmake$([ "$purpose" = test ] && echo ', gcc'))"
+  say "Debian packages present (emscripten, cmake$([ "$purpose" = test ] && echo ', gcc, chromium'))"
 fi
 
 # --- node modules --------------------------------------------------------------
