@@ -101,6 +101,9 @@ void ema_destroy(ema_ctx* ctx);
 /* The base decay as stored (float32). Returns NaN for a NULL context. */
 float ema_decay(const ema_ctx* ctx);
 
+/* Sets the base decay (LitEma's state_dict carries it); [0, 1], NaN refused. */
+ema_status ema_set_decay(ema_ctx* ctx, float decay);
+
 /* The update counter: -1 when warmup is off, else the number of updates since
  * creation or the last reset. Returns INT32_MIN for a NULL context. */
 int32_t ema_num_updates(const ema_ctx* ctx);
@@ -195,6 +198,81 @@ uint32_t ema_backup_length(const ema_ctx* ctx, uint32_t index);
 
 /* Drops the backup (ema_backup_count() becomes -1). */
 void ema_backup_clear(ema_ctx* ctx);
+
+/* ===========================================================================
+ *  safetensors
+ * ===========================================================================
+ * A parser of safetensors headers that trusts nothing. A file is
+ *
+ *     u64 little-endian N | N bytes of JSON header | data section
+ *
+ * where the header maps tensor names to {"dtype", "shape", "data_offsets":
+ * [begin, end]} (offsets relative to the data section) and may hold one
+ * "__metadata__" object of string values. ema_st_parse() checks the header
+ * length, the JSON (strict, UTF-8), every entry's fields, dtype and shape,
+ * that shape x dtype size equals the byte span, that offsets lie in the file,
+ * that the tensors tile the data section exactly (no overlap, no gap), that
+ * names are unique, and that no size overflows. It reads the header only:
+ * pass the first 8 + N bytes (or the whole file) and the file's total size.
+ */
+
+#define EMA_ST_MAX_HEADER_BYTES 100000000u /* as the reference implementation */
+#define EMA_ST_MAX_RANK 32u
+
+typedef enum ema_st_dtype {
+    EMA_ST_BOOL = 1,
+    EMA_ST_U8 = 2,
+    EMA_ST_I8 = 3,
+    EMA_ST_F8_E5M2 = 4,
+    EMA_ST_F8_E4M3 = 5,
+    EMA_ST_I16 = 6,
+    EMA_ST_U16 = 7,
+    EMA_ST_F16 = 8,
+    EMA_ST_BF16 = 9,
+    EMA_ST_I32 = 10,
+    EMA_ST_U32 = 11,
+    EMA_ST_F32 = 12,
+    EMA_ST_F64 = 13,
+    EMA_ST_I64 = 14,
+    EMA_ST_U64 = 15
+} ema_st_dtype;
+
+typedef struct ema_st_file ema_st_file;
+
+/* Parses the header in bytes[0 .. size) of a file of `file_size` bytes. On
+ * success *out receives the parsed header (free it with ema_st_free). On
+ * failure *out is untouched and, if `error_offset` is not NULL, it receives
+ * the byte offset in the file where the defect was found. */
+ema_status ema_st_parse(const uint8_t* bytes, size_t size, uint64_t file_size,
+                        ema_st_file** out, uint64_t* error_offset);
+
+/* Frees a parsed header. Accepts NULL. */
+void ema_st_free(ema_st_file* file);
+
+/* Tensors, in the order the header lists them. Accessors return 0 / NULL
+ * for a bad index. Names are UTF-8, NUL-terminated, owned by `file`. */
+uint32_t ema_st_tensor_count(const ema_st_file* file);
+const char* ema_st_tensor_name(const ema_st_file* file, uint32_t index);
+uint32_t ema_st_tensor_name_length(const ema_st_file* file, uint32_t index);
+int32_t ema_st_tensor_dtype(const ema_st_file* file, uint32_t index);
+uint32_t ema_st_tensor_rank(const ema_st_file* file, uint32_t index);
+uint64_t ema_st_tensor_dim(const ema_st_file* file, uint32_t index, uint32_t dim);
+/* Where the tensor's bytes start in the file (8 + N + begin), and how many. */
+uint64_t ema_st_tensor_file_offset(const ema_st_file* file, uint32_t index);
+uint64_t ema_st_tensor_byte_length(const ema_st_file* file, uint32_t index);
+
+/* The "__metadata__" entries, in header order; keys and values are UTF-8,
+ * NUL-terminated (they may hold U+0000: use the lengths). */
+uint32_t ema_st_metadata_count(const ema_st_file* file);
+const char* ema_st_metadata_key(const ema_st_file* file, uint32_t index);
+uint32_t ema_st_metadata_key_length(const ema_st_file* file, uint32_t index);
+const char* ema_st_metadata_value(const ema_st_file* file, uint32_t index);
+uint32_t ema_st_metadata_value_length(const ema_st_file* file, uint32_t index);
+
+/* A dtype's name as safetensors spells it ("F32"), or NULL; its size in bytes
+ * per element, or 0. */
+const char* ema_st_dtype_name(int32_t dtype);
+uint32_t ema_st_dtype_size(int32_t dtype);
 
 #ifdef __cplusplus
 }

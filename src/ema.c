@@ -144,6 +144,17 @@ float ema_decay(const ema_ctx* ctx) {
     return ctx != NULL ? ctx->decay : __builtin_nanf("");
 }
 
+ema_status ema_set_decay(ema_ctx* ctx, float decay) {
+    if (ctx == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    if (!is_valid_decay(decay)) {
+        return EMA_ERROR_INVALID_DECAY;
+    }
+    ctx->decay = decay;
+    return EMA_OK;
+}
+
 int32_t ema_num_updates(const ema_ctx* ctx) {
     return ctx != NULL ? ctx->num_updates : INT32_MIN;
 }
