@@ -45,3 +45,16 @@ async function tfjsUsage(model: { trainableWeights: { name: string; shape: numbe
   ema.update(model);
 }
 void tfjsUsage;
+
+import { createOrtEma, type OrtTrainingSessionLike } from 'ema-wasm/ort';
+
+async function ortUsage(session: OrtTrainingSessionLike): Promise<void> {
+  const ema = await createOrtEma(session, { decay: 0.999 });
+  const decay: number = await ema.update();
+  await ema.withEma(async () => undefined);
+  const vector: Float32Array = ema.shadow();
+  void [decay, vector, ema.size];
+  // @ts-expect-error: the session is required
+  await createOrtEma();
+}
+void ortUsage;

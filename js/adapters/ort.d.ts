@@ -1,0 +1,73 @@
+// Types for ema-wasm/ort, the onnxruntime-web training adapter
+// (implementation: js/adapters/ort.js). onnxruntime-web's own types are not
+// imported: any object of the shape below is accepted, and onnxruntime-web's
+// TrainingSession (1.17 to 1.19.2) has that shape.
+
+import type { Ema, EmaOptions, StateDict } from '../index.js';
+
+/** What the adapter reads from `getContiguousParameters`: a float32 tensor. */
+export interface OrtTensorLike {
+  /** Element type; must be `'float32'` when present. */
+  readonly type?: string;
+  /** The values; must be a Float32Array of `getParametersSize(true)` elements. */
+  readonly data: unknown;
+}
+
+/** The part of onnxruntime-web's TrainingSession the adapter uses. */
+export interface OrtTrainingSessionLike {
+  getParametersSize(trainableOnly: boolean): Promise<number> | number;
+  getContiguousParameters(trainableOnly: boolean): Promise<OrtTensorLike> | OrtTensorLike;
+  loadParametersBuffer(buffer: Uint8Array, trainableOnly: boolean): Promise<void> | void;
+}
+
+/** Options of createOrtEma: the same as createEma's. */
+export type OrtEmaOptions = EmaOptions;
+
+/**
+ * An EMA of all trainable parameters of a TrainingSession, tracked as one
+ * parameter named `'parameters'` of shape `[size]`. Methods that read or write
+ * the session's weights are async because the session's are.
+ */
+export declare class OrtEma {
+  private constructor();
+
+  /** The underlying core Ema, for advanced use. Its store/restore share this adapter's snapshot. */
+  readonly ema: Ema;
+  /** Number of trainable parameters tracked (`getParametersSize(true)`). */
+  readonly size: number;
+  /** The base decay, as the float32 value LitEma stores. */
+  readonly decay: number;
+  /** Updates since creation or the last reset; -1 when warmup is off. */
+  readonly numUpdates: number;
+  /** True when the SIMD128 build runs, false for the scalar build. */
+  readonly simd: boolean;
+
+  /**
+   * One EMA step with the session's current trainable parameters (call it after
+   * `runOptimizerStep()`). Returns the decay the step used. Throws, leaving the
+   * EMA unchanged, if the session gives anything but `size` float32 values.
+   */
+  update(): Promise<number>;
+  /** Loads the EMA weights into the session (LitEma.copy_to). */
+  copyTo(): Promise<void>;
+  /** Snapshots the session's trainable parameters, replacing an earlier snapshot (LitEma.store). */
+  store(): Promise<void>;
+  /** Loads the snapshot back into the session. Throws if nothing was stored. */
+  restore(): Promise<void>;
+  /** store, copyTo, `await fn()`, then restore even if fn throws (LitEma's ema_scope). */
+  withEma<T>(fn: () => T | Promise<T>): Promise<T>;
+  /** A copy of the whole EMA vector, in `getContiguousParameters` order. */
+  shadow(): Float32Array;
+  /** LitEma's state_dict: `decay`, `num_updates`, `parameters`; every value is a copy. */
+  stateDict(): StateDict;
+  /** Sets the update counter to 0, turning warmup on (LitEma.reset_num_updates). */
+  resetNumUpdates(): void;
+  /** Frees the arena; every later call throws. Repeating it does nothing. The session is not released. */
+  dispose(): void;
+}
+
+/**
+ * Creates an EMA of `session`'s trainable parameters; the shadow starts as a
+ * copy of them. onnxruntime-web itself is not imported: pass your session.
+ */
+export declare function createOrtEma(session: OrtTrainingSessionLike, options?: OrtEmaOptions): Promise<OrtEma>;
