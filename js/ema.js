@@ -8,6 +8,7 @@ import { WasmCore } from './core.js';
 import { chooseBuild, compileBuild, instantiate } from './loader.js';
 import { shadowKeysFor } from './names.js';
 import { describe, normalizeParams, quoteList } from './params.js';
+import { COUNTER_KEY, DECAY_KEY, stateFromDict, stateFromFile, stateToFile } from './state.js';
 
 const STAGING_FLOATS = 65536; // EMA_STAGING_FLOATS in include/ema.h
 const SEGMENT_CAPACITY = 4096; // EMA_SEGMENT_CAPACITY in include/ema.h
@@ -62,6 +63,41 @@ export async function createEma(params, options = {}) {
   const build = chooseBuild(simd);
   const module = await compileBuild(build);
   return new Ema(new WasmCore(instantiate(module)), build, tracked, keys, decay, useNumUpdates);
+}
+
+function checkOptionKeys(options, allowed, method) {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`ema-wasm: ${method}: options must be an object, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) {
+      throw new TypeError(`ema-wasm: ${method}: unknown option '${key}'; expected ${allowed.join(', ')}`);
+    }
+  }
+  if (options.strict !== undefined && typeof options.strict !== 'boolean') {
+    throw new TypeError(`ema-wasm: ${method}: options.strict must be a boolean, got ${describe(options.strict)}`);
+  }
+  return options;
+}
+
+/**
+ * Builds a new EMA from a safetensors file written by save() or by PyTorch
+ * (LitEma's state_dict, optionally under a prefix such as 'model_ema.').
+ * Names come from the file's metadata when it records them, else they are
+ * LitEma's keys (the dotted names cannot be recovered from those).
+ */
+export async function loadEma(bytes, options = {}) {
+  const { prefix = '', simd = 'auto' } = checkOptionKeys(options, ['prefix', 'simd'], 'loadEma');
+  const state = await stateFromFile(bytes, prefix, 'loadEma');
+  const params = state.shadows.map(({ key, name, shape, data }) => {
+    if (name !== undefined && shadowKeysFor([name])[0] !== key) {
+      throw new Error(`ema-wasm: loadEma: the file's metadata names '${name}' for '${key}', which does not match`);
+    }
+    return { name: name ?? key, data, shape };
+  });
+  const ema = await createEma(params, { decay: state.decay, useNumUpdates: state.numUpdates >= 0, simd });
+  ema.loadStateDict(new Map([[COUNTER_KEY, Int32Array.of(state.numUpdates)]]), { strict: false });
+  return ema;
 }
 
 export class Ema {
@@ -178,6 +214,55 @@ export class Ema {
       state.set(key, heap.slice(start, start + this.#lengths[slot]));
     });
     return state;
+  }
+
+  /**
+   * LitEma's load_state_dict: 'decay', 'num_updates' and each shadow under
+   * its LitEma key, as stateDict() returns them (a Map or a plain object).
+   * strict (default): exactly the tracked keys, no more, no fewer; otherwise
+   * what is present is loaded and unknown keys are ignored. All or nothing.
+   */
+  loadStateDict(state, options = {}) {
+    const core = this.#live();
+    const { strict = true } = checkOptionKeys(options, ['strict'], 'loadStateDict');
+    this.#applyState(core, stateFromDict(state, 'loadStateDict'), strict, 'loadStateDict');
+  }
+
+  /**
+   * The state as a safetensors file: '<prefix>decay' (F32 scalar),
+   * '<prefix>num_updates' (I32 scalar) and each shadow as F32 under
+   * '<prefix><LitEma key>' with its shape. The metadata records the dotted
+   * names; `metadata` adds string entries of your own.
+   */
+  save(options = {}) {
+    const core = this.#live();
+    checkOptionKeys(options, ['prefix', 'metadata'], 'save');
+    const heap = core.heapF32;
+    const state = {
+      decay: this.decay,
+      numUpdates: this.numUpdates,
+      // Views are fine here: stateToFile copies them before anything else
+      // can run in this arena.
+      shadows: this.#keys.map((key, slot) => ({
+        key,
+        name: this.#names[slot],
+        shape: this.#shapes[slot],
+        data: heap.subarray(this.#shadowOffsets[slot], this.#shadowOffsets[slot] + this.#lengths[slot]),
+      })),
+    };
+    return stateToFile(state, options, 'save');
+  }
+
+  /**
+   * Loads a safetensors file (from save() or PyTorch) into this EMA, under
+   * `prefix`. Same rules as loadStateDict; a file that fails any check
+   * changes nothing.
+   */
+  async loadState(bytes, options = {}) {
+    this.#live();
+    const { prefix = '', strict = true } = checkOptionKeys(options, ['prefix', 'strict'], 'loadState');
+    const state = await stateFromFile(bytes, prefix, 'loadState');
+    this.#applyState(this.#live(), state, strict, 'loadState');
   }
 
   // ---- the EMA step --------------------------------------------------------
@@ -325,6 +410,44 @@ export class Ema {
       throw new Error(`ema-wasm: ${method}: missing tracked parameters ${quoteList(missing)}`);
     }
     return arrays;
+  }
+
+  /** Checks a whole state against this EMA, then applies it. */
+  #applyState(core, state, strict, method) {
+    const slotOfKey = new Map(this.#keys.map((key, slot) => [key, slot]));
+    const targets = [];
+    const unknown = [];
+    for (const { key, data } of state.shadows) {
+      const slot = slotOfKey.get(key);
+      if (slot === undefined) {
+        unknown.push(key);
+        continue;
+      }
+      if (data.length !== this.#lengths[slot]) {
+        throw new Error(
+          `ema-wasm: ${method}: '${key}' has ${data.length} elements; the shadow of '${this.#names[slot]}' has ${this.#lengths[slot]}`,
+        );
+      }
+      targets.push({ slot, data });
+    }
+    if (strict) {
+      if (unknown.length > 0) {
+        throw new Error(`ema-wasm: ${method}: unexpected keys ${quoteList(unknown)} (pass strict: false to ignore them)`);
+      }
+      const given = new Set(state.shadows.map(({ key }) => key));
+      const missing = this.#keys.filter((key) => !given.has(key));
+      if (state.decay === undefined) missing.unshift(DECAY_KEY);
+      if (state.numUpdates === undefined) missing.unshift(COUNTER_KEY);
+      if (missing.length > 0) {
+        throw new Error(`ema-wasm: ${method}: missing keys ${quoteList(missing)} (pass strict: false to load a part)`);
+      }
+    }
+
+    const exports = core.exports;
+    if (state.decay !== undefined) core.check(exports.ema_set_decay(this.#context, state.decay), method);
+    if (state.numUpdates !== undefined) core.check(exports.ema_set_num_updates(this.#context, state.numUpdates), method);
+    const heap = core.heapF32;
+    for (const { slot, data } of targets) heap.set(data, this.#shadowOffsets[slot]);
   }
 
   #copyShadowsInto(core, arrays) {

@@ -1,6 +1,6 @@
 // ema-wasm: an exponential moving average of model weights, LitEma-exact in
 // float32, computed by a C core compiled to WebAssembly (SIMD128 where the
 // runtime has it, scalar otherwise).
-export { createEma, Ema } from './ema.js';
+export { createEma, Ema, loadEma } from './ema.js';
 export { hasWasmSimd } from './loader.js';
 export { shadowKey } from './names.js';

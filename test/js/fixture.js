@@ -53,8 +53,8 @@ class Tokens {
  * steps: [{ kind: 'update', values, decayBits, numUpdates, shadows|null } |
  * { kind: 'reset', numUpdates }] }].
  */
-export function readFixtures() {
-  const tokens = new Tokens(readFileSync(FIXTURE_PATH, 'utf8'));
+export function readFixtures(path = FIXTURE_PATH) {
+  const tokens = new Tokens(readFileSync(path, 'utf8'));
   tokens.expect('emafixture');
   tokens.expect('1');
   const cases = [];
