@@ -67,9 +67,42 @@ export declare class Ema {
   shape(name: string): number[];
   /** LitEma's state_dict; every value is a copy. */
   stateDict(): StateDict;
+  /**
+   * LitEma's load_state_dict. `state` is a Map or object as stateDict() returns
+   * (decay and num_updates may also be plain numbers). strict (default true):
+   * exactly the tracked keys; otherwise what is present is loaded and unknown
+   * keys are ignored. All or nothing: a failed call changes nothing.
+   */
+  loadStateDict(state: StateDictInput, options?: { strict?: boolean }): void;
+  /**
+   * The state as a safetensors file: `<prefix>decay` (F32 scalar),
+   * `<prefix>num_updates` (I32 scalar), each shadow as F32 with its shape. The
+   * metadata records the dotted names, plus your own string entries.
+   */
+  save(options?: SaveOptions): Uint8Array;
+  /** Loads a safetensors file (from save() or PyTorch) into this EMA; all or nothing. */
+  loadState(bytes: Uint8Array, options?: { prefix?: string; strict?: boolean }): Promise<void>;
   /** Frees the arena; every later call throws. Repeating it does nothing. */
   dispose(): void;
 }
+
+/** What loadStateDict accepts. */
+export type StateDictInput =
+  | ReadonlyMap<string, Float32Array | Int32Array | number>
+  | { readonly [key: string]: Float32Array | Int32Array | number };
+
+export interface SaveOptions {
+  /** Prefix for every key, e.g. 'model_ema.' as in Stable Diffusion checkpoints. Default ''. */
+  prefix?: string;
+  /** Extra `__metadata__` entries; values must be strings; keys starting with 'ema_wasm.' are reserved. */
+  metadata?: Record<string, string>;
+}
+
+/**
+ * Builds an EMA from a safetensors file written by save() or by PyTorch
+ * (LitEma's state_dict, optionally under a prefix such as 'model_ema.').
+ */
+export declare function loadEma(bytes: Uint8Array, options?: { prefix?: string; simd?: 'auto' | boolean }): Promise<Ema>;
 
 /** Creates an EMA whose shadows start as copies of the trainable parameters. */
 export declare function createEma(params: Params, options?: EmaOptions): Promise<Ema>;

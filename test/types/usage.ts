@@ -58,3 +58,19 @@ async function ortUsage(session: OrtTrainingSessionLike): Promise<void> {
   await createOrtEma();
 }
 void ortUsage;
+
+import { loadEma } from 'ema-wasm';
+import { loadEmaFile, saveEmaFile } from 'ema-wasm/node';
+
+async function checkpointUsage(ema: Ema): Promise<void> {
+  const bytes: Uint8Array = ema.save({ prefix: 'model_ema.', metadata: { step: '1000' } });
+  const copy = await loadEma(bytes, { prefix: 'model_ema.' });
+  await copy.loadState(bytes, { prefix: 'model_ema.', strict: true });
+  copy.loadStateDict(ema.stateDict());
+  const size: number = await saveEmaFile(ema, 'ema.safetensors');
+  const fromDisk: Ema = await loadEmaFile('ema.safetensors');
+  void [size, fromDisk];
+  // @ts-expect-error: metadata values are strings
+  ema.save({ metadata: { step: 1000 } });
+}
+void checkpointUsage;
