@@ -1,0 +1,353 @@
+// The browser demo page: controls, live charts and stats around the training
+// run in train.js. TF.js comes from the <script> tags (window.tf), uPlot and
+// ema-wasm from their ES modules; no build step.
+//
+// URL parameters prefill the controls and start a run at once:
+//   /demo/?steps=300&backend=wasm&decay=0.99&warmup=1
+// The page reports its state for tests and scripts on
+//   document.body.dataset.status  'idle' | 'running' | 'done' | 'error'
+//   window.emaDemo  { status, results, simd, backend, updateMs, error, ... }
+
+import uPlot from '../../node_modules/uplot/dist/uPlot.esm.js';
+
+import { evalInterval, runTraining } from './train.js';
+
+const WASM_PATHS = '/node_modules/@tensorflow/tfjs-backend-wasm/dist/';
+const BACKENDS = ['cpu', 'wasm', 'webgl'];
+const MAX_STEPS = 100000;
+const COLORS = { raw: '#ea7a28', ema: '#2563eb' };
+const URL_KEYS = ['steps', 'backend', 'decay', 'warmup'];
+
+const demo = window.emaDemo;
+const setStatus = window.emaDemoSetStatus;
+const fail = window.emaDemoFail;
+
+const $ = (id) => document.getElementById(id);
+const form = $('controls');
+const inputs = { decay: $('decay'), steps: $('steps'), backend: $('backend'), warmup: $('warmup') };
+
+// ---- configuration ------------------------------------------------------------
+
+class ConfigError extends Error {}
+
+function parseSteps(text) {
+  const value = Number(text);
+  if (!/^\s*\d+\s*$/.test(String(text)) || value < 1 || value > MAX_STEPS) {
+    throw new ConfigError(`steps must be a whole number from 1 to ${MAX_STEPS}, got '${text}'`);
+  }
+  return value;
+}
+
+function parseDecay(text) {
+  const value = Number(text);
+  if (String(text).trim() === '' || !(value >= 0 && value <= 1)) {
+    throw new ConfigError(`decay must be a number from 0 to 1, got '${text}'`);
+  }
+  return value;
+}
+
+function parseBackend(text) {
+  if (!BACKENDS.includes(text)) {
+    throw new ConfigError(`backend must be one of ${BACKENDS.join(', ')}, got '${text}'`);
+  }
+  return text;
+}
+
+function parseWarmup(text) {
+  if (['1', 'true', 'on', 'yes'].includes(text)) return true;
+  if (['0', 'false', 'off', 'no'].includes(text)) return false;
+  throw new ConfigError(`warmup must be 1 or 0, got '${text}'`);
+}
+
+function readControls() {
+  return {
+    steps: parseSteps(inputs.steps.value),
+    decay: parseDecay(inputs.decay.value),
+    backend: parseBackend(inputs.backend.value),
+    warmup: inputs.warmup.checked,
+  };
+}
+
+/** Prefills the controls from the URL; returns true when a run should start. */
+function applyUrlParameters() {
+  const params = new URLSearchParams(window.location.search);
+  const present = URL_KEYS.filter((key) => params.has(key));
+  if (params.has('steps')) inputs.steps.value = String(parseSteps(params.get('steps')));
+  if (params.has('decay')) inputs.decay.value = String(parseDecay(params.get('decay')));
+  if (params.has('backend')) inputs.backend.value = parseBackend(params.get('backend'));
+  if (params.has('warmup')) inputs.warmup.checked = parseWarmup(params.get('warmup'));
+  return present.length > 0;
+}
+
+/** Puts the run's settings into the address bar, so the link repeats it. */
+function rememberInUrl(config) {
+  const params = new URLSearchParams({
+    steps: String(config.steps),
+    backend: config.backend,
+    decay: String(config.decay),
+    warmup: config.warmup ? '1' : '0',
+  });
+  window.history.replaceState(null, '', `${window.location.pathname}?${params}`);
+}
+
+// ---- charts -------------------------------------------------------------------
+
+const charts = {};
+
+function makeChart(element, { format, range }) {
+  const chart = new uPlot(
+    {
+      width: Math.max(240, element.clientWidth),
+      height: 240,
+      scales: {
+        x: { time: false, range: () => [0, Number(inputs.steps.value) || 1] },
+        y: { range },
+      },
+      series: [
+        { label: 'step', value: (u, v) => (v == null ? '—' : String(v)) },
+        { label: 'raw', stroke: COLORS.raw, width: 1.5, value: (u, v) => (v == null ? '—' : format(v)) },
+        { label: 'EMA', stroke: COLORS.ema, width: 2.5, value: (u, v) => (v == null ? '—' : format(v)) },
+      ],
+      axes: [
+        { label: 'step', stroke: '#475569', grid: { stroke: '#e2e8f0' }, ticks: { stroke: '#cbd5e1' } },
+        {
+          stroke: '#475569',
+          grid: { stroke: '#e2e8f0' },
+          ticks: { stroke: '#cbd5e1' },
+          size: 52,
+          values: (u, values) => values.map(format),
+        },
+      ],
+      cursor: { drag: { x: false, y: false } },
+      // The key is in the caption; the stats above carry the latest values.
+      legend: { show: false },
+    },
+    [[], [], []],
+    element,
+  );
+  new ResizeObserver(() => {
+    const width = Math.max(240, element.clientWidth);
+    if (width !== chart.width) chart.setSize({ width, height: chart.height });
+  }).observe(element);
+  return chart;
+}
+
+function niceTop(value, step) {
+  return Math.ceil((value * 1.05) / step) * step;
+}
+
+function setUpCharts() {
+  charts.loss = makeChart($('chart-loss'), {
+    format: (v) => v.toFixed(2),
+    range: (u, min, max) => [0, max == null || !Number.isFinite(max) ? 1.5 : niceTop(max, 0.25)],
+  });
+  charts.acc = makeChart($('chart-acc'), {
+    format: (v) => `${Math.round(v)}%`,
+    range: (u, min) => [min == null || !Number.isFinite(min) ? 0 : Math.max(0, Math.floor(min / 10) * 10 - 10), 100],
+  });
+}
+
+function drawCharts(results) {
+  const steps = results.map((r) => r.step);
+  charts.loss.setData([steps, results.map((r) => r.rawLoss), results.map((r) => r.emaLoss)]);
+  charts.acc.setData([steps, results.map((r) => 100 * r.rawAcc), results.map((r) => 100 * r.emaAcc)]);
+}
+
+// ---- stats --------------------------------------------------------------------
+
+function setText(id, text) {
+  $(id).textContent = text;
+}
+
+function formatMs(ms) {
+  if (!Number.isFinite(ms)) return '—';
+  // Without cross-origin isolation, browsers round performance.now() to
+  // 0.1 ms (Chromium; coarser elsewhere): a single fast step can read as 0.
+  if (ms === 0) return '< 0.1 ms';
+  return ms < 0.1 ? `${ms.toFixed(3)} ms` : `${ms.toFixed(2)} ms`;
+}
+
+function pair(id, ema, raw) {
+  const target = $(id);
+  target.replaceChildren();
+  const emaSpan = document.createElement('span');
+  emaSpan.className = 'key-ema-text';
+  emaSpan.textContent = ema;
+  const rawSpan = document.createElement('span');
+  rawSpan.className = 'key-raw-text';
+  rawSpan.textContent = raw;
+  target.append(emaSpan, document.createTextNode(' · '), rawSpan);
+}
+
+const percent = (fraction) => `${(100 * fraction).toFixed(1)}%`;
+
+function resetStats(config) {
+  setText('stat-step', `0 / ${config.steps}`);
+  setText('stat-step-sub', `backend ${config.backend}: starting…`);
+  setText('stat-decay', '—');
+  setText('stat-decay-sub', config.warmup ? 'numUpdates 0\nwarmup on' : 'numUpdates -1\nwarmup off');
+  setText('stat-update', '—');
+  setText('stat-update-sub', 'mean · last, per step');
+  setText('stat-loss', '—');
+  setText('stat-acc', '—');
+}
+
+function showBuild(simd, parameters, tensors) {
+  const build = $('stat-build');
+  build.textContent = simd ? 'SIMD128' : 'scalar';
+  build.classList.toggle('good', simd);
+  setText(
+    'stat-build-file',
+    `${simd ? 'dist/ema-simd.wasm' : 'dist/ema-scalar.wasm'}\n${parameters.toLocaleString('en')} weights, ${tensors} tensors`,
+  );
+}
+
+function showProgress(point, stats, config, startedAt) {
+  const seconds = (performance.now() - startedAt) / 1000;
+  setText('stat-step', `${point.step.toLocaleString('en')} / ${config.steps.toLocaleString('en')}`);
+  setText('stat-step-sub', `backend ${demo.backend}\n${seconds.toFixed(1)} s`);
+  setText('stat-decay', Number.isFinite(stats.decayUsed) ? stats.decayUsed.toFixed(4) : '—');
+  setText(
+    'stat-decay-sub',
+    stats.numUpdates >= 0 ? `numUpdates ${stats.numUpdates.toLocaleString('en')}\nwarmup on` : 'numUpdates -1\nwarmup off',
+  );
+  setText('stat-update', formatMs(stats.updateMs.mean));
+  setText('stat-update-sub', `mean per step\nlast ${formatMs(stats.updateMs.last)}`);
+  pair('stat-loss', point.emaLoss.toFixed(3), point.rawLoss.toFixed(3));
+  pair('stat-acc', percent(point.emaAcc), percent(point.rawAcc));
+}
+
+function summarize(results, config, seconds) {
+  const last = results[results.length - 1];
+  const gain = 1 - last.emaLoss / last.rawLoss;
+  const lossText =
+    Math.abs(gain) < 0.01
+      ? `the EMA and raw weights score alike (held-out loss ${last.emaLoss.toFixed(3)} vs ${last.rawLoss.toFixed(3)})`
+      : gain > 0
+        ? `the EMA weights reach a held-out loss of ${last.emaLoss.toFixed(3)} against ${last.rawLoss.toFixed(3)} for the raw weights (${(100 * gain).toFixed(0)}% lower)`
+        : `the EMA weights trail the raw ones (held-out loss ${last.emaLoss.toFixed(3)} vs ${last.rawLoss.toFixed(3)}; the average still remembers early weights — try more steps or a smaller decay)`;
+  return (
+    `Done: ${config.steps.toLocaleString('en')} steps in ${seconds.toFixed(1)} s on the ${demo.backend} backend; ` +
+    `${lossText}, accuracy ${percent(last.emaAcc)} vs ${percent(last.rawAcc)}.`
+  );
+}
+
+// ---- a run --------------------------------------------------------------------
+
+let wasmPathsSet = false;
+
+async function selectBackend(tf, name) {
+  if (name === 'wasm') {
+    if (typeof tf.wasm?.setWasmPaths !== 'function') {
+      throw new Error('the TF.js wasm backend script (tf-backend-wasm.min.js) did not load');
+    }
+    if (!wasmPathsSet) {
+      // Must come before the wasm backend first initialises.
+      tf.wasm.setWasmPaths(WASM_PATHS);
+      wasmPathsSet = true;
+    }
+  }
+  let started = false;
+  let cause = '';
+  try {
+    started = await tf.setBackend(name);
+  } catch (error) {
+    cause = `: ${error.message}`;
+  }
+  if (!started || tf.getBackend() !== name) {
+    throw new Error(`TF.js could not start its ${name} backend${cause}; choose another backend`);
+  }
+}
+
+let running = false;
+
+function setRunning(value) {
+  running = value;
+  for (const element of form.elements) element.disabled = value;
+  $('start').textContent = value ? 'Training…' : 'Start training';
+}
+
+async function run(config) {
+  if (running) return;
+  setRunning(true);
+  $('error').hidden = true;
+  Object.assign(demo, {
+    status: 'running',
+    results: [],
+    simd: null,
+    backend: null,
+    updateMs: { mean: NaN, last: NaN },
+    error: null,
+    config,
+  });
+  setStatus('running');
+  resetStats(config);
+  drawCharts([]);
+  setText('status-line', `Starting the ${config.backend} backend…`);
+  try {
+    const tf = window.tf;
+    if (typeof tf?.setBackend !== 'function') {
+      throw new Error('TensorFlow.js did not load (window.tf is missing)');
+    }
+    await selectBackend(tf, config.backend);
+    demo.backend = tf.getBackend();
+    const startedAt = performance.now();
+    const every = evalInterval(config.steps);
+    setText('status-line', `Training ${config.steps.toLocaleString('en')} steps on the ${demo.backend} backend, evaluating every ${every === 1 ? 'step' : `${every} steps`}…`);
+    const summary = await runTraining({
+      tf,
+      steps: config.steps,
+      decay: config.decay,
+      warmup: config.warmup,
+      onStart: ({ simd, parameters, tensors }) => {
+        demo.simd = simd;
+        showBuild(simd, parameters, tensors);
+      },
+      onEval: (point, stats) => {
+        demo.results.push(point);
+        demo.updateMs = stats.updateMs;
+        demo.numUpdates = stats.numUpdates;
+        drawCharts(demo.results);
+        showProgress(point, stats, config, startedAt);
+      },
+    });
+    const seconds = (performance.now() - startedAt) / 1000;
+    Object.assign(demo, { updateMs: summary.updateMs, numUpdates: summary.numUpdates, seconds, status: 'done' });
+    setText('stat-step-sub', `backend ${demo.backend}\n${seconds.toFixed(1)} s`);
+    setText('status-line', summarize(demo.results, config, seconds));
+    setStatus('done');
+  } catch (error) {
+    setText('status-line', 'The run stopped with an error (see above).');
+    fail(error);
+  } finally {
+    setRunning(false);
+  }
+}
+
+// ---- start --------------------------------------------------------------------
+
+function main() {
+  setUpCharts();
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    let config;
+    try {
+      config = readControls();
+    } catch (error) {
+      fail(error);
+      return;
+    }
+    rememberInUrl(config);
+    run(config);
+  });
+  inputs.steps.addEventListener('change', () => drawCharts(demo.results));
+  if (applyUrlParameters()) {
+    run(readControls());
+  }
+}
+
+try {
+  main();
+} catch (error) {
+  fail(error);
+}
