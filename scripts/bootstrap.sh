@@ -16,9 +16,13 @@ command -v emcc >/dev/null 2>&1 || missing+=(emscripten)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 if [ "$purpose" = test ]; then
   # The native C tests build with gcc under AddressSanitizer and UBSan; the
-  # browser test drives Debian's Chromium.
+  # parser's fuzzer needs clang with its libFuzzer runtime; the browser test
+  # drives Debian's Chromium.
   command -v gcc >/dev/null 2>&1 || missing+=(gcc)
   command -v make >/dev/null 2>&1 || missing+=(make)
+  command -v clang >/dev/null 2>&1 || missing+=(clang)
+  ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
+    ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1 || missing+=(libclang-rt-14-dev)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
 fi
 
@@ -34,7 +38,7 @@ if ((${#missing[@]})); then
     exit 1
   fi
 else
-  say "Debian packages present (emscripten, cmake$([ "$purpose" = test ] && echo ', gcc, chromium'))"
+  say "Debian packages present (emscripten, cmake$([ "$purpose" = test ] && echo ', gcc, clang, chromium'))"
 fi
 
 # --- node modules --------------------------------------------------------------

@@ -238,9 +238,11 @@ ema_status json_string_capacity(json_reader* reader, size_t* capacity) {
     if (!has(reader, 1) || *start != '"') {
         return fail(reader, start, EMA_ERROR_ST_JSON);
     }
-    /* Find the closing quote, stepping over escaped characters. */
+    /* Find the closing quote, stepping over escaped characters (a backslash
+     * in the last byte must not step the pointer past `end`). */
     for (const uint8_t* p = start + 1; p < reader->end; p++) {
         if (*p == '\\') {
+            if (reader->end - p < 2) break;
             p++;
             continue;
         }
@@ -281,86 +283,4 @@ ema_status json_read_u64(json_reader* reader, uint64_t* value) {
     }
     *value = result;
     return EMA_OK;
-}
-
-/* ---- any value ---------------------------------------------------------- */
-
-static bool accept_word(json_reader* reader, const char* word, size_t length) {
-    if (!has(reader, length)) {
-        return false;
-    }
-    for (size_t i = 0; i < length; i++) {
-        if (reader->at[i] != (uint8_t)word[i]) {
-            return false;
-        }
-    }
-    reader->at += length;
-    return true;
-}
-
-static ema_status skip_number(json_reader* reader) {
-    const uint8_t* start = reader->at;
-    if (has(reader, 1) && *reader->at == '-') reader->at++;
-    if (!has(reader, 1) || !is_digit(*reader->at)) return fail(reader, start, EMA_ERROR_ST_JSON);
-    if (*reader->at == '0') {
-        reader->at++;
-    } else {
-        while (has(reader, 1) && is_digit(*reader->at)) reader->at++;
-    }
-    if (has(reader, 1) && *reader->at == '.') {
-        reader->at++;
-        if (!has(reader, 1) || !is_digit(*reader->at)) return fail(reader, start, EMA_ERROR_ST_JSON);
-        while (has(reader, 1) && is_digit(*reader->at)) reader->at++;
-    }
-    if (has(reader, 1) && (*reader->at == 'e' || *reader->at == 'E')) {
-        reader->at++;
-        if (has(reader, 1) && (*reader->at == '+' || *reader->at == '-')) reader->at++;
-        if (!has(reader, 1) || !is_digit(*reader->at)) return fail(reader, start, EMA_ERROR_ST_JSON);
-        while (has(reader, 1) && is_digit(*reader->at)) reader->at++;
-    }
-    return EMA_OK;
-}
-
-static ema_status skip_value_at_depth(json_reader* reader, int depth) {
-    json_skip_space(reader);
-    if (!has(reader, 1)) {
-        return fail(reader, reader->at, EMA_ERROR_ST_JSON);
-    }
-    if (depth > EMA_JSON_MAX_DEPTH) {
-        return fail(reader, reader->at, EMA_ERROR_ST_JSON);
-    }
-    const uint8_t c = *reader->at;
-    ema_status status;
-    switch (c) {
-        case '"':
-            return json_read_string(reader, NULL, NULL, NULL);
-        case '{':
-            reader->at++;
-            if (json_accept(reader, '}')) return EMA_OK;
-            do {
-                if ((status = json_read_string(reader, NULL, NULL, NULL)) != EMA_OK) return status;
-                if ((status = json_expect(reader, ':')) != EMA_OK) return status;
-                if ((status = skip_value_at_depth(reader, depth + 1)) != EMA_OK) return status;
-            } while (json_accept(reader, ','));
-            return json_expect(reader, '}');
-        case '[':
-            reader->at++;
-            if (json_accept(reader, ']')) return EMA_OK;
-            do {
-                if ((status = skip_value_at_depth(reader, depth + 1)) != EMA_OK) return status;
-            } while (json_accept(reader, ','));
-            return json_expect(reader, ']');
-        case 't':
-            return accept_word(reader, "true", 4) ? EMA_OK : fail(reader, reader->at, EMA_ERROR_ST_JSON);
-        case 'f':
-            return accept_word(reader, "false", 5) ? EMA_OK : fail(reader, reader->at, EMA_ERROR_ST_JSON);
-        case 'n':
-            return accept_word(reader, "null", 4) ? EMA_OK : fail(reader, reader->at, EMA_ERROR_ST_JSON);
-        default:
-            return skip_number(reader);
-    }
-}
-
-ema_status json_skip_value(json_reader* reader) {
-    return skip_value_at_depth(reader, 0);
 }

@@ -1,9 +1,9 @@
 /*
  * json_reader.h - a strict, allocation-free JSON reader over untrusted bytes.
  *
- * Just enough JSON for a safetensors header: objects, arrays, strings (with
- * every escape, surrogate pairs, and UTF-8 validation), unsigned integers, and
- * skipping of any other value. It never reads outside [begin, end) and reports
+ * Just enough JSON for a safetensors header: punctuation, strings (with every
+ * escape, surrogate pairs, and UTF-8 validation) and unsigned integers; the
+ * header's schema admits no other value, so there is nothing to skip. It never reads outside [begin, end) and reports
  * the byte offset of the first defect.
  */
 #ifndef EMA_JSON_READER_H
@@ -14,10 +14,6 @@
 #include <stdint.h>
 
 #include "ema_status.h"
-
-/* Deepest nesting json_skip_value() accepts; deeper input is refused rather
- * than allowed to exhaust the stack. */
-#define EMA_JSON_MAX_DEPTH 64
 
 typedef struct json_reader {
     const uint8_t* begin;
@@ -57,9 +53,6 @@ ema_status json_string_capacity(json_reader* reader, size_t* capacity);
  * exponents and leading zeros are EMA_ERROR_ST_BAD_INTEGER; a value past
  * UINT64_MAX is EMA_ERROR_ST_OVERFLOW. */
 ema_status json_read_u64(json_reader* reader, uint64_t* value);
-
-/* Skips any one JSON value, checking its syntax. */
-ema_status json_skip_value(json_reader* reader);
 
 /* Offset of the reader (or of its first defect) from `begin`. */
 size_t json_offset(const json_reader* reader);

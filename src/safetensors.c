@@ -183,10 +183,13 @@ static ema_status parse_dtype(parser* p, st_tensor* tensor) {
     size_t capacity;
     ema_status status = json_string_capacity(&p->json, &capacity);
     if (status != EMA_OK) {
-        return at_json(p, EMA_ERROR_ST_UNKNOWN_DTYPE);
+        /* A string the header cuts off is bad JSON; any other value a bad dtype. */
+        const bool string = p->json.at != p->json.end && *p->json.at == '"';
+        return at_json(p, string ? EMA_ERROR_ST_JSON : EMA_ERROR_ST_UNKNOWN_DTYPE);
     }
-    /* Every dtype name is short ASCII: anything longer is unknown. */
-    uint8_t name[16];
+    /* Every dtype name is short ASCII, even spelled with \uXXXX escapes
+     * (7 x 6 + 2 bytes): anything longer is unknown. */
+    uint8_t name[48];
     if (capacity > sizeof(name)) {
         p->json.at = start;
         return at_json(p, EMA_ERROR_ST_UNKNOWN_DTYPE);
@@ -224,16 +227,28 @@ static ema_status parse_shape(parser* p, st_tensor* tensor) {
     return json_accept(&p->json, ']') ? EMA_OK : at_json(p, EMA_ERROR_ST_BAD_SHAPE);
 }
 
+/* A number that is no unsigned integer (sign, fraction, exponent, leading
+ * zero) is EMA_ERROR_ST_BAD_INTEGER, as in a shape; a missing or non-numeric
+ * element is EMA_ERROR_ST_BAD_OFFSETS. */
+static ema_status read_offset(parser* p, uint64_t* value) {
+    json_skip_space(&p->json);
+    const bool number = p->json.at != p->json.end &&
+                        (*p->json.at == '-' || (*p->json.at >= '0' && *p->json.at <= '9'));
+    const ema_status status = json_read_u64(&p->json, value);
+    if (status == EMA_OK) return EMA_OK;
+    return at_json(p, status == EMA_ERROR_ST_BAD_INTEGER && !number ? EMA_ERROR_ST_BAD_OFFSETS : status);
+}
+
 static ema_status parse_offsets(parser* p, st_tensor* tensor) {
     if (!json_accept(&p->json, '[')) {
         return at_json(p, EMA_ERROR_ST_BAD_OFFSETS);
     }
     const uint8_t* start = p->json.at;
-    ema_status status = json_read_u64(&p->json, &tensor->begin);
-    if (status != EMA_OK) return at_json(p, status == EMA_ERROR_ST_OVERFLOW ? status : EMA_ERROR_ST_BAD_OFFSETS);
+    ema_status status = read_offset(p, &tensor->begin);
+    if (status != EMA_OK) return status;
     if (!json_accept(&p->json, ',')) return at_json(p, EMA_ERROR_ST_BAD_OFFSETS);
-    status = json_read_u64(&p->json, &tensor->end);
-    if (status != EMA_OK) return at_json(p, status == EMA_ERROR_ST_OVERFLOW ? status : EMA_ERROR_ST_BAD_OFFSETS);
+    status = read_offset(p, &tensor->end);
+    if (status != EMA_OK) return status;
     if (!json_accept(&p->json, ']')) return at_json(p, EMA_ERROR_ST_BAD_OFFSETS);
     if (tensor->begin > tensor->end) {
         p->json.at = start;
@@ -270,7 +285,7 @@ static ema_status parse_tensor(parser* p, st_tensor* tensor) {
         do {
             json_skip_space(&p->json);
             const uint8_t* field_start = p->json.at;
-            uint8_t field[16];
+            uint8_t field[80]; /* "data_offsets" spelled with escapes: 12 x 6 + 2 */
             size_t capacity, length = 0;
             ema_status status = json_string_capacity(&p->json, &capacity);
             if (status != EMA_OK) return at_json(p, status);
@@ -307,9 +322,12 @@ static ema_status parse_tensor(parser* p, st_tensor* tensor) {
 
 static ema_status parse_header(parser* p) {
     ema_st_file* file = p->file;
-    if (!json_accept(&p->json, '{')) {
+    /* The reference implementation requires '{' as the very first byte (no
+     * leading whitespace), which also tells a safetensors file from others. */
+    if (p->json.at == p->json.end || *p->json.at != '{') {
         return at_json(p, EMA_ERROR_ST_NOT_OBJECT);
     }
+    p->json.at++;
     if (!json_accept(&p->json, '}')) {
         do {
             json_skip_space(&p->json);

@@ -171,7 +171,7 @@ static ema_ctx* make_ctx(float decay, int warmup, uint32_t count, const uint32_t
  * ---------------------------------------------------------------------- */
 
 static void test_status_strings(void) {
-    const int last = EMA_ERROR_INVALID_COUNTER;
+    const int last = EMA_ERROR_ST_BAD_METADATA;
     for (int a = 0; a <= last; a++) {
         const char* sa = ema_status_string((ema_status)a);
         CHECK(sa != NULL && sa[0] != '\0', "status %d has a name", a);
