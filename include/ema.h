@@ -170,6 +170,40 @@ float* ema_staging(ema_ctx* ctx);
 ema_segment* ema_segment_table(ema_ctx* ctx);
 
 /* ===========================================================================
+ *  Resident parameters
+ * ===========================================================================
+ * For training loops that can keep their parameters in the arena: after
+ * ema_resident_enable(), slot i's parameter lives at ema_param(ctx, i) (same
+ * length as its shadow) and the caller trains it in place. The parameter
+ * region has exactly the shadows' layout (padding included, always zero), so
+ * ema_update_resident() is one kernel call over all slots with no copy-in.
+ * A second region of the same layout backs ema_store_resident(); everything
+ * is allocated here, once, so no later resident call allocates. */
+
+/* Allocates the parameter and backup regions (zeroed). Calling it again does
+ * nothing. On failure nothing changes. */
+ema_status ema_resident_enable(ema_ctx* ctx);
+
+/* Whether ema_resident_enable() succeeded. */
+int ema_is_resident(const ema_ctx* ctx);
+
+/* Slot i's resident parameter (64-byte aligned), or NULL when not resident or
+ * for a bad index. */
+float* ema_param(ema_ctx* ctx, uint32_t slot);
+
+/* One whole EMA step from the resident parameters (EMA_ERROR_NOT_RESIDENT
+ * before ema_resident_enable). Closes any streaming step left open. */
+ema_status ema_update_resident(ema_ctx* ctx, float* decay_used);
+
+/* Resident parameters <- shadows (LitEma.copy_to). */
+ema_status ema_copy_to_resident(ema_ctx* ctx);
+
+/* Resident backup <- resident parameters, and back (EMA_ERROR_NOTHING_STORED
+ * when restoring before any resident store). The backup is kept. */
+ema_status ema_store_resident(ema_ctx* ctx);
+ema_status ema_restore_resident(ema_ctx* ctx);
+
+/* ===========================================================================
  *  Store and restore
  * ======================================================================== */
 

@@ -47,7 +47,9 @@ typedef enum ema_status {
     EMA_ERROR_ST_OFFSET_RANGE = 30,   /* a tensor's data ends past the end of the file */
     EMA_ERROR_ST_OVERLAP = 31,        /* two tensors' bytes overlap */
     EMA_ERROR_ST_GAP = 32,            /* bytes between or after the tensors belong to none */
-    EMA_ERROR_ST_BAD_METADATA = 33    /* __metadata__ is not an object of string values */
+    EMA_ERROR_ST_BAD_METADATA = 33,   /* __metadata__ is not an object of string values */
+
+    EMA_ERROR_NOT_RESIDENT = 34       /* a resident call before ema_resident_enable */
 } ema_status;
 
 /* A short English description of `status`, never NULL (unknown codes get

@@ -6,9 +6,9 @@
 const STATUS_OUT_OF_MEMORY = 3;
 
 export class WasmCore {
-  constructor(exports) {
+  constructor({ exports, memory }) {
     this.exports = exports;
-    this.memory = exports.memory;
+    this.memory = memory;
     this.f32View = new Float32Array(this.memory.buffer);
     this.u32View = new Uint32Array(this.memory.buffer);
     this.i32View = new Int32Array(this.memory.buffer);

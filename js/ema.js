@@ -15,7 +15,10 @@ const SEGMENT_CAPACITY = 4096; // EMA_SEGMENT_CAPACITY in include/ema.h
 const SEGMENT_WORDS = 3; // ema_segment is { slot, offset, count }, uint32 each
 const MAX_SLOT_LENGTH = 0xffffffff;
 
-const OPTION_DEFAULTS = { decay: 0.9999, useNumUpdates: true, simd: 'auto' };
+const OPTION_DEFAULTS = { decay: 0.9999, useNumUpdates: true, simd: 'auto', resident: false };
+const ARENA_ALIGNMENT = 64; // EMA_ARENA_ALIGNMENT in src/arena.h
+// Staging window, segment table and the small allocations around them.
+const FIXED_ARENA_BYTES = STAGING_FLOATS * 4 + SEGMENT_CAPACITY * SEGMENT_WORDS * 4 + (1 << 20);
 
 function checkOptions(options) {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
@@ -28,7 +31,7 @@ function checkOptions(options) {
       );
     }
   }
-  const { decay, useNumUpdates, simd } = { ...OPTION_DEFAULTS, ...options };
+  const { decay, useNumUpdates, simd, resident } = { ...OPTION_DEFAULTS, ...options };
   if (typeof decay !== 'number') {
     throw new TypeError(`ema-wasm: createEma: options.decay must be a number, got ${describe(decay)}`);
   }
@@ -43,7 +46,24 @@ function checkOptions(options) {
   if (simd !== 'auto' && simd !== true && simd !== false) {
     throw new TypeError(`ema-wasm: createEma: options.simd must be 'auto', true or false, got ${describe(simd)}`);
   }
-  return { decay, useNumUpdates, simd };
+  if (typeof resident !== 'boolean') {
+    throw new TypeError(`ema-wasm: createEma: options.resident must be a boolean, got ${describe(resident)}`);
+  }
+  return { decay, useNumUpdates, simd, resident };
+}
+
+/**
+ * Bytes the arena will want: the shadows, plus either the resident parameters
+ * and their backup, or room for one store() of the same size, which is what
+ * evaluating with withEma() needs. Allocating this up front means memory
+ * never has to grow in the common case (see instantiate in loader.js).
+ */
+function expectedArenaBytes(tracked, resident) {
+  let shadowBytes = 0;
+  for (const { data } of tracked) {
+    shadowBytes += Math.ceil((data.length * 4) / ARENA_ALIGNMENT) * ARENA_ALIGNMENT;
+  }
+  return shadowBytes * (resident ? 3 : 2) + tracked.length * 64 + FIXED_ARENA_BYTES;
 }
 
 /**
@@ -51,7 +71,7 @@ function checkOptions(options) {
  * as copies of them (as LitEma does).
  */
 export async function createEma(params, options = {}) {
-  const { decay, useNumUpdates, simd } = checkOptions(options);
+  const { decay, useNumUpdates, simd, resident } = checkOptions(options);
   const entries = normalizeParams(params, 'createEma');
   const tracked = entries.filter((entry) => entry.trainable);
   const keys = shadowKeysFor(tracked.map((entry) => entry.name));
@@ -62,7 +82,8 @@ export async function createEma(params, options = {}) {
   }
   const build = chooseBuild(simd);
   const module = await compileBuild(build);
-  return new Ema(new WasmCore(instantiate(module)), build, tracked, keys, decay, useNumUpdates);
+  const core = new WasmCore(instantiate(module, expectedArenaBytes(tracked, resident)));
+  return new Ema(core, build, tracked, keys, decay, useNumUpdates, resident);
 }
 
 function checkOptionKeys(options, allowed, method) {
@@ -112,9 +133,10 @@ export class Ema {
   #shadowOffsets; // float index of each shadow in linear memory
   #scratch; // 4 bytes for out-parameters
   #stored = null; // { names, lengths, slotOf } of the last store, or null
+  #paramOffsets = null; // resident mode: float index of each parameter
 
   /** @private Use createEma(). */
-  constructor(core, build, tracked, keys, decay, useNumUpdates) {
+  constructor(core, build, tracked, keys, decay, useNumUpdates, resident) {
     this.#core = core;
     this.#build = build;
     this.#names = tracked.map((entry) => entry.name);
@@ -134,9 +156,16 @@ export class Ema {
     }
     this.#context = core.heapU32[this.#scratch >>> 2];
     this.#shadowOffsets = this.#names.map((_, slot) => exports.ema_shadow(this.#context, slot) >>> 2);
+    if (resident) {
+      core.check(exports.ema_resident_enable(this.#context), 'createEma: allocating resident parameters');
+      this.#paramOffsets = this.#names.map((_, slot) => exports.ema_param(this.#context, slot) >>> 2);
+    }
 
     const heap = core.heapF32;
-    tracked.forEach((entry, slot) => heap.set(entry.data, this.#shadowOffsets[slot]));
+    tracked.forEach((entry, slot) => {
+      heap.set(entry.data, this.#shadowOffsets[slot]);
+      if (resident) heap.set(entry.data, this.#paramOffsets[slot]);
+    });
   }
 
   // ---- state ---------------------------------------------------------------
@@ -161,6 +190,31 @@ export class Ema {
   get simd() {
     this.#live();
     return this.#build === 'simd';
+  }
+
+  /** True when the parameters live in the arena (createEma with resident: true). */
+  get resident() {
+    this.#live();
+    return this.#paramOffsets !== null;
+  }
+
+  /**
+   * Resident mode: the parameter `name` itself, a Float32Array over this
+   * EMA's WebAssembly memory, to train in place. A resident EMA allocates
+   * everything when it is created, so the view stays valid for the EMA's
+   * whole life; after dispose() it must not be used. (Calling param() again
+   * always gives a valid view.)
+   */
+  param(name) {
+    const core = this.#live();
+    if (this.#paramOffsets === null) {
+      throw new Error('ema-wasm: param: this EMA is not resident; create it with { resident: true }');
+    }
+    const slot = this.#slotOf.get(name);
+    if (slot === undefined) {
+      throw new Error(`ema-wasm: param: no tracked parameter named '${name}'; tracked: ${quoteList(this.#names)}`);
+    }
+    return new Float32Array(core.memory.buffer, this.#paramOffsets[slot] * 4, this.#lengths[slot]);
   }
 
   /** Bytes the arena holds in linear memory (shadows, staging, backup). */
@@ -273,8 +327,12 @@ export class Ema {
    */
   update(params) {
     const core = this.#live();
-    const arrays = this.#resolveTracked(normalizeParams(params, 'update'), 'update');
     const exports = core.exports;
+    if (this.#residentCall(params, 'update')) {
+      core.check(exports.ema_update_resident(this.#context, this.#scratch), 'update');
+      return core.heapF32[this.#scratch >>> 2];
+    }
+    const arrays = this.#resolveTracked(normalizeParams(params, 'update'), 'update');
     core.check(exports.ema_step_begin(this.#context, this.#scratch), 'update');
     const decayUsed = core.heapF32[this.#scratch >>> 2];
 
@@ -316,18 +374,32 @@ export class Ema {
   /** LitEma.copy_to(model): writes every shadow into its trainable array. */
   copyTo(params) {
     const core = this.#live();
+    if (this.#residentCall(params, 'copyTo')) {
+      core.check(core.exports.ema_copy_to_resident(this.#context), 'copyTo');
+      return;
+    }
     this.#copyShadowsInto(core, this.#resolveTracked(normalizeParams(params, 'copyTo'), 'copyTo'));
   }
 
   /** LitEma.store(parameters): snapshots every array given, trainable or not. */
   store(params) {
     const core = this.#live();
+    if (this.#residentCall(params, 'store')) {
+      core.check(core.exports.ema_store_resident(this.#context), 'store');
+      return;
+    }
     this.#storeEntries(core, normalizeParams(params, 'store'));
   }
 
   /** LitEma.restore(parameters): writes the last snapshot back, by name. */
   restore(params) {
     const core = this.#live();
+    if (this.#residentCall(params, 'restore')) {
+      const status = core.exports.ema_restore_resident(this.#context);
+      if (status === 7) throw new Error('ema-wasm: restore: nothing is stored; call store() first');
+      core.check(status, 'restore');
+      return;
+    }
     this.#restoreInto(core, this.#resolveStored(normalizeParams(params, 'restore'), 'restore'));
   }
 
@@ -337,6 +409,12 @@ export class Ema {
    */
   async withEma(params, fn) {
     const core = this.#live();
+    if (this.#paramOffsets !== null) {
+      if (typeof params !== 'function' || fn !== undefined) {
+        throw new TypeError('ema-wasm: withEma: this EMA is resident: call withEma(fn), without params');
+      }
+      return this.#withEmaResident(params);
+    }
     if (typeof fn !== 'function') {
       throw new TypeError(`ema-wasm: withEma: fn must be a function, got ${describe(fn)}`);
     }
@@ -361,6 +439,31 @@ export class Ema {
   }
 
   // ---- internals -----------------------------------------------------------
+
+  /**
+   * Resident EMAs take no params: their parameters are in the arena. True
+   * for a resident call; throws if params are given to a resident EMA.
+   */
+  #residentCall(params, method) {
+    if (this.#paramOffsets === null) return false;
+    if (params !== undefined) {
+      throw new TypeError(
+        `ema-wasm: ${method}: this EMA is resident and takes no params; train in ema.param(name) and call ${method}()`,
+      );
+    }
+    return true;
+  }
+
+  async #withEmaResident(fn) {
+    this.store();
+    try {
+      this.copyTo();
+      return await fn();
+    } finally {
+      this.#live();
+      this.restore();
+    }
+  }
 
   #live() {
     if (this.#core === null) {

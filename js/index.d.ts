@@ -26,6 +26,12 @@ export interface EmaOptions {
   useNumUpdates?: boolean;
   /** `'auto'` (default) picks the SIMD128 build when the runtime supports it; true/false force one. */
   simd?: 'auto' | boolean;
+  /**
+   * Keep the parameters themselves in the arena (default false): train in
+   * `ema.param(name)` and call `update()`, `copyTo()`, `store()`, `restore()`
+   * and `withEma(fn)` without params. No copy-in on update.
+   */
+  resident?: boolean;
 }
 
 /** LitEma's state_dict: `decay`, `num_updates`, then each shadow under its name with dots removed. */
@@ -44,6 +50,15 @@ export declare class Ema {
   readonly simd: boolean;
   /** Bytes the arena holds in WebAssembly memory (shadows, staging window, backup). */
   readonly byteLength: number;
+  /** True when created with `resident: true`. */
+  readonly resident: boolean;
+
+  /**
+   * Resident mode: the parameter itself, a view into this EMA's WebAssembly
+   * memory, to train in place. Valid for the EMA's whole life (a resident EMA
+   * never grows its memory after creation); do not use it after dispose().
+   */
+  param(name: string): Float32Array;
 
   /**
    * One EMA step over every tracked parameter (LitEma.forward). Every tracked
@@ -51,14 +66,24 @@ export declare class Ema {
    * Returns the decay the step used.
    */
   update(params: Params): number;
+  /** Resident mode: one EMA step from the resident parameters, with no copy-in. */
+  update(): number;
   /** Writes every shadow into its array in place (LitEma.copy_to). */
   copyTo(params: Params): void;
+  /** Resident mode: shadows into the resident parameters. */
+  copyTo(): void;
   /** Snapshots every given array, trainable or not (LitEma.store). Replaces an earlier snapshot. */
   store(params: Params): void;
+  /** Resident mode: snapshot of the resident parameters (no allocation). */
+  store(): void;
   /** Writes the snapshot back, matched by name; names and lengths must match the store. Throws if nothing was stored. */
   restore(params: Params): void;
+  /** Resident mode: the snapshot back into the resident parameters. */
+  restore(): void;
   /** store, copyTo, `await fn()`, then restore even if fn throws (LitEma's ema_scope). */
   withEma<T>(params: Params, fn: () => T | Promise<T>): Promise<T>;
+  /** Resident mode: runs fn with the EMA weights in the resident parameters. */
+  withEma<T>(fn: () => T | Promise<T>): Promise<T>;
   /** Sets the update counter to 0, turning warmup on (LitEma.reset_num_updates). */
   resetNumUpdates(): void;
   /** A copy of one shadow. */

@@ -87,13 +87,30 @@ export function chooseBuild(simd) {
   return simd ? 'simd' : 'scalar';
 }
 
-/** A fresh instance of a compiled build, initialised and ready for calls. */
-export function instantiate(module) {
+const PAGE_BYTES = 65536;
+const MIN_PAGES = 16; // -sINITIAL_MEMORY=1MB: the module's own data and stack
+const MAX_PAGES = 65536; // -sMAXIMUM_MEMORY=4GB
+
+/**
+ * A fresh instance of a compiled build, initialised and ready for calls, with
+ * a memory of at least `expectedBytes` (the module imports its memory).
+ *
+ * Sizing memory up front matters beyond saving a few copies: growing it
+ * detaches the old ArrayBuffer, and the first detach in a V8 isolate turns
+ * every typed-array loop in it into a slower form for good (~1.6x), including
+ * the user's own training loop. Untouched pages cost no physical memory.
+ */
+export function instantiate(module, expectedBytes = 0) {
+  const wanted = MIN_PAGES + Math.ceil(expectedBytes / PAGE_BYTES);
+  const memory = new WebAssembly.Memory({ initial: Math.min(wanted, MAX_PAGES), maximum: MAX_PAGES });
   const instance = new WebAssembly.Instance(module, {
-    // The module tells us when memory grows; views are re-made lazily instead
-    // (see WasmCore.heapF32), so there is nothing to do here.
-    env: { emscripten_notify_memory_growth() {} },
+    env: {
+      memory,
+      // Views are re-made lazily when the buffer changes (WasmCore.heapF32),
+      // so there is nothing to do when memory grows.
+      emscripten_notify_memory_growth() {},
+    },
   });
   instance.exports._initialize();
-  return instance.exports;
+  return { exports: instance.exports, memory };
 }

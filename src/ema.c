@@ -34,6 +34,12 @@ struct ema_ctx {
 
     ema_region backup;
     bool has_backup;
+
+    /* Resident mode: parameters and their backup, each in one block with
+     * exactly the shadows' layout. */
+    float* params;
+    float* resident_backup;
+    bool has_resident_backup;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -133,6 +139,8 @@ void ema_destroy(ema_ctx* ctx) {
     }
     region_free(&ctx->shadows);
     region_free(&ctx->backup);
+    ema_arena_free(ctx->params);
+    ema_arena_free(ctx->resident_backup);
     ema_arena_free(ctx->staging);
     free(ctx->segments);
     free(ctx);
@@ -213,7 +221,8 @@ size_t ema_byte_length(const ema_ctx* ctx) {
     }
     const size_t metadata = (size_t)(ctx->shadows.count + ctx->backup.count) *
                             (sizeof(uint32_t) + sizeof(size_t));
-    return sizeof(*ctx) + metadata + ctx->shadows.byte_size + ctx->backup.byte_size +
+    const size_t resident = ctx->params != NULL ? 2 * ctx->shadows.byte_size : 0;
+    return sizeof(*ctx) + metadata + ctx->shadows.byte_size + ctx->backup.byte_size + resident +
            EMA_STAGING_FLOATS * sizeof(float) + EMA_SEGMENT_CAPACITY * sizeof(ema_segment);
 }
 
@@ -341,6 +350,98 @@ float* ema_staging(ema_ctx* ctx) {
 
 ema_segment* ema_segment_table(ema_ctx* ctx) {
     return ctx != NULL ? ctx->segments : NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+
+ema_status ema_resident_enable(ema_ctx* ctx) {
+    if (ctx == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    if (ctx->params != NULL) {
+        return EMA_OK;
+    }
+    float* params = ema_arena_alloc(ctx->shadows.byte_size);
+    float* backup = ema_arena_alloc(ctx->shadows.byte_size);
+    if (params == NULL || backup == NULL) {
+        ema_arena_free(params);
+        ema_arena_free(backup);
+        return EMA_ERROR_OUT_OF_MEMORY;
+    }
+    /* Zero padding keeps the whole-region kernel call exact: 0 - w*(0-0) = 0. */
+    memset(params, 0, ctx->shadows.byte_size);
+    memset(backup, 0, ctx->shadows.byte_size);
+    ctx->params = params;
+    ctx->resident_backup = backup;
+    return EMA_OK;
+}
+
+int ema_is_resident(const ema_ctx* ctx) {
+    return ctx != NULL && ctx->params != NULL;
+}
+
+float* ema_param(ema_ctx* ctx, uint32_t slot) {
+    if (ctx == NULL || ctx->params == NULL || slot >= ctx->shadows.count) {
+        return NULL;
+    }
+    return ctx->params + ctx->shadows.offsets[slot];
+}
+
+ema_status ema_update_resident(ema_ctx* ctx, float* decay_used) {
+    if (ctx == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    if (ctx->params == NULL) {
+        return EMA_ERROR_NOT_RESIDENT;
+    }
+    if (!counter_can_advance(ctx)) {
+        return EMA_ERROR_COUNTER_OVERFLOW;
+    }
+    const float decay = advance_step(ctx);
+    ema_f32_vupdate_ukernel_best(ctx->shadows.byte_size / sizeof(float), ctx->params,
+                                 ctx->shadows.base, ctx->step_weight);
+    ctx->step_open = false;
+    if (decay_used != NULL) {
+        *decay_used = decay;
+    }
+    return EMA_OK;
+}
+
+ema_status ema_copy_to_resident(ema_ctx* ctx) {
+    if (ctx == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    if (ctx->params == NULL) {
+        return EMA_ERROR_NOT_RESIDENT;
+    }
+    memcpy(ctx->params, ctx->shadows.base, ctx->shadows.byte_size);
+    return EMA_OK;
+}
+
+ema_status ema_store_resident(ema_ctx* ctx) {
+    if (ctx == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    if (ctx->params == NULL) {
+        return EMA_ERROR_NOT_RESIDENT;
+    }
+    memcpy(ctx->resident_backup, ctx->params, ctx->shadows.byte_size);
+    ctx->has_resident_backup = true;
+    return EMA_OK;
+}
+
+ema_status ema_restore_resident(ema_ctx* ctx) {
+    if (ctx == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    if (ctx->params == NULL) {
+        return EMA_ERROR_NOT_RESIDENT;
+    }
+    if (!ctx->has_resident_backup) {
+        return EMA_ERROR_NOTHING_STORED;
+    }
+    memcpy(ctx->params, ctx->resident_backup, ctx->shadows.byte_size);
+    return EMA_OK;
 }
 
 /* ------------------------------------------------------------------------ */

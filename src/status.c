@@ -36,6 +36,7 @@ const char* ema_status_string(ema_status status) {
         case EMA_ERROR_ST_OVERLAP: return "tensor data overlaps another tensor's";
         case EMA_ERROR_ST_GAP: return "bytes in the data section belong to no tensor";
         case EMA_ERROR_ST_BAD_METADATA: return "__metadata__ must be an object of string values";
+        case EMA_ERROR_NOT_RESIDENT: return "the context has no resident parameters";
     }
     return "unknown status";
 }

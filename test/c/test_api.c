@@ -171,7 +171,7 @@ static ema_ctx* make_ctx(float decay, int warmup, uint32_t count, const uint32_t
  * ---------------------------------------------------------------------- */
 
 static void test_status_strings(void) {
-    const int last = EMA_ERROR_ST_BAD_METADATA;
+    const int last = EMA_ERROR_NOT_RESIDENT;
     for (int a = 0; a <= last; a++) {
         const char* sa = ema_status_string((ema_status)a);
         CHECK(sa != NULL && sa[0] != '\0', "status %d has a name", a);
@@ -720,6 +720,66 @@ static void test_update_closes_step(void) {
     ema_destroy(ctx);
 }
 
+/* Resident parameters: one whole-region kernel call must equal ema_update
+ * over the same values, and the resident store/copy/restore round trip. */
+static void test_resident(void) {
+    const uint32_t lengths[5] = {1, 17, 0, 70001, 4};
+    ema_ctx* resident = make_ctx(0.9f, 1, 5, lengths);
+    ema_ctx* direct = make_ctx(0.9f, 1, 5, lengths);
+    if (resident == NULL || direct == NULL) {
+        ema_destroy(resident);
+        ema_destroy(direct);
+        return;
+    }
+    CHECK(!ema_is_resident(resident) && ema_param(resident, 0) == NULL, "not resident yet");
+    CHECK_FAILS(resident, ema_update_resident(resident, NULL), EMA_ERROR_NOT_RESIDENT);
+    CHECK_FAILS(resident, ema_copy_to_resident(resident), EMA_ERROR_NOT_RESIDENT);
+    CHECK_FAILS(resident, ema_store_resident(resident), EMA_ERROR_NOT_RESIDENT);
+    CHECK_FAILS(resident, ema_restore_resident(resident), EMA_ERROR_NOT_RESIDENT);
+    CHECK_STATUS(ema_update_resident(NULL, NULL), EMA_ERROR_NULL_ARGUMENT);
+    CHECK_STATUS(ema_resident_enable(resident), EMA_OK);
+    CHECK_STATUS(ema_resident_enable(resident), EMA_OK);
+    CHECK(ema_is_resident(resident), "resident after enable");
+    CHECK(ema_param(resident, 5) == NULL, "bad slot gives NULL");
+    for (uint32_t i = 0; i < 5; i++) {
+        memcpy(ema_shadow(direct, i), ema_shadow(resident, i), lengths[i] * sizeof(float));
+        CHECK(((uintptr_t)ema_param(resident, i) & 63u) == 0, "param %u is 64-byte aligned", i);
+    }
+    CHECK_FAILS(resident, ema_restore_resident(resident), EMA_ERROR_NOTHING_STORED);
+
+    for (int step = 0; step < 4; step++) {
+        const float* params[5];
+        for (uint32_t i = 0; i < 5; i++) {
+            fill_random(ema_param(resident, i), lengths[i]);
+            params[i] = ema_param(resident, i);
+        }
+        float decay_resident = 0.0f, decay_direct = 0.0f;
+        CHECK_STATUS(ema_update_resident(resident, &decay_resident), EMA_OK);
+        CHECK_STATUS(ema_update(direct, params, &decay_direct), EMA_OK);
+        CHECK(f32_bits(decay_resident) == f32_bits(decay_direct), "same decay at step %d", step);
+    }
+    for (uint32_t i = 0; i < 5; i++) {
+        CHECK(memcmp(ema_shadow(resident, i), ema_shadow(direct, i), lengths[i] * sizeof(float)) == 0,
+              "resident and direct shadows of slot %u are identical", i);
+    }
+
+    float* trained = malloc(70001 * sizeof(float));
+    if (trained != NULL) {
+        memcpy(trained, ema_param(resident, 3), 70001 * sizeof(float));
+        CHECK_STATUS(ema_store_resident(resident), EMA_OK);
+        CHECK_STATUS(ema_copy_to_resident(resident), EMA_OK);
+        CHECK(memcmp(ema_param(resident, 3), ema_shadow(resident, 3), 70001 * sizeof(float)) == 0,
+              "copy_to puts the shadow in the parameter");
+        CHECK_STATUS(ema_restore_resident(resident), EMA_OK);
+        CHECK(memcmp(ema_param(resident, 3), trained, 70001 * sizeof(float)) == 0,
+              "restore puts the trained values back");
+        free(trained);
+    }
+    CHECK(ema_byte_length(resident) > ema_byte_length(direct), "resident regions are counted");
+    ema_destroy(resident);
+    ema_destroy(direct);
+}
+
 static void test_update_vs_stream(void) {
     const uint32_t lengths[] = {0, 1, 5, 70001, 65536, 3, 100003, 17, 0, 65535};
     const uint32_t count = COUNT_OF(lengths);
@@ -1013,6 +1073,7 @@ int main(void) {
     test_update_math();
     test_step_apply_errors();
     test_update_closes_step();
+    test_resident();
     test_update_vs_stream();
     test_stream_own_buffers();
     test_store_restore();

@@ -28,8 +28,8 @@ async function main(): Promise<void> {
   await createEma(params, { simd: 'yes' });
   // @ts-expect-error: the numUpdates counter is read-only
   ema.numUpdates = 3;
-  // @ts-expect-error: update takes params
-  ema.update();
+  // @ts-expect-error: update takes params (or nothing, for a resident EMA)
+  ema.update(42);
 }
 void main;
 
@@ -74,3 +74,16 @@ async function checkpointUsage(ema: Ema): Promise<void> {
   ema.save({ metadata: { step: 1000 } });
 }
 void checkpointUsage;
+
+async function residentUsage(): Promise<void> {
+  const ema = await createEma({ w: new Float32Array(4) }, { resident: true });
+  const w: Float32Array = ema.param('w');
+  w[0] = 1;
+  const decay: number = ema.update();
+  const loss: number = await ema.withEma(() => 0.1);
+  ema.store();
+  ema.copyTo();
+  ema.restore();
+  void [decay, loss, ema.resident];
+}
+void residentUsage;
