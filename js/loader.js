@@ -92,6 +92,20 @@ const MIN_PAGES = 16; // -sINITIAL_MEMORY=1MB: the module's own data and stack
 const MAX_PAGES = 65536; // -sMAXIMUM_MEMORY=4GB
 
 /**
+ * A memory of `pages` pages if the engine grants it, else smaller: the arena
+ * can still grow later, so asking big is an optimisation, not a requirement.
+ */
+function createMemory(pages) {
+  for (let initial = Math.min(pages, MAX_PAGES); ; initial = Math.max(MIN_PAGES, initial >> 1)) {
+    try {
+      return new WebAssembly.Memory({ initial, maximum: MAX_PAGES });
+    } catch (error) {
+      if (!(error instanceof RangeError) || initial === MIN_PAGES) throw error;
+    }
+  }
+}
+
+/**
  * A fresh instance of a compiled build, initialised and ready for calls, with
  * a memory of at least `expectedBytes` (the module imports its memory).
  *
@@ -101,8 +115,7 @@ const MAX_PAGES = 65536; // -sMAXIMUM_MEMORY=4GB
  * the user's own training loop. Untouched pages cost no physical memory.
  */
 export function instantiate(module, expectedBytes = 0) {
-  const wanted = MIN_PAGES + Math.ceil(expectedBytes / PAGE_BYTES);
-  const memory = new WebAssembly.Memory({ initial: Math.min(wanted, MAX_PAGES), maximum: MAX_PAGES });
+  const memory = createMemory(MIN_PAGES + Math.ceil(expectedBytes / PAGE_BYTES));
   const instance = new WebAssembly.Instance(module, {
     env: {
       memory,
