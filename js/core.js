@@ -3,7 +3,8 @@
 // every accessor checks that its cached view still belongs to the current
 // buffer and re-makes it if not.
 
-const STATUS_OUT_OF_MEMORY = 3;
+/** The status codes JS reacts to (include/ema_status.h; numbers are pinned). */
+export const STATUS = Object.freeze({ OK: 0, OUT_OF_MEMORY: 3, NOTHING_STORED: 7 });
 
 export class WasmCore {
   constructor({ exports, memory }) {
@@ -11,7 +12,6 @@ export class WasmCore {
     this.memory = memory;
     this.f32View = new Float32Array(this.memory.buffer);
     this.u32View = new Uint32Array(this.memory.buffer);
-    this.i32View = new Int32Array(this.memory.buffer);
   }
 
   /** Float32 view of all of memory, valid until the next call that allocates. */
@@ -27,13 +27,6 @@ export class WasmCore {
       this.u32View = new Uint32Array(this.memory.buffer);
     }
     return this.u32View;
-  }
-
-  get heapI32() {
-    if (this.i32View.buffer !== this.memory.buffer) {
-      this.i32View = new Int32Array(this.memory.buffer);
-    }
-    return this.i32View;
   }
 
   /** Allocates `byteLength` bytes in linear memory (may grow it). */
@@ -65,8 +58,8 @@ export class WasmCore {
 
   /** Throws when a C call did not return EMA_OK. */
   check(status, what) {
-    if (status === 0) return;
+    if (status === STATUS.OK) return;
     const message = `ema-wasm: ${what} failed: ${this.statusString(status)} (status ${status})`;
-    throw status === STATUS_OUT_OF_MEMORY ? new RangeError(message) : new Error(message);
+    throw status === STATUS.OUT_OF_MEMORY ? new RangeError(message) : new Error(message);
   }
 }

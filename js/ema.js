@@ -4,10 +4,11 @@
 // JS, nothing changes), and only then touches the arena, so a call that throws
 // leaves the EMA exactly as it was.
 
-import { WasmCore } from './core.js';
+import { STATUS, WasmCore } from './core.js';
 import { chooseBuild, compileBuild, instantiate } from './loader.js';
 import { shadowKeysFor } from './names.js';
 import { describe, normalizeParams, quoteList } from './params.js';
+import { EmaScope } from './scope.js';
 import { COUNTER_KEY, DECAY_KEY, stateFromDict, stateFromFile, stateToFile } from './state.js';
 
 const STAGING_FLOATS = 65536; // EMA_STAGING_FLOATS in include/ema.h
@@ -86,7 +87,8 @@ export async function createEma(params, options = {}) {
   return new Ema(core, build, tracked, keys, decay, useNumUpdates, resident);
 }
 
-function checkOptionKeys(options, allowed, method) {
+/** Throws unless `options` is an object whose keys are all in `allowed`. */
+export function checkOptionKeys(options, allowed, method) {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new TypeError(`ema-wasm: ${method}: options must be an object, got ${describe(options)}`);
   }
@@ -134,6 +136,7 @@ export class Ema {
   #scratch; // 4 bytes for out-parameters
   #stored = null; // { names, lengths, slotOf } of the last store, or null
   #paramOffsets = null; // resident mode: float index of each parameter
+  #scope = new EmaScope();
 
   /** @private Use createEma(). */
   constructor(core, build, tracked, keys, decay, useNumUpdates, resident) {
@@ -210,10 +213,7 @@ export class Ema {
     if (this.#paramOffsets === null) {
       throw new Error('ema-wasm: param: this EMA is not resident; create it with { resident: true }');
     }
-    const slot = this.#slotOf.get(name);
-    if (slot === undefined) {
-      throw new Error(`ema-wasm: param: no tracked parameter named '${name}'; tracked: ${quoteList(this.#names)}`);
-    }
+    const slot = this.#slotFor(name, 'param');
     return new Float32Array(core.memory.buffer, this.#paramOffsets[slot] * 4, this.#lengths[slot]);
   }
 
@@ -231,13 +231,7 @@ export class Ema {
   /** A copy of the shadow of parameter `name`. */
   shadow(name) {
     const core = this.#live();
-    const slot = this.#slotOf.get(name);
-    if (slot === undefined) {
-      if (typeof name !== 'string') {
-        throw new TypeError(`ema-wasm: shadow: name must be a string, got ${describe(name)}`);
-      }
-      throw new Error(`ema-wasm: shadow: no tracked parameter named '${name}'; tracked: ${quoteList(this.#names)}`);
-    }
+    const slot = this.#slotFor(name, 'shadow');
     const start = this.#shadowOffsets[slot];
     return core.heapF32.slice(start, start + this.#lengths[slot]);
   }
@@ -245,10 +239,7 @@ export class Ema {
   /** Shape of a tracked parameter (a copy), as given at creation. */
   shape(name) {
     this.#live();
-    const slot = this.#slotOf.get(name);
-    if (slot === undefined) {
-      throw new Error(`ema-wasm: shape: no tracked parameter named '${name}'`);
-    }
+    const slot = this.#slotFor(name, 'shape');
     return this.#shapes[slot].slice();
   }
 
@@ -327,6 +318,7 @@ export class Ema {
    */
   update(params) {
     const core = this.#live();
+    this.#scope.check('update');
     const exports = core.exports;
     if (this.#residentCall(params, 'update')) {
       core.check(exports.ema_update_resident(this.#context, this.#scratch), 'update');
@@ -374,6 +366,7 @@ export class Ema {
   /** LitEma.copy_to(model): writes every shadow into its trainable array. */
   copyTo(params) {
     const core = this.#live();
+    this.#scope.check('copyTo');
     if (this.#residentCall(params, 'copyTo')) {
       core.check(core.exports.ema_copy_to_resident(this.#context), 'copyTo');
       return;
@@ -384,20 +377,20 @@ export class Ema {
   /** LitEma.store(parameters): snapshots every array given, trainable or not. */
   store(params) {
     const core = this.#live();
+    this.#scope.check('store');
     if (this.#residentCall(params, 'store')) {
       core.check(core.exports.ema_store_resident(this.#context), 'store');
       return;
     }
-    this.#storeEntries(core, normalizeParams(params, 'store'));
+    this.#storeEntries(core, normalizeParams(params, 'store'), 'store');
   }
 
   /** LitEma.restore(parameters): writes the last snapshot back, by name. */
   restore(params) {
     const core = this.#live();
+    this.#scope.check('restore');
     if (this.#residentCall(params, 'restore')) {
-      const status = core.exports.ema_restore_resident(this.#context);
-      if (status === 7) throw new Error('ema-wasm: restore: nothing is stored; call store() first');
-      core.check(status, 'restore');
+      this.#restoreResident(core, 'restore');
       return;
     }
     this.#restoreInto(core, this.#resolveStored(normalizeParams(params, 'restore'), 'restore'));
@@ -409,30 +402,39 @@ export class Ema {
    */
   async withEma(params, fn) {
     const core = this.#live();
+    this.#scope.check('withEma');
+    const exports = core.exports;
     if (this.#paramOffsets !== null) {
       if (typeof params !== 'function' || fn !== undefined) {
         throw new TypeError('ema-wasm: withEma: this EMA is resident: call withEma(fn), without params');
       }
-      return this.#withEmaResident(params);
+      return this.#scope.run('withEma', {
+        store: () => core.check(exports.ema_store_resident(this.#context), 'withEma'),
+        swapIn: () => core.check(exports.ema_copy_to_resident(this.#context), 'withEma'),
+        restore: () => this.#restoreResident(core, 'withEma'),
+      }, params);
     }
     if (typeof fn !== 'function') {
-      throw new TypeError(`ema-wasm: withEma: fn must be a function, got ${describe(fn)}`);
+      const hint = typeof params === 'function' ? ' (call withEma(params, fn))' : '';
+      throw new TypeError(`ema-wasm: withEma: fn must be a function, got ${describe(fn)}${hint}`);
     }
     const entries = normalizeParams(params, 'withEma');
     const trackedArrays = this.#resolveTracked(entries, 'withEma');
-    this.#storeEntries(core, entries);
-    const stored = this.#resolveStored(entries, 'withEma');
-    this.#copyShadowsInto(core, trackedArrays);
-    try {
-      return await fn();
-    } finally {
-      this.#restoreInto(this.#live(), stored);
-    }
+    let stored;
+    return this.#scope.run('withEma', {
+      store: () => {
+        this.#storeEntries(core, entries, 'withEma');
+        stored = this.#resolveStored(entries, 'withEma');
+      },
+      swapIn: () => this.#copyShadowsInto(core, trackedArrays),
+      restore: () => this.#restoreInto(core, stored),
+    }, fn);
   }
 
   /** Frees the arena. Every later call throws. Calling it again does nothing. */
   dispose() {
     if (this.#core === null) return;
+    this.#scope.check('dispose');
     this.#core.exports.ema_destroy(this.#context);
     this.#core = null;
     this.#context = 0;
@@ -454,15 +456,12 @@ export class Ema {
     return true;
   }
 
-  async #withEmaResident(fn) {
-    this.store();
-    try {
-      this.copyTo();
-      return await fn();
-    } finally {
-      this.#live();
-      this.restore();
+  #restoreResident(core, method) {
+    const status = core.exports.ema_restore_resident(this.#context);
+    if (status === STATUS.NOTHING_STORED) {
+      throw new Error(`ema-wasm: ${method}: nothing is stored; call store() first`);
     }
+    core.check(status, method);
   }
 
   #live() {
@@ -470,6 +469,17 @@ export class Ema {
       throw new Error('ema-wasm: this EMA was disposed; create a new one with createEma()');
     }
     return this.#core;
+  }
+
+  #slotFor(name, method) {
+    const slot = this.#slotOf.get(name);
+    if (slot === undefined) {
+      if (typeof name !== 'string') {
+        throw new TypeError(`ema-wasm: ${method}: name must be a string, got ${describe(name)}`);
+      }
+      throw new Error(`ema-wasm: ${method}: no tracked parameter named '${name}'; tracked: ${quoteList(this.#names)}`);
+    }
+    return slot;
   }
 
   /**
@@ -561,15 +571,17 @@ export class Ema {
     });
   }
 
-  #storeEntries(core, entries) {
+  #storeEntries(core, entries, method) {
     const lengths = entries.map((entry) => entry.data.length);
     const tooLong = entries.find((entry) => entry.data.length > MAX_SLOT_LENGTH);
     if (tooLong) {
-      throw new RangeError(`ema-wasm: store: parameter '${tooLong.name}' is too large`);
+      throw new RangeError(
+        `ema-wasm: ${method}: parameter '${tooLong.name}' has ${tooLong.data.length} elements; at most ${MAX_SLOT_LENGTH}`,
+      );
     }
     const lengthsPointer = core.mallocU32(lengths);
     try {
-      core.check(core.exports.ema_backup_prepare(this.#context, entries.length, lengthsPointer), 'store');
+      core.check(core.exports.ema_backup_prepare(this.#context, entries.length, lengthsPointer), method);
     } finally {
       core.free(lengthsPointer);
     }
@@ -621,8 +633,12 @@ export class Ema {
   #restoreInto(core, targets) {
     const heap = core.heapF32;
     for (const { index, data } of targets) {
-      const start = core.exports.ema_backup(this.#context, index) >>> 2;
-      data.set(heap.subarray(start, start + data.length));
+      const pointer = core.exports.ema_backup(this.#context, index);
+      if (pointer === 0) {
+        // #stored and the C backup always change together; this would be our bug.
+        throw new Error(`ema-wasm: internal error: no backup array ${index}`);
+      }
+      data.set(heap.subarray(pointer >>> 2, (pointer >>> 2) + data.length));
     }
   }
 }

@@ -2,6 +2,7 @@
 // reader, whose header parser is the C one (src/safetensors.c), because the
 // bytes come from outside and every defect must be caught and named.
 
+import { bytesOf } from './bytes.js';
 import { WasmCore } from './core.js';
 import { chooseBuild, compileBuild, instantiate } from './loader.js';
 import { describe } from './params.js';
@@ -14,16 +15,13 @@ const DTYPE_NAMES = [null, 'BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'I16', 'U16
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 
-function bytesOf(array) {
-  return new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
-}
-
 /**
  * Encodes tensors [{ name, dtype: 'F32' | 'I32', shape, data }] (in order)
  * and string metadata into one safetensors file.
  */
 export function encodeSafetensors(tensors, metadata) {
-  const header = {};
+  // No prototype: a tensor named '__proto__' must be a key like any other.
+  const header = Object.create(null);
   if (metadata !== undefined && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
   for (const { name, dtype, shape, data } of tensors) {
@@ -50,14 +48,14 @@ function readCString(core, pointer, length) {
   return utf8Decoder.decode(new Uint8Array(core.memory.buffer, pointer, length).slice());
 }
 
-let parserCore = null;
-
-/** One instance of the core kept for parsing headers (it holds no EMA). */
-async function getParserCore() {
-  if (parserCore === null) {
-    parserCore = new WasmCore(instantiate(await compileBuild(chooseBuild('auto'))));
-  }
-  return parserCore;
+/**
+ * A fresh instance of the core, sized for a header of `headerBytes`, for one
+ * parse: its memory never grows (no ArrayBuffer detach, see loader.js) and is
+ * dropped with it. Compiling is cached, so this costs little.
+ */
+async function parserCore(headerBytes) {
+  // The header, the decoded names (no longer than the header) and the tables.
+  return new WasmCore(instantiate(await compileBuild(chooseBuild('auto')), 3 * headerBytes + 65536));
 }
 
 /**
@@ -69,19 +67,20 @@ export async function parseSafetensors(bytes, method) {
   if (!(bytes instanceof Uint8Array)) {
     throw new TypeError(`ema-wasm: ${method}: bytes must be a Uint8Array, got ${describe(bytes)}`);
   }
-  const core = await getParserCore();
-  // Only the header goes into Wasm memory; the C side checks the length
-  // itself, this just decides how many bytes to hand it.
-  let headerEnd = bytes.length;
+  // Only the header goes into Wasm memory. The C side checks the claimed
+  // length itself; this only decides how many bytes to hand it, and hands
+  // just the length field when the claim is impossible.
+  let headerEnd = Math.min(bytes.length, HEADER_LENGTH_BYTES);
   if (bytes.length >= HEADER_LENGTH_BYTES) {
     const claimed = new DataView(bytes.buffer, bytes.byteOffset, HEADER_LENGTH_BYTES).getBigUint64(0, true);
-    if (claimed <= BigInt(MAX_HEADER_BYTES)) {
-      headerEnd = Math.min(bytes.length, HEADER_LENGTH_BYTES + Number(claimed));
+    if (claimed <= BigInt(Math.min(MAX_HEADER_BYTES, bytes.length - HEADER_LENGTH_BYTES))) {
+      headerEnd = HEADER_LENGTH_BYTES + Number(claimed);
     }
   }
+  const core = await parserCore(headerEnd);
   const exports = core.exports;
-  const input = core.malloc(headerEnd);
-  const out = core.malloc(16); // file pointer, then the u64 error offset
+  const input = core.malloc(headerEnd + 24);
+  const out = input + ((headerEnd + 7) & ~7); // file pointer, then the u64 error offset
   try {
     new Uint8Array(core.memory.buffer).set(bytes.subarray(0, headerEnd), input);
     const status = exports.ema_st_parse(input, headerEnd, BigInt(bytes.length), out, out + 8);
@@ -122,7 +121,6 @@ export async function parseSafetensors(bytes, method) {
     }
   } finally {
     core.free(input);
-    core.free(out);
   }
 }
 

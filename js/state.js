@@ -106,7 +106,10 @@ export async function stateFromFile(bytes, prefix, method) {
     try {
       names = JSON.parse(metadata.get(NAMES_METADATA_KEY));
     } catch {
-      throw new Error(`ema-wasm: ${method}: metadata '${NAMES_METADATA_KEY}' is not valid JSON`);
+      names = undefined;
+    }
+    if (names === null || typeof names !== 'object' || Array.isArray(names)) {
+      throw new Error(`ema-wasm: ${method}: metadata '${NAMES_METADATA_KEY}' must be a JSON object of names`);
     }
   }
   const shadows = [];
@@ -115,7 +118,7 @@ export async function stateFromFile(bytes, prefix, method) {
     if (tensor.dtype !== 'F32') {
       throw new Error(`ema-wasm: ${method}: shadow '${tensor.name}' must be F32, got ${tensor.dtype}`);
     }
-    const name = typeof names[key] === 'string' ? names[key] : undefined;
+    const name = Object.hasOwn(names, key) && typeof names[key] === 'string' ? names[key] : undefined;
     shadows.push({ key, name, shape: tensor.shape, data: tensorValues(bytes, tensor, Float32Array) });
   }
   return {
@@ -125,6 +128,7 @@ export async function stateFromFile(bytes, prefix, method) {
   };
 }
 
+/** False for strings holding a lone surrogate (encodeURIComponent throws exactly then). */
 function isWellFormed(text) {
   try {
     encodeURIComponent(text);
@@ -159,11 +163,23 @@ export function stateToFile(state, { prefix = '', metadata } = {}, method = 'sav
     throw new TypeError(`ema-wasm: ${method}: options.prefix must be a string, got ${describe(prefix)}`);
   }
   const userMetadata = checkMetadata(metadata, method);
-  for (const { name } of state.shadows) {
-    // A lone surrogate cannot be written as UTF-8 and would come back changed
-    // (encodeURIComponent throws exactly for those).
-    if (!isWellFormed(name)) {
-      throw new Error(`ema-wasm: ${method}: parameter name '${name}' is not well-formed Unicode`);
+  // A lone surrogate cannot be written as UTF-8 and would come back changed.
+  const texts = [
+    ['options.prefix', prefix],
+    ...state.shadows.map(({ name }) => [`parameter name '${name}'`, name]),
+    ...Object.entries(userMetadata).flatMap(([key, value]) => [[`metadata key '${key}'`, key], [`metadata '${key}'`, value]]),
+  ];
+  for (const [what, text] of texts) {
+    if (!isWellFormed(text)) {
+      throw new Error(`ema-wasm: ${method}: ${what} is not well-formed Unicode (it holds a lone surrogate)`);
+    }
+  }
+  for (const { key, name } of state.shadows) {
+    if (`${prefix}${key}` === '__metadata__') {
+      throw new Error(
+        `ema-wasm: ${method}: parameter '${name}' would be saved as '__metadata__', which safetensors reserves; ` +
+          'save with a prefix or rename the parameter',
+      );
     }
   }
   const names = Object.fromEntries(state.shadows.map(({ key, name }) => [key, name]));

@@ -21,7 +21,7 @@ export interface OrtTrainingSessionLike {
 }
 
 /** Options of createOrtEma: the same as createEma's. */
-export type OrtEmaOptions = EmaOptions;
+export type OrtEmaOptions = Omit<EmaOptions, 'resident'>;
 
 /**
  * An EMA of all trainable parameters of a TrainingSession, tracked as one

@@ -17,8 +17,10 @@
 // Like the core, every method checks everything it will use before it changes
 // anything, so a call that throws leaves the EMA exactly as it was.
 
-import { createEma } from '../index.js';
+import { bytesOf } from '../bytes.js';
+import { checkOptionKeys, createEma } from '../ema.js';
 import { describe } from '../params.js';
+import { EmaScope } from '../scope.js';
 
 const SLOT = 'parameters';
 const OPTION_KEYS = ['decay', 'useNumUpdates', 'simd'];
@@ -29,10 +31,7 @@ function checkSession(session) {
     'an onnxruntime-web TrainingSession (an object with getParametersSize, ' +
     'getContiguousParameters and loadParametersBuffer methods)';
   if (session === null || typeof session !== 'object') {
-    // describe() would print a function's whole source (a class or factory
-    // passed instead of the session it creates) and 'undefined undefined'.
-    const what = typeof session === 'function' ? 'a function' : session === undefined ? 'undefined' : describe(session);
-    throw new TypeError(`ema-wasm: createOrtEma: session must be ${expected}, got ${what}`);
+    throw new TypeError(`ema-wasm: createOrtEma: session must be ${expected}, got ${describe(session)}`);
   }
   const missing = SESSION_METHODS.filter((method) => typeof session[method] !== 'function');
   if (missing.length > 0) {
@@ -40,20 +39,6 @@ function checkSession(session) {
       `ema-wasm: createOrtEma: session must be ${expected}, got ${describe(session)} ` +
         `without ${missing.join(', ')}`,
     );
-  }
-}
-
-// Only the shape of `options` is checked here; the values are left to
-// createEma, so both entry points accept exactly the same decay/useNumUpdates/
-// simd and give the same errors for them.
-function checkOptions(options) {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new TypeError(`ema-wasm: createOrtEma: options must be an object, got ${describe(options)}`);
-  }
-  for (const key of Object.keys(options)) {
-    if (!OPTION_KEYS.includes(key)) {
-      throw new TypeError(`ema-wasm: createOrtEma: unknown option '${key}'; expected ${OPTION_KEYS.join(', ')}`);
-    }
   }
 }
 
@@ -89,21 +74,14 @@ async function readParameters(session, size, method) {
 }
 
 /**
- * Bytes for loadParametersBuffer. `values` must be a Float32Array the caller
- * owns outright (a fresh copy): never a view into WebAssembly memory, which
- * can move or detach when that memory grows.
- */
-function bytesOf(values) {
-  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-}
-
-/**
  * Creates an EMA of a TrainingSession's trainable parameters; the shadow
  * starts as a copy of them (as LitEma does).
  */
 export async function createOrtEma(session, options = {}) {
   checkSession(session);
-  checkOptions(options);
+  // Only the keys are checked here; createEma checks the values, so both
+  // entry points accept the same decay/useNumUpdates/simd with the same errors.
+  checkOptionKeys(options, OPTION_KEYS, 'createOrtEma');
   const size = await session.getParametersSize(true);
   if (!Number.isSafeInteger(size) || size < 0) {
     throw new Error(
@@ -125,6 +103,7 @@ export class OrtEma {
   #session;
   #size;
   #stored = false; // whether this adapter's store() (or withEma) has run
+  #scope = new EmaScope();
 
   /** @private Use createOrtEma(). */
   constructor(ema, session, size) {
@@ -184,6 +163,7 @@ export class OrtEma {
    */
   async update() {
     this.#live();
+    this.#scope.check('update');
     // Read and check before stepping: a wrong tensor throws with the EMA
     // untouched. The core copies the values in, so a view is fine here.
     const data = await readParameters(this.#session, this.#size, 'update');
@@ -194,10 +174,9 @@ export class OrtEma {
 
   /** LitEma.copy_to: loads the EMA weights into the session. */
   async copyTo() {
-    // shadow() is a fresh copy out of Wasm memory, so the bytes handed to
-    // onnxruntime are ours and stay valid whatever either heap does.
-    const values = this.#live().shadow(SLOT);
-    await this.#session.loadParametersBuffer(bytesOf(values), true);
+    this.#live();
+    this.#scope.check('copyTo');
+    await this.#loadShadow();
   }
 
   /**
@@ -206,13 +185,61 @@ export class OrtEma {
    */
   async store() {
     this.#live();
-    const data = await readParameters(this.#session, this.#size, 'store');
-    this.#live().store([{ name: SLOT, data }]);
-    this.#stored = true;
+    this.#scope.check('store');
+    await this.#snapshot('store');
   }
 
   /** LitEma.restore: loads the last snapshot back into the session. */
   async restore() {
+    this.#live();
+    this.#scope.check('restore');
+    await this.#loadSnapshot();
+  }
+
+  /**
+   * LitEma's ema_scope: store, copyTo, `await fn()`, then restore even if fn
+   * (or copyTo) throws. Returns what fn returns.
+   */
+  async withEma(fn) {
+    this.#live();
+    this.#scope.check('withEma');
+    if (typeof fn !== 'function') {
+      throw new TypeError(`ema-wasm: withEma: fn must be a function, got ${describe(fn)}`);
+    }
+    // Loading the EMA weights (swapIn) may fail halfway; the training
+    // weights still go back.
+    return this.#scope.run('withEma', {
+      store: () => this.#snapshot('withEma'),
+      swapIn: () => this.#loadShadow(),
+      restore: () => this.#loadSnapshot(),
+    }, fn);
+  }
+
+  /** Frees the arena; every later call throws. Calling it again does nothing. */
+  dispose() {
+    if (this.#ema === null) return;
+    this.#scope.check('dispose');
+    this.#ema.dispose();
+    this.#ema = null;
+    this.#session = null; // let the session be collected even if the EMA is kept
+  }
+
+  // ---- internals -----------------------------------------------------------
+
+  async #snapshot(method) {
+    const data = await readParameters(this.#session, this.#size, method);
+    this.#live().store([{ name: SLOT, data }]);
+    this.#stored = true;
+  }
+
+  async #loadShadow() {
+    // shadow() is a fresh copy out of Wasm memory, so the bytes handed to
+    // onnxruntime are ours and stay valid whatever either heap does.
+    const values = this.#live().shadow(SLOT);
+    await this.#session.loadParametersBuffer(bytesOf(values), true);
+  }
+
+  async #loadSnapshot() {
     const ema = this.#live();
     if (!this.#stored) {
       throw new Error('ema-wasm: restore: nothing is stored; call store() first');
@@ -223,36 +250,6 @@ export class OrtEma {
     ema.restore([{ name: SLOT, data: values }]);
     await this.#session.loadParametersBuffer(bytesOf(values), true);
   }
-
-  /**
-   * LitEma's ema_scope: store, copyTo, `await fn()`, then restore even if fn
-   * (or copyTo) throws. Returns what fn returns.
-   */
-  async withEma(fn) {
-    this.#live();
-    if (typeof fn !== 'function') {
-      throw new TypeError(`ema-wasm: withEma: fn must be a function, got ${describe(fn)}`);
-    }
-    await this.store();
-    // copyTo is inside the try: should loading the EMA weights fail halfway,
-    // the training weights still go back.
-    try {
-      await this.copyTo();
-      return await fn();
-    } finally {
-      await this.restore();
-    }
-  }
-
-  /** Frees the arena; every later call throws. Calling it again does nothing. */
-  dispose() {
-    if (this.#ema === null) return;
-    this.#ema.dispose();
-    this.#ema = null;
-    this.#session = null; // let the session be collected even if the EMA is kept
-  }
-
-  // ---- internals -----------------------------------------------------------
 
   #live() {
     if (this.#ema === null) {

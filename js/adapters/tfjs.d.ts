@@ -7,6 +7,9 @@ export interface TfVariableLike {
   readonly name: string;
   readonly shape: number[];
   readonly dtype?: string;
+  /** A LayerVariable has read(); a tf.Variable has dataSync(). */
+  read?: () => unknown;
+  dataSync?: () => unknown;
 }
 
 /** What the adapter needs of a tf.LayersModel. */
@@ -14,7 +17,7 @@ export interface TfModelLike {
   readonly trainableWeights: TfVariableLike[];
 }
 
-export interface TfjsEmaOptions extends EmaOptions {
+export interface TfjsEmaOptions extends Omit<EmaOptions, 'resident'> {
   /** The TensorFlow.js namespace; defaults to `import('@tensorflow/tfjs-core')`. */
   tf?: { tensor: (...args: any[]) => any };
 }

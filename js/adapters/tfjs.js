@@ -15,6 +15,7 @@
 
 import { createEma } from '../ema.js';
 import { describe } from '../params.js';
+import { EmaScope } from '../scope.js';
 
 const ADAPTER_OPTIONS = ['tf'];
 
@@ -96,6 +97,11 @@ export async function createTfjsEma(modelOrVariables, options = {}) {
     throw new TypeError(`ema-wasm: createTfjsEma: options must be an object, got ${describe(options)}`);
   }
   const { tf: tfOption, ...emaOptions } = options;
+  if ('resident' in emaOptions) {
+    throw new TypeError(
+      "ema-wasm: createTfjsEma: option 'resident' is not available here: the weights live in TF.js variables",
+    );
+  }
   const variables = resolveVariables(modelOrVariables);
   const tf = await loadTf(tfOption);
   const params = variables.map((variable) => ({
@@ -120,6 +126,7 @@ export class TfjsEma {
   #ema;
   #variables;
   #tf;
+  #scope = new EmaScope();
 
   /** @private Use createTfjsEma(). */
   constructor(ema, variables, tf) {
@@ -151,21 +158,29 @@ export class TfjsEma {
 
   /** One EMA step from the variables' current values; returns the decay used. */
   update() {
+    this.#scope.check('update');
     return this.#ema.update(this.#readParams('update'));
   }
 
   /** Writes the EMA weights into the variables. */
   copyTo() {
-    this.#writeAll((name) => this.#ema.shadow(name));
+    this.#scope.check('copyTo');
+    this.#writeShadows();
   }
 
   /** Snapshots the variables' current values. */
   store() {
+    this.#scope.check('store');
     this.#ema.store(this.#readParams('store'));
   }
 
   /** Writes the snapshot taken by store() back into the variables. */
   restore() {
+    this.#scope.check('restore');
+    this.#writeSnapshot();
+  }
+
+  #writeSnapshot() {
     const targets = this.#variables.map((variable) => ({
       name: variable.name,
       data: new Float32Array(sizeOf(variable.shape)),
@@ -173,6 +188,10 @@ export class TfjsEma {
     this.#ema.restore(targets); // throws, changing nothing, if nothing is stored
     const restored = new Map(targets.map(({ name, data }) => [name, data]));
     this.#writeAll((name) => restored.get(name));
+  }
+
+  #writeShadows() {
+    this.#writeAll((name) => this.#ema.shadow(name));
   }
 
   /**
@@ -183,13 +202,11 @@ export class TfjsEma {
     if (typeof fn !== 'function') {
       throw new TypeError(`ema-wasm: withEma: fn must be a function, got ${describe(fn)}`);
     }
-    this.store();
-    try {
-      this.copyTo();
-      return await fn();
-    } finally {
-      this.restore();
-    }
+    return this.#scope.run('withEma', {
+      store: () => this.#ema.store(this.#readParams('withEma')),
+      swapIn: () => this.#writeShadows(),
+      restore: () => this.#writeSnapshot(),
+    }, fn);
   }
 
   /**
@@ -219,20 +236,30 @@ export class TfjsEma {
   }
 
   dispose() {
+    this.#scope.check('dispose');
     this.#ema.dispose();
   }
 
-  #readParams(method) {
-    return this.#variables.map((variable) => {
+  #checkVariables(method) {
+    for (const variable of this.#variables) {
       if (variable.isDisposed === true || tensorOf(variable).isDisposed === true) {
         throw new Error(`ema-wasm: ${method}: variable '${variable.name}' was disposed`);
       }
-      return { name: variable.name, data: readValues(variable), shape: variable.shape };
-    });
+    }
   }
 
-  /** Assigns valuesOf(name) to every variable; the arrays must be our own copies. */
+  #readParams(method) {
+    this.#checkVariables(method);
+    return this.#variables.map((variable) => ({ name: variable.name, data: readValues(variable), shape: variable.shape }));
+  }
+
+  /**
+   * Assigns valuesOf(name) to every variable; the arrays must be our own
+   * copies. Every variable is checked first, so a disposed one cannot leave
+   * the model half written.
+   */
   #writeAll(valuesOf) {
+    this.#checkVariables('writing weights');
     const values = this.#variables.map((variable) => valuesOf(variable.name));
     this.#variables.forEach((variable, index) => {
       const tensor = this.#tf.tensor(values[index], variable.shape, 'float32');

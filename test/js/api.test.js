@@ -209,3 +209,39 @@ for (const simd of BUILDS) {
     });
   });
 }
+
+describe('withEma is one scope at a time', () => {
+  for (const resident of [false, true]) {
+    test(`overlapping withEma calls are refused and the training weights survive (resident: ${resident})`, async () => {
+      const w = Float32Array.of(1, 2, 3, 4);
+      const ema = await createEma({ w }, { decay: 0.5, useNumUpdates: false, resident });
+      const weights = resident ? ema.param('w') : w;
+      weights.set([3, 4, 5, 6]);
+      resident ? ema.update() : ema.update({ w });
+      const training = Array.from(weights);
+      const call = (fn) => (resident ? ema.withEma(fn) : ema.withEma({ w }, fn));
+      const results = await Promise.allSettled([
+        call(async () => { await new Promise((r) => setTimeout(r, 5)); return Array.from(weights); }),
+        call(async () => Array.from(weights)),
+      ]);
+      assert.equal(results[0].status, 'fulfilled');
+      assert.deepEqual(results[0].value, [2, 3, 4, 5], 'EMA weights inside the first scope');
+      assert.equal(results[1].status, 'rejected');
+      assert.match(results[1].reason.message, /withEma: not allowed while withEma\(\) is running/);
+      assert.deepEqual(Array.from(weights), training);
+    });
+  }
+
+  test('store, restore, copyTo, update and dispose inside withEma are refused', async () => {
+    const w = Float32Array.of(1, 2);
+    const ema = await createEma({ w }, { decay: 0 });
+    await ema.withEma({ w }, () => {
+      for (const call of [() => ema.store({ w }), () => ema.restore({ w }), () => ema.copyTo({ w }),
+        () => ema.update({ w }), () => ema.dispose()]) {
+        assert.throws(call, /not allowed while withEma\(\) is running/);
+      }
+    });
+    ema.update({ w }); // fine again afterwards
+    ema.dispose();
+  });
+});

@@ -220,3 +220,36 @@ test('continuation fixture parses', () => {
   assert.equal(continuation.steps.length, 5);
   assert.equal(bitsToFloat(continuation.decayBits.toString(16)), Math.fround(0.999));
 });
+
+describe('names that are special to JSON or safetensors', () => {
+  test("a parameter named '__proto__' round-trips", async () => {
+    const ema = await createEma([{ name: '__proto__', data: Float32Array.of(1, 2) }, { name: 'x', data: Float32Array.of(3) }]);
+    const back = await loadEma(ema.save());
+    assert.deepEqual(back.names, ['__proto__', 'x']);
+    assert.deepEqual(Array.from(back.shadow('__proto__')), [1, 2]);
+  });
+
+  test("a shadow that would be saved as '__metadata__' is refused, naming the parameter", async () => {
+    const ema = await createEma([{ name: '__meta.data__', data: Float32Array.of(1) }]);
+    assert.throws(() => ema.save(), /'__meta\.data__' would be saved as '__metadata__'/);
+    assert.deepEqual((await loadEma(ema.save({ prefix: 'ema.' }), { prefix: 'ema.' })).names, ['__meta.data__']);
+  });
+
+  test('lone surrogates in the prefix or metadata are refused', async () => {
+    const ema = await createEma({ w: Float32Array.of(1) });
+    assert.throws(() => ema.save({ prefix: 'a\ud800.' }), /options\.prefix is not well-formed/);
+    assert.throws(() => ema.save({ metadata: { note: 'x\udc00' } }), /metadata 'note' is not well-formed/);
+  });
+
+  test('a names record that is not an object is refused', async () => {
+    const ema = await createEma({ w: Float32Array.of(1) });
+    const bytes = ema.save();
+    const headerEnd = 8 + Number(new DataView(bytes.buffer).getBigUint64(0, true));
+    const header = new TextDecoder().decode(bytes.subarray(8, headerEnd));
+    const patchedHeader = header.replace('"ema_wasm.names":"{\\"w\\":\\"w\\"}"', '"ema_wasm.names":"null           "');
+    assert.notEqual(patchedHeader, header);
+    const patched = bytes.slice();
+    patched.set(new TextEncoder().encode(patchedHeader), 8);
+    await assert.rejects(loadEma(patched), /'ema_wasm\.names' must be a JSON object/);
+  });
+});
