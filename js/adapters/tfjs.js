@@ -63,8 +63,32 @@ function tensorOf(variable) {
   return typeof variable.read === 'function' ? variable.read() : variable;
 }
 
-function readValues(variable) {
-  const values = tensorOf(variable).dataSync();
+/**
+ * On TF.js's wasm backend, a view of the variable's values in that backend's
+ * own memory, or null elsewhere. dataSync() there allocates a fresh array per
+ * call, and at 1M parameters per update the garbage collector's work on those
+ * costs ~40x the update itself; a view costs nothing. It reads TF.js's
+ * internal tables (backend.dataIdMap, backend.wasm.HEAPU8), checked at each
+ * step, and falls back to dataSync() if they ever change. The view is only
+ * read right away by the core, which copies it; it is never kept.
+ */
+function wasmBackendView(tf, tensor) {
+  if (typeof tf.getBackend !== 'function' || tf.getBackend() !== 'wasm') return null;
+  const backend = tf.backend();
+  const info = backend?.dataIdMap?.get?.(tensor.dataId);
+  const heap = backend?.wasm?.HEAPU8;
+  if (info === undefined || !(heap instanceof Uint8Array) || info.dtype !== 'float32') return null;
+  const size = sizeOf(tensor.shape);
+  const offset = info.memoryOffset;
+  if (!Number.isInteger(offset) || offset % 4 !== 0 || offset + size * 4 > heap.buffer.byteLength) return null;
+  return new Float32Array(heap.buffer, offset, size);
+}
+
+function readValues(variable, tf) {
+  const tensor = tensorOf(variable);
+  const view = tf === undefined ? null : wasmBackendView(tf, tensor);
+  if (view !== null) return view;
+  const values = tensor.dataSync();
   if (!(values instanceof Float32Array)) {
     throw new TypeError(`ema-wasm: variable '${variable.name}' did not read as a Float32Array`);
   }
@@ -250,7 +274,11 @@ export class TfjsEma {
 
   #readParams(method) {
     this.#checkVariables(method);
-    return this.#variables.map((variable) => ({ name: variable.name, data: readValues(variable), shape: variable.shape }));
+    return this.#variables.map((variable) => ({
+      name: variable.name,
+      data: readValues(variable, this.#tf),
+      shape: variable.shape,
+    }));
   }
 
   /**
