@@ -208,9 +208,11 @@ ema_status ema_restore_resident(ema_ctx* ctx);
  * ======================================================================== */
 
 /* Prepares a backup of `count` arrays of the given lengths and returns without
- * copying anything; the caller then fills ema_backup(ctx, i). The previous
- * backup is released only once the new one is allocated, so on failure the old
- * backup is still there. `count` may be 0 (an empty but present backup). */
+ * copying anything; the caller then fills ema_backup(ctx, i). When the count
+ * and lengths equal the current backup's, its memory is reused (no
+ * allocation); otherwise the previous backup is released only once the new
+ * one is allocated, so on failure the old backup is still there. `count` may
+ * be 0 (an empty but present backup). */
 ema_status ema_backup_prepare(ema_ctx* ctx, uint32_t count, const uint32_t* lengths);
 
 /* Convenience for native callers: ema_backup_prepare() and copy `arrays` in. */

@@ -87,6 +87,17 @@ export async function createEma(params, options = {}) {
   return new Ema(core, build, tracked, keys, decay, useNumUpdates, resident);
 }
 
+/** Whether `shape` is an array of non-negative integers whose product is `length`. */
+function shapeHolds(shape, length) {
+  if (!Array.isArray(shape)) return false;
+  let product = 1;
+  for (const dimension of shape) {
+    if (!Number.isSafeInteger(dimension) || dimension < 0) return false;
+    product *= dimension;
+  }
+  return product === length;
+}
+
 /** Throws unless `options` is an object whose keys are all in `allowed`. */
 export function checkOptionKeys(options, allowed, method) {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
@@ -137,6 +148,8 @@ export class Ema {
   #stored = null; // { names, lengths, slotOf } of the last store, or null
   #paramOffsets = null; // resident mode: float index of each parameter
   #scope = new EmaScope();
+  #shadowViews = null; // see #shadowViewsOf
+  #shadowViewsBuffer = null;
 
   /** @private Use createEma(). */
   constructor(core, build, tracked, keys, decay, useNumUpdates, resident) {
@@ -324,7 +337,7 @@ export class Ema {
       core.check(exports.ema_update_resident(this.#context, this.#scratch), 'update');
       return core.heapF32[this.#scratch >>> 2];
     }
-    const arrays = this.#resolveTracked(normalizeParams(params, 'update'), 'update');
+    const arrays = this.#resolveInOrder(params) ?? this.#resolveTracked(normalizeParams(params, 'update'), 'update');
     core.check(exports.ema_step_begin(this.#context, this.#scratch), 'update');
     const decayUsed = core.heapF32[this.#scratch >>> 2];
 
@@ -371,7 +384,8 @@ export class Ema {
       core.check(core.exports.ema_copy_to_resident(this.#context), 'copyTo');
       return;
     }
-    this.#copyShadowsInto(core, this.#resolveTracked(normalizeParams(params, 'copyTo'), 'copyTo'));
+    const arrays = this.#resolveInOrder(params) ?? this.#resolveTracked(normalizeParams(params, 'copyTo'), 'copyTo');
+    this.#copyShadowsInto(core, arrays);
   }
 
   /** LitEma.store(parameters): snapshots every array given, trainable or not. */
@@ -438,6 +452,8 @@ export class Ema {
     this.#core.exports.ema_destroy(this.#context);
     this.#core = null;
     this.#context = 0;
+    this.#shadowViews = null;
+    this.#shadowViewsBuffer = null;
   }
 
   // ---- internals -----------------------------------------------------------
@@ -480,6 +496,29 @@ export class Ema {
       throw new Error(`ema-wasm: ${method}: no tracked parameter named '${name}'; tracked: ${quoteList(this.#names)}`);
     }
     return slot;
+  }
+
+  /**
+   * The fast path of update() and copyTo() for the common call: an array of
+   * exactly the tracked entries, in creation order, each well-formed. Returns
+   * the arrays in slot order, or null for anything else, which then takes
+   * the full path (and its error messages). With thousands of small tensors
+   * the full path's checks cost more than the update itself.
+   */
+  #resolveInOrder(params) {
+    const names = this.#names;
+    if (!Array.isArray(params) || params.length !== names.length) return null;
+    const arrays = new Array(names.length);
+    for (let slot = 0; slot < names.length; slot++) {
+      const entry = params[slot];
+      if (entry === null || typeof entry !== 'object' || entry.name !== names[slot]) return null;
+      const { data, shape, trainable } = entry;
+      if (!(data instanceof Float32Array) || data.length !== this.#lengths[slot]) return null;
+      if (trainable !== undefined && trainable !== true) return null;
+      if (shape !== undefined && !shapeHolds(shape, data.length)) return null;
+      arrays[slot] = data;
+    }
+    return arrays;
   }
 
   /**
@@ -564,11 +603,22 @@ export class Ema {
   }
 
   #copyShadowsInto(core, arrays) {
-    const heap = core.heapF32;
-    arrays.forEach((data, slot) => {
-      const start = this.#shadowOffsets[slot];
-      data.set(heap.subarray(start, start + data.length));
-    });
+    const views = this.#shadowViewsOf(core);
+    for (let slot = 0; slot < arrays.length; slot++) arrays[slot].set(views[slot]);
+  }
+
+  /**
+   * One view per shadow, kept between calls (making thousands of subarrays
+   * per copyTo cost more than the copy) and re-made only when memory has
+   * grown. Internal: never handed out.
+   */
+  #shadowViewsOf(core) {
+    const buffer = core.memory.buffer;
+    if (this.#shadowViews === null || this.#shadowViewsBuffer !== buffer) {
+      this.#shadowViews = this.#shadowOffsets.map((start, slot) => new Float32Array(buffer, start * 4, this.#lengths[slot]));
+      this.#shadowViewsBuffer = buffer;
+    }
+    return this.#shadowViews;
   }
 
   #storeEntries(core, entries, method) {

@@ -14,6 +14,10 @@ say() { printf 'bootstrap: %s\n' "$*"; }
 missing=()
 command -v emcc >/dev/null 2>&1 || missing+=(emscripten)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+if [ "$purpose" = bench ]; then
+  # The native baseline of the benchmark is the same C core built by gcc.
+  command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+fi
 if [ "$purpose" = test ]; then
   # The native C tests build with gcc under AddressSanitizer and UBSan; the
   # parser's fuzzer needs clang with its libFuzzer runtime; the browser test

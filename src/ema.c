@@ -453,6 +453,16 @@ ema_status ema_backup_prepare(ema_ctx* ctx, uint32_t count, const uint32_t* leng
     if (count > EMA_MAX_SLOTS) {
         return EMA_ERROR_TOO_MANY_SLOTS;
     }
+    if (count != 0 && lengths == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    /* The same shape as the current backup (every withEma after the first):
+     * reuse it. Allocating a second region before freeing the first would
+     * grow memory for nothing, and in Wasm growing memory is costly. */
+    if (ctx->has_backup && ctx->backup.count == count &&
+        (count == 0 || memcmp(ctx->backup.lengths, lengths, (size_t)count * sizeof(uint32_t)) == 0)) {
+        return EMA_OK;
+    }
     ema_region fresh;
     const ema_status status = region_alloc(&fresh, count, lengths);
     if (status != EMA_OK) {

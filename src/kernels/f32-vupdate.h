@@ -28,9 +28,9 @@ typedef void (*ema_f32_vupdate_ukernel_fn)(size_t n, const float* param, float* 
 #include "f32-vupdate.inc"
 #undef EMA_UKERNEL
 
-/* The fastest kernel this build has. */
+/* The fastest kernel this build has (see the u32 kernel's note). */
 #if EMA_ARCH_WASMSIMD
-#define ema_f32_vupdate_ukernel_best ema_f32_vupdate_ukernel__wasmsimd_u16
+#define ema_f32_vupdate_ukernel_best ema_f32_vupdate_ukernel__wasmsimd_u32
 #else
 #define ema_f32_vupdate_ukernel_best ema_f32_vupdate_ukernel__scalar_u4
 #endif

@@ -983,6 +983,17 @@ static void test_store_restore(void) {
     CHECK_STATUS(ema_restore(ctx, 1, outs, second_lengths), EMA_OK);
     CHECK(out[0] == 7.0f && out[1] == -7.0f, "second backup restored");
 
+    /* A store of the same shape reuses the backup's memory (no allocation). */
+    float* const reused = ema_backup(ctx, 0);
+    const size_t bytes_with_backup = ema_byte_length(ctx);
+    float e[2] = {1.5f, 2.5f};
+    const float* third[1] = {e};
+    CHECK_STATUS(ema_store(ctx, 1, third, second_lengths), EMA_OK);
+    CHECK(ema_backup(ctx, 0) == reused && ema_byte_length(ctx) == bytes_with_backup,
+          "same-shape store reused the backup");
+    CHECK_STATUS(ema_restore(ctx, 1, outs, second_lengths), EMA_OK);
+    CHECK(out[0] == 1.5f && out[1] == 2.5f, "reused backup holds the new values");
+
     /* Clear: nothing stored again, byte length back to where it was. */
     ema_backup_clear(ctx);
     CHECK(ema_backup_count(ctx) == -1, "cleared");
