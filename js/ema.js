@@ -22,16 +22,7 @@ const ARENA_ALIGNMENT = 64; // EMA_ARENA_ALIGNMENT in src/arena.h
 const FIXED_ARENA_BYTES = STAGING_FLOATS * 4 + SEGMENT_CAPACITY * SEGMENT_WORDS * 4 + (1 << 20);
 
 function checkOptions(options) {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new TypeError(`ema-wasm: createEma: options must be an object, got ${describe(options)}`);
-  }
-  for (const key of Object.keys(options)) {
-    if (!(key in OPTION_DEFAULTS)) {
-      throw new TypeError(
-        `ema-wasm: createEma: unknown option '${key}'; expected ${Object.keys(OPTION_DEFAULTS).join(', ')}`,
-      );
-    }
-  }
+  checkOptionKeys(options, Object.keys(OPTION_DEFAULTS), 'createEma');
   const { decay, useNumUpdates, simd, resident } = { ...OPTION_DEFAULTS, ...options };
   if (typeof decay !== 'number') {
     throw new TypeError(`ema-wasm: createEma: options.decay must be a number, got ${describe(decay)}`);
