@@ -54,8 +54,10 @@ function readCString(core, pointer, length) {
  * dropped with it. Compiling is cached, so this costs little.
  */
 async function parserCore(headerBytes) {
-  // The header, the decoded names (no longer than the header) and the tables.
-  return new WasmCore(instantiate(await compileBuild(chooseBuild('auto')), 3 * headerBytes + 65536));
+  // The header, the decoded names (no longer than the header) and the tensor
+  // table: ~300 bytes per entry, and an entry takes at least ~45 header
+  // bytes, doubled for the table's growth. Untouched pages cost nothing.
+  return new WasmCore(instantiate(await compileBuild(chooseBuild('auto')), 16 * headerBytes + 65536));
 }
 
 /**
