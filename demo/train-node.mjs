@@ -15,10 +15,11 @@
 import { performance } from 'node:perf_hooks';
 
 import { createEma } from '../js/index.js';
-import { parseFlags, UsageError, USAGE } from './lib/cli.mjs';
 import { makeSpiral } from './lib/data.mjs';
 import { createMlp, evaluate, parameterCount, trainStep } from './lib/mlp.mjs';
 import { createRandom } from './lib/random.mjs';
+import { describeWarmup, percent, printResult, printTableHeader, printTableRow } from './lib/report.mjs';
+import { readOptions } from './lib/train-node-cli.mjs';
 
 // Chosen so that the raw weights are visibly noisy within a few epochs yet
 // the whole run takes well under a second.
@@ -29,23 +30,6 @@ const TRAINING = { learningRate: 0.3, batchSize: 8 };
 // Independent random streams per use, so e.g. the test set does not change
 // when the training set grows.
 const STREAMS = { trainData: 0, testData: 1, training: 2 };
-
-/** The options, or null after printing help or a usage error. */
-function readOptions(args) {
-  try {
-    const options = parseFlags(args);
-    if (options.help) {
-      process.stdout.write(USAGE);
-      return null;
-    }
-    return options;
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`train-node: ${error.message}\n\n${USAGE}`);
-    process.exitCode = 2;
-    return null;
-  }
-}
 
 function makeDatasets(seed) {
   const shape = { classes: TASK.classes, turns: TASK.turns, jitter: TASK.jitter };
@@ -84,14 +68,11 @@ async function evaluateBoth(model, ema, test) {
   // withEma restores the raw weights afterwards, so training continues from
   // where SGD left off, untouched by the evaluation.
   const averaged = await ema.withEma(model.params, () => evaluate(model, test));
-  return { raw, averaged };
+  return { raw, ema: averaged };
 }
 
 function printHeader(options, model, ema, stepsPerEpoch) {
   const { inputs, hidden, outputs } = MODEL;
-  const warmup = options.warmup
-    ? `warmup on: decay = min(${options.decay}, (1 + n) / (10 + n)) after n updates`
-    : 'warmup off: full decay from the first update (numUpdates stays -1, as in LitEma)';
   const build = ema.simd ? 'SIMD128 (dist/ema-simd.wasm)' : 'scalar (dist/ema-scalar.wasm)';
   console.log('ema-wasm demo: raw SGD weights vs. their exponential moving average');
   console.log(
@@ -105,67 +86,19 @@ function printHeader(options, model, ema, stepsPerEpoch) {
     `  training  plain SGD, learning rate ${TRAINING.learningRate}, minibatch ${TRAINING.batchSize}, ` +
       `${stepsPerEpoch} steps/epoch, ${options.epochs} epochs`,
   );
-  console.log(`  EMA       decay ${options.decay}, ${warmup}`);
+  console.log(`  EMA       decay ${options.decay}, ${describeWarmup(options)}`);
   console.log(`  Wasm      ${build}`);
   console.log('');
 }
 
-const COLUMNS = [
-  ['epoch', 5],
-  ['train loss', 10],
-  ['test loss raw', 13],
-  ['test loss EMA', 13],
-  ['acc raw', 7],
-  ['acc EMA', 7],
-  ['EMA updates', 11],
-  ['decay', 6],
-];
-
-function printRow(cells) {
-  console.log(cells.map((cell, i) => String(cell).padStart(COLUMNS[i][1])).join('  '));
-}
-
-function percent(fraction) {
-  return `${(100 * fraction).toFixed(1)}%`;
-}
-
-function printEpoch(epoch, { trainLoss, decayUsed }, { raw, averaged }, numUpdates) {
-  printRow([
-    epoch,
-    trainLoss.toFixed(4),
-    raw.loss.toFixed(4),
-    averaged.loss.toFixed(4),
-    percent(raw.accuracy),
-    percent(averaged.accuracy),
-    numUpdates,
-    decayUsed.toFixed(4),
-  ]);
-}
-
-// Differences under this fraction of the raw loss count as a tie, so that
-// e.g. --decay 0 (EMA = raw weights) is not reported as a win by rounding.
-const TIE_TOLERANCE = 0.01;
-
-function printVerdict(options, { raw, averaged }) {
-  const epochs = `${options.epochs} epoch${options.epochs === 1 ? '' : 's'}`;
-  const losses = `test loss ${averaged.loss.toFixed(4)} (EMA) vs ${raw.loss.toFixed(4)} (raw)`;
-  const accuracies = `accuracy ${percent(averaged.accuracy)} vs ${percent(raw.accuracy)}`;
-  const relativeGain = 1 - averaged.loss / raw.loss;
-  if (relativeGain > TIE_TOLERANCE) {
-    const lower = `${(100 * relativeGain).toFixed(0)}% lower`;
-    console.log(`Result: after ${epochs} the EMA weights beat the raw weights: ${losses}, ${lower}; ${accuracies}.`);
-  } else if (relativeGain >= -TIE_TOLERANCE) {
-    console.log(
-      `Result: after ${epochs} the EMA weights did not clearly beat the raw weights: ${losses}; ${accuracies}. ` +
-        'With a small decay the EMA follows the raw weights closely; try a larger --decay.',
-    );
-  } else {
-    console.log(
-      `Result: after ${epochs} the EMA weights did NOT beat the raw weights: ${losses}; ${accuracies}. ` +
-        'An EMA lags about 1 / (1 - decay) steps behind; when that is a large part of the run it ' +
-        'still remembers the early, poor weights: try more --epochs or a smaller --decay.',
-    );
-  }
+function printVerdict(options, { raw, ema }) {
+  printResult({
+    epochs: options.epochs,
+    raw,
+    ema,
+    accuracy: `accuracy ${percent(ema.accuracy, 1)} vs ${percent(raw.accuracy, 1)}`,
+    tieAdvice: 'With a small decay the EMA follows the raw weights closely; try a larger --decay.',
+  });
 }
 
 async function main(args) {
@@ -181,7 +114,7 @@ async function main(args) {
   try {
     const order = Array.from({ length: train.count }, (_, index) => index);
     printHeader(options, model, ema, Math.ceil(train.count / TRAINING.batchSize));
-    printRow(COLUMNS.map(([title]) => title));
+    printTableHeader();
 
     let emaMilliseconds = 0;
     let last;
@@ -189,8 +122,13 @@ async function main(args) {
       const training = trainEpoch(model, ema, train, order, random);
       emaMilliseconds += training.emaMilliseconds;
       last = await evaluateBoth(model, ema, test);
-      // numUpdates is -1 when warmup is off, as LitEma's num_updates is.
-      printEpoch(epoch, training, last, ema.numUpdates);
+      printTableRow({
+        epoch,
+        trainLoss: training.trainLoss,
+        ...last,
+        numUpdates: ema.numUpdates,
+        decay: training.decayUsed,
+      });
     }
 
     console.log('');

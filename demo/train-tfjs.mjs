@@ -24,13 +24,14 @@ import { fileURLToPath } from 'node:url';
 import { createTfjsEma } from '../js/adapters/tfjs.js';
 import { saveEmaFile } from '../js/node.js';
 import { createRandom } from './lib/random.mjs';
+import { percent } from './lib/report.mjs';
 import { describeBackend, tf, useBackend } from './tfjs/backend.mjs';
-import { parseFlags, UsageError, USAGE } from './tfjs/cli.mjs';
+import { readOptions } from './tfjs/cli.mjs';
 import { createClassifier } from './tfjs/model.mjs';
 import { loadMnist } from './tfjs/mnist.mjs';
 import { writePlot } from './tfjs/plot.mjs';
 import { createProgress } from './tfjs/progress.mjs';
-import { formatCount, percent, printFooter, printHeader, printTable, printVerdict } from './tfjs/report.mjs';
+import { formatCount, printFooter, printHeader, printTable, printVerdict } from './tfjs/report.mjs';
 import { evaluationTensors } from './tfjs/tensors.mjs';
 import { evaluateBoth, trainEpoch } from './tfjs/training.mjs';
 
@@ -49,23 +50,6 @@ const DEFAULT_WEIGHTS = fileURLToPath(new URL('./output/ema-mnist.safetensors', 
 // not change when the data split draws more numbers. (The initial weights
 // come from TF.js's own seeded initialisers, see tfjs/model.mjs.)
 const STREAMS = { split: 0, order: 1 };
-
-/** The options, or null after printing help or a usage error. */
-function readOptions(args) {
-  try {
-    const options = parseFlags(args);
-    if (options.help) {
-      process.stdout.write(USAGE);
-      return null;
-    }
-    return options;
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`train-tfjs: ${error.message}\n\n${USAGE}`);
-    process.exitCode = 2;
-    return null;
-  }
-}
 
 /** A path as the user would type it: relative to the working directory when inside it. */
 function displayPath(path) {

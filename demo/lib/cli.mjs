@@ -1,24 +1,10 @@
-// Command-line flags of the demo: parsing and validation only. Bad input
-// becomes a UsageError, which the script reports with the usage text.
-
-export const DEFAULTS = Object.freeze({ epochs: 8, decay: 0.99, warmup: true, seed: 1 });
-
-export const USAGE = `\
-Usage: node demo/train-node.mjs [options]
-
-Trains a small MLP on a noisy spiral with plain SGD, keeps an EMA of its
-weights with ema-wasm, and prints the test loss of the raw and EMA weights
-after every epoch.
-
-Options:
-  --epochs N     epochs to train, a positive integer (default ${DEFAULTS.epochs})
-  --decay D      EMA decay, a number in [0, 1] (default ${DEFAULTS.decay})
-  --no-warmup    use the decay from the first step; by default the decay is
-                 min(D, (1 + n) / (10 + n)) after n updates, as in LitEma
-  --seed S       seed for data, initial weights and minibatch order,
-                 an integer in [0, 4294967295] (default ${DEFAULTS.seed})
-  -h, --help     show this help and exit
-`;
+// Command-line flags of the demo scripts: one parser and the value checks
+// they share. Each script's own flag table, defaults and usage text live in
+// its CLI module (lib/train-node-cli.mjs, tfjs/cli.mjs), so that both
+// scripts read flags by the same rules and word their errors alike.
+//
+// Bad input becomes a UsageError, which readOptions() (see
+// createCommandLine) reports with the script's usage text.
 
 export class UsageError extends Error {}
 
@@ -27,52 +13,72 @@ export class UsageError extends Error {}
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 const INTEGER = /^\d+$/;
 
-function parseEpochs(text) {
-  const value = Number(text);
-  if (!INTEGER.test(text) || !Number.isSafeInteger(value) || value < 1) {
-    throw new UsageError(`--epochs must be a positive integer, got '${text}'`);
-  }
-  return value;
+// Each of these returns the parser for one flag's value: it takes the text
+// and returns the value, or throws a UsageError that names `flag`.
+
+/** An integer >= 1, e.g. a count of epochs or a batch size. */
+export function positiveInteger(flag) {
+  return (text) => {
+    const value = Number(text);
+    if (!INTEGER.test(text) || !Number.isSafeInteger(value) || value < 1) {
+      throw new UsageError(`${flag} must be a positive integer, got '${text}'`);
+    }
+    return value;
+  };
 }
 
-function parseDecay(text) {
-  const value = Number(text);
-  if (!DECIMAL.test(text) || !(value >= 0 && value <= 1)) {
-    throw new UsageError(`--decay must be a number in [0, 1], got '${text}'`);
-  }
-  return value;
+/** A number in [0, 1], e.g. the EMA decay. */
+export function numberFromZeroToOne(flag) {
+  return (text) => {
+    const value = Number(text);
+    if (!DECIMAL.test(text) || !(value >= 0 && value <= 1)) {
+      throw new UsageError(`${flag} must be a number in [0, 1], got '${text}'`);
+    }
+    return value;
+  };
 }
 
-function parseSeed(text) {
-  const value = Number(text);
-  if (!INTEGER.test(text) || value > 0xffffffff) {
-    throw new UsageError(`--seed must be an integer in [0, 4294967295], got '${text}'`);
-  }
-  return value;
+/** An integer in [0, 2^32 - 1]: what createRandom() takes as a seed. */
+export function uint32(flag) {
+  return (text) => {
+    const value = Number(text);
+    if (!INTEGER.test(text) || value > 0xffffffff) {
+      throw new UsageError(`${flag} must be an integer in [0, 4294967295], got '${text}'`);
+    }
+    return value;
+  };
 }
 
-// Flags that take a value, and how to read it.
-const VALUE_FLAGS = { '--epochs': ['epochs', parseEpochs], '--decay': ['decay', parseDecay], '--seed': ['seed', parseSeed] };
+// Every script takes these; readOptions() answers them with the usage text.
+const HELP_SWITCHES = { '-h': ['help', true], '--help': ['help', true] };
 
 /**
- * Reads `args` (process.argv without node and the script) into
- * { epochs, decay, warmup, seed, help }. Accepts `--flag value` and
- * `--flag=value`; a repeated flag keeps its last value.
+ * Reads `args` (process.argv without node and the script) into an options
+ * object: `defaults` plus `help: false`, overridden by the flags given.
+ *
+ *   valueFlags  { '--flag': [key, parse] }: takes a value, as `--flag value`
+ *               or `--flag=value`; options[key] = parse(value text)
+ *   switches    { '--flag': [key, value] }: takes no value; options[key] = value
+ *               (-h and --help are always there and set options.help)
+ *
+ * A repeated flag keeps its last value. Anything else is a UsageError.
  */
-export function parseFlags(args) {
-  const options = { ...DEFAULTS, help: false };
+export function parseFlags(args, { defaults, valueFlags, switches = {} }) {
+  const allSwitches = { ...HELP_SWITCHES, ...switches };
+  const options = { ...defaults, help: false };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
+    // Only long flags take `=value`; '-h=x' is an unknown flag.
     const equals = arg.startsWith('--') ? arg.indexOf('=') : -1;
     const flag = equals === -1 ? arg : arg.slice(0, equals);
     const inlineValue = equals === -1 ? undefined : arg.slice(equals + 1);
 
-    if (flag === '-h' || flag === '--help' || flag === '--no-warmup') {
+    if (Object.hasOwn(allSwitches, flag)) {
       if (inlineValue !== undefined) throw new UsageError(`${flag} takes no value, got '${arg}'`);
-      if (flag === '--no-warmup') options.warmup = false;
-      else options.help = true;
-    } else if (Object.hasOwn(VALUE_FLAGS, flag)) {
-      const [key, parse] = VALUE_FLAGS[flag];
+      const [key, value] = allSwitches[flag];
+      options[key] = value;
+    } else if (Object.hasOwn(valueFlags, flag)) {
+      const [key, parse] = valueFlags[flag];
       let text = inlineValue;
       if (text === undefined) {
         // A following flag is not a value: `--epochs --seed 3` is a mistake.
@@ -89,4 +95,35 @@ export function parseFlags(args) {
     }
   }
   return options;
+}
+
+/**
+ * One script's command line: `flags` is its { defaults, valueFlags, switches }
+ * table, as parseFlags() takes it. Returns
+ *
+ *   parseFlags(args)   the options, or a thrown UsageError
+ *   readOptions(args)  the options, or null when the script should stop:
+ *                      after printing `usage` to stdout for --help, or the
+ *                      error and `usage` to stderr with exit code 2 (told
+ *                      apart from a failed run's 1); `program` prefixes the
+ *                      error, as in the script's other messages
+ */
+export function createCommandLine({ program, usage, ...flags }) {
+  const parse = (args) => parseFlags(args, flags);
+  function readOptions(args) {
+    try {
+      const options = parse(args);
+      if (options.help) {
+        process.stdout.write(usage);
+        return null;
+      }
+      return options;
+    } catch (error) {
+      if (!(error instanceof UsageError)) throw error;
+      process.stderr.write(`${program}: ${error.message}\n\n${usage}`);
+      process.exitCode = 2;
+      return null;
+    }
+  }
+  return { parseFlags: parse, readOptions };
 }

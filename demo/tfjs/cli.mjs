@@ -1,8 +1,8 @@
-// Command-line flags of the TF.js demo: parsing and validation only. Bad
-// input becomes a UsageError, which the script reports with the usage text.
-//
-// Same rules as demo/lib/cli.mjs (that module's flag set and usage text are
-// those of train-node.mjs, so it cannot be reused as is).
+// Command-line flags of demo/train-tfjs.mjs: its defaults, usage text and
+// flag table. Parsing and the value checks it shares with train-node.mjs
+// are in lib/cli.mjs.
+
+import { createCommandLine, numberFromZeroToOne, positiveInteger, uint32, UsageError } from '../lib/cli.mjs';
 
 export const BACKENDS = Object.freeze(['cpu', 'wasm']);
 
@@ -44,44 +44,14 @@ Options:
   -h, --help        show this help and exit
 `;
 
-export class UsageError extends Error {}
-
-// Plain decimal notation only: Number() alone would also accept '', ' ',
-// '0x1f' and 'Infinity', which are never what someone meant by a flag value.
-const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-const INTEGER = /^\d+$/;
-
-function positiveInteger(flag) {
+// Values only this script takes; the shared checks are in lib/cli.mjs.
+function backendName(flag) {
   return (text) => {
-    const value = Number(text);
-    if (!INTEGER.test(text) || !Number.isSafeInteger(value) || value < 1) {
-      throw new UsageError(`${flag} must be a positive integer, got '${text}'`);
+    if (!BACKENDS.includes(text)) {
+      throw new UsageError(`${flag} must be ${BACKENDS.join(' or ')}, got '${text}'`);
     }
-    return value;
+    return text;
   };
-}
-
-function parseDecay(text) {
-  const value = Number(text);
-  if (!DECIMAL.test(text) || !(value >= 0 && value <= 1)) {
-    throw new UsageError(`--decay must be a number in [0, 1], got '${text}'`);
-  }
-  return value;
-}
-
-function parseSeed(text) {
-  const value = Number(text);
-  if (!INTEGER.test(text) || value > 0xffffffff) {
-    throw new UsageError(`--seed must be an integer in [0, 4294967295], got '${text}'`);
-  }
-  return value;
-}
-
-function parseBackend(text) {
-  if (!BACKENDS.includes(text)) {
-    throw new UsageError(`--backend must be ${BACKENDS.join(' or ')}, got '${text}'`);
-  }
-  return text;
 }
 
 function nonEmptyPath(flag) {
@@ -91,50 +61,24 @@ function nonEmptyPath(flag) {
   };
 }
 
-// Flags that take a value, and how to read it.
-const VALUE_FLAGS = {
-  '--epochs': ['epochs', positiveInteger('--epochs')],
-  '--decay': ['decay', parseDecay],
-  '--backend': ['backend', parseBackend],
-  '--batch-size': ['batchSize', positiveInteger('--batch-size')],
-  '--out': ['out', nonEmptyPath('--out')],
-  '--weights': ['weights', nonEmptyPath('--weights')],
-  '--seed': ['seed', parseSeed],
-};
-
 /**
- * Reads `args` (process.argv without node and the script) into
- * { epochs, decay, warmup, backend, batchSize, out, seed, help }. Accepts
- * `--flag value` and `--flag=value`; a repeated flag keeps its last value.
+ * parseFlags(args) reads `args` (process.argv without node and the script)
+ * into { epochs, decay, warmup, backend, batchSize, out, weights, seed, help }
+ * or throws a UsageError; readOptions(args) returns them, or null after
+ * printing the help or a usage error.
  */
-export function parseFlags(args) {
-  const options = { ...DEFAULTS, help: false };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    const equals = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const flag = equals === -1 ? arg : arg.slice(0, equals);
-    const inlineValue = equals === -1 ? undefined : arg.slice(equals + 1);
-
-    if (flag === '-h' || flag === '--help' || flag === '--no-warmup') {
-      if (inlineValue !== undefined) throw new UsageError(`${flag} takes no value, got '${arg}'`);
-      if (flag === '--no-warmup') options.warmup = false;
-      else options.help = true;
-    } else if (Object.hasOwn(VALUE_FLAGS, flag)) {
-      const [key, parse] = VALUE_FLAGS[flag];
-      let text = inlineValue;
-      if (text === undefined) {
-        // A following flag is not a value: `--epochs --seed 3` is a mistake.
-        if (i + 1 >= args.length || args[i + 1].startsWith('--')) {
-          throw new UsageError(`${flag} needs a value`);
-        }
-        text = args[++i];
-      }
-      options[key] = parse(text);
-    } else if (arg.startsWith('-')) {
-      throw new UsageError(`unknown flag '${flag}'`);
-    } else {
-      throw new UsageError(`unexpected argument '${arg}' (this script takes only flags)`);
-    }
-  }
-  return options;
-}
+export const { parseFlags, readOptions } = createCommandLine({
+  program: 'train-tfjs',
+  usage: USAGE,
+  defaults: DEFAULTS,
+  valueFlags: {
+    '--epochs': ['epochs', positiveInteger('--epochs')],
+    '--decay': ['decay', numberFromZeroToOne('--decay')],
+    '--backend': ['backend', backendName('--backend')],
+    '--batch-size': ['batchSize', positiveInteger('--batch-size')],
+    '--out': ['out', nonEmptyPath('--out')],
+    '--weights': ['weights', nonEmptyPath('--weights')],
+    '--seed': ['seed', uint32('--seed')],
+  },
+  switches: { '--no-warmup': ['warmup', false] },
+});

@@ -1,4 +1,5 @@
 #include "check.h"
+#include "test_util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,9 +23,8 @@ int check_result(int ok, const char* file, int line, const char* expr, const cha
     printf("%s:%d: FAILED: %s: ", file, line, expr);
     va_list args;
     va_start(args, fmt);
-    vprintf(fmt, args);
+    vprintln(fmt, args);
     va_end(args);
-    putchar('\n');
     return 0;
 }
 

@@ -1,4 +1,5 @@
 #include "fixture.h"
+#include "test_util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -21,15 +22,15 @@ void fixture_generated(uint64_t seed, uint32_t length, float* out) {
     }
 }
 
+static int fail(fixture_reader* reader, const char* fmt, ...) CHECK_PRINTF(2, 3);
 static int fail(fixture_reader* reader, const char* fmt, ...) {
     if (!reader->failed) {
         reader->failed = 1;
         printf("%s:%zu: ", reader->path, reader->line);
         va_list args;
         va_start(args, fmt);
-        vprintf(fmt, args);
+        vprintln(fmt, args);
         va_end(args);
-        putchar('\n');
     }
     return 0;
 }

@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "ema.h"
+#include "test_util.h"
 
 /* The out-of-memory tests ask for petabytes; make ASan return NULL for them
  * instead of aborting, as plain malloc does. */
@@ -28,24 +29,8 @@ const char* __asan_default_options(void) {
 }
 #endif
 
-#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
-
-static uint32_t f32_bits(float value) {
-    uint32_t bits;
-    memcpy(&bits, &value, sizeof(bits));
-    return bits;
-}
-
 static int is_aligned64(const void* pointer) {
     return pointer != NULL && ((uintptr_t)pointer & 63u) == 0;
-}
-
-static uint32_t g_rng = 0x9e3779b9u;
-static uint32_t next_random(void) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 17;
-    g_rng ^= g_rng << 5;
-    return g_rng;
 }
 
 /* A value in [-4, 4) with a few bits of mantissa noise. */
@@ -661,47 +646,6 @@ static void test_step_apply_errors(void) {
     ema_destroy(ctx);
 }
 
-/* Streams one step of `params` through the context's window, using at most
- * `window` floats and `table_cap` segments per ema_step_apply, and piece
- * lengths drawn at random up to `max_piece` (0: as long as fits). */
-static ema_status stream_step(ema_ctx* ctx, const float* const* params, uint32_t window,
-                              uint32_t table_cap, uint32_t max_piece, float* decay_used) {
-    ema_status status = ema_step_begin(ctx, decay_used);
-    if (status != EMA_OK) {
-        return status;
-    }
-    float* staging = ema_staging(ctx);
-    ema_segment* table = ema_segment_table(ctx);
-    uint32_t fill = 0, used = 0;
-    const uint32_t slots = ema_slot_count(ctx);
-    for (uint32_t slot = 0; slot < slots; slot++) {
-        const uint32_t length = ema_slot_length(ctx, slot);
-        uint32_t offset = 0;
-        do {
-            uint32_t take = length - offset;
-            if (take > window - fill) {
-                take = window - fill;
-            }
-            if (max_piece != 0 && take > 1) {
-                const uint32_t limit = 1 + next_random() % max_piece;
-                take = take < limit ? take : limit;
-            }
-            memcpy(staging + fill, params[slot] + offset, (size_t)take * sizeof(float));
-            table[used++] = (ema_segment){slot, offset, take};
-            fill += take;
-            offset += take;
-            if (fill == window || used == table_cap) {
-                status = ema_step_apply(ctx, table, used, staging);
-                if (status != EMA_OK) {
-                    return status;
-                }
-                fill = used = 0;
-            }
-        } while (offset < length);
-    }
-    return used != 0 ? ema_step_apply(ctx, table, used, staging) : EMA_OK;
-}
-
 /* ema_update is a whole step: a stray ema_step_apply after it must not apply
  * that step's weight a second time. */
 static void test_update_closes_step(void) {
@@ -1073,6 +1017,7 @@ static void test_zero_length_slots(void) {
 
 int main(void) {
     check_begin("test_api");
+    seed_random(0x9e3779b9u);
     test_status_strings();
     test_null_context();
     test_create_errors();

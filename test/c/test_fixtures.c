@@ -19,6 +19,7 @@
 #include "check.h"
 #include "ema.h"
 #include "fixture.h"
+#include "test_util.h"
 
 #define DEFAULT_FIXTURE "test/fixtures/litema.txt"
 #define MODE_COUNT 4
@@ -35,60 +36,6 @@ typedef struct param_info {
     float* values; /* the current parameter values */
 } param_info;
 
-static uint32_t f32_bits(float value) {
-    uint32_t bits;
-    memcpy(&bits, &value, sizeof(bits));
-    return bits;
-}
-
-static float f32_from_bits(uint32_t bits) {
-    float value;
-    memcpy(&value, &bits, sizeof(value));
-    return value;
-}
-
-/* One streamed step: pack every slot into the staging window, at most
- * `window` floats and `table_cap` segments per ema_step_apply. Empty slots get
- * a zero-count segment. */
-static ema_status stream_step(ema_ctx* ctx, const float* const* params, uint32_t window,
-                              uint32_t table_cap, float* decay_used) {
-    ema_status status = ema_step_begin(ctx, decay_used);
-    if (status != EMA_OK) {
-        return status;
-    }
-    float* staging = ema_staging(ctx);
-    ema_segment* table = ema_segment_table(ctx);
-    uint32_t fill = 0, used = 0;
-    const uint32_t slots = ema_slot_count(ctx);
-    for (uint32_t slot = 0; slot < slots; slot++) {
-        const uint32_t length = ema_slot_length(ctx, slot);
-        uint32_t offset = 0;
-        do {
-            uint32_t take = length - offset;
-            if (take > window - fill) {
-                take = window - fill;
-            }
-            if (take != 0) {
-                memcpy(staging + fill, params[slot] + offset, (size_t)take * sizeof(float));
-            }
-            table[used].slot = slot;
-            table[used].offset = offset;
-            table[used].count = take;
-            used++;
-            fill += take;
-            offset += take;
-            if (fill == window || used == table_cap) {
-                status = ema_step_apply(ctx, table, used, staging);
-                if (status != EMA_OK) {
-                    return status;
-                }
-                fill = used = 0;
-            }
-        } while (offset < length);
-    }
-    return used != 0 ? ema_step_apply(ctx, table, used, staging) : EMA_OK;
-}
-
 static ema_status run_update(ema_ctx* ctx, int mode, uint32_t update_index, uint32_t case_index,
                              const float* const* params, float* decay_used) {
     if (mode == MODE_ALTERNATING) {
@@ -99,9 +46,9 @@ static ema_status run_update(ema_ctx* ctx, int mode, uint32_t update_index, uint
             return ema_update(ctx, params, decay_used);
         case MODE_STREAMED:
             return stream_step(ctx, params, EMA_STAGING_FLOATS, EMA_SEGMENT_CAPACITY,
-                               decay_used);
+                               STREAM_WHOLE_PIECES, decay_used);
         default:
-            return stream_step(ctx, params, 13, 3, decay_used);
+            return stream_step(ctx, params, 13, 3, STREAM_WHOLE_PIECES, decay_used);
     }
 }
 

@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "f32-vupdate.h"
+#include "test_util.h"
 
 typedef struct kernel_info {
     const char* name;
@@ -34,23 +35,11 @@ static const kernel_info kKernels[] = {
 };
 #undef EMA_UKERNEL
 
-#define KERNEL_COUNT (sizeof(kKernels) / sizeof(kKernels[0]))
+#define KERNEL_COUNT COUNT_OF(kKernels)
 
 /* Elements kept before and after the shadow to catch stray writes. */
 #define GUARD 19u
 static const uint32_t kSentinelBits = 0x7fa5a5a5u; /* a signalling-NaN pattern */
-
-static uint32_t f32_bits(float value) {
-    uint32_t bits;
-    memcpy(&bits, &value, sizeof(bits));
-    return bits;
-}
-
-static float f32_from_bits(uint32_t bits) {
-    float value;
-    memcpy(&value, &bits, sizeof(value));
-    return value;
-}
 
 /* Equal bits, or both NaN (NaN payloads may legitimately differ by operand order). */
 static int same_f32(float a, float b) {
@@ -65,15 +54,6 @@ static float reference(float shadow, float param, float weight) {
     return result;
 }
 
-/* xorshift32: deterministic inputs. */
-static uint32_t g_rng = 0x12345678u;
-static uint32_t next_random(void) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 17;
-    g_rng ^= g_rng << 5;
-    return g_rng;
-}
-
 static const float kSpecial[] = {
     0.0f,  -0.0f, 1e-45f, -1e-45f, 1.17549435e-38f, 2.5e-39f, 1e-30f, -1e38f, 1e38f,
     1.0f,  -1.0f, 0.1f,   3.0e-8f, 65504.0f,        1e20f,    -7.5f,  0.5f,   -3.4028235e38f,
@@ -84,7 +64,7 @@ static const float kSpecial[] = {
 static float random_value(int allow_nonfinite) {
     const uint32_t pick = next_random() % 16;
     if (pick == 0) {
-        return kSpecial[next_random() % (sizeof(kSpecial) / sizeof(kSpecial[0]))];
+        return kSpecial[next_random() % COUNT_OF(kSpecial)];
     }
     if (pick == 1 && allow_nonfinite) {
         const uint32_t which = next_random() % 3;
@@ -106,7 +86,7 @@ static float random_value(int allow_nonfinite) {
 static const float kWeights[] = {
     0.0f, 1.0f, 0.5f, 1.0f - 0.9999f, 2.0f / 11.0f, 1.0f - 0.999f, 0.25f, 1.0f - 0.95f,
 };
-#define WEIGHT_COUNT (sizeof(kWeights) / sizeof(kWeights[0]))
+#define WEIGHT_COUNT COUNT_OF(kWeights)
 
 /* Runs one kernel on n elements (shadow starting `misalign` floats past an
  * aligned block) and compares with the reference. Returns 1 if all matched. */
@@ -284,6 +264,7 @@ static void test_kernel(const kernel_info* kernel) {
 
 int main(void) {
     check_begin("test_kernels");
+    seed_random(0x12345678u);
     CHECK(KERNEL_COUNT >= 1, "no kernel available natively");
     CHECK(kKernels[0].fn == ema_f32_vupdate_ukernel__scalar_u4, "the scalar kernel comes first");
     int best_listed = 0;

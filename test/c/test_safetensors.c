@@ -22,8 +22,8 @@
 
 #include "check.h"
 #include "ema.h"
+#include "test_util.h"
 
-#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 #define LENGTH_BYTES 8u
 
 /* ------------------------------------------------------------------------
@@ -1182,14 +1182,6 @@ static void test_first_defect_wins(void) {
  * A large header
  * ---------------------------------------------------------------------- */
 
-static uint32_t g_rng = 0x2545f491u;
-static uint32_t next_random(void) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 17;
-    g_rng ^= g_rng << 5;
-    return g_rng;
-}
-
 #define LARGE_COUNT 5000u
 
 typedef struct large_tensor {
@@ -1323,6 +1315,7 @@ static void test_large_header(void) {
 
 int main(void) {
     check_begin("test_safetensors");
+    seed_random(0x2545f491u);
     test_dtype_table();
     test_empty();
     test_one_tensor();

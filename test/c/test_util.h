@@ -1,0 +1,43 @@
+/*
+ * test_util.h - small helpers that more than one native C test needs: float
+ * bit patterns, a seeded pseudo-random stream, a streamed EMA update step and
+ * message printing. Kept here so that every test reads float bits, draws
+ * random inputs and streams steps the same way.
+ */
+#ifndef EMA_TEST_UTIL_H
+#define EMA_TEST_UTIL_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include "check.h"
+#include "ema.h"
+
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The bit pattern of a float32 and back: tests compare results bit for bit,
+ * since == would call -0.0 and 0.0 equal and NaN unequal to itself. */
+uint32_t f32_bits(float value);
+float f32_from_bits(uint32_t bits);
+
+/* xorshift32: deterministic test inputs, the same on every machine. One
+ * stream per test program; seed it at the start of main (any nonzero seed),
+ * so that a failing input can be reproduced. */
+void seed_random(uint32_t seed);
+uint32_t next_random(void);
+
+/* One EMA step streamed through the context's staging window: ema_step_begin,
+ * then every slot packed into the window, at most `window` floats and
+ * `table_cap` segments per ema_step_apply. Pieces are as long as fits, or
+ * with `max_piece` > 0 drawn from next_random() between 1 and `max_piece`, so
+ * that slots are cut at varied places. Empty slots get a zero-count segment.
+ * Returns the first status other than EMA_OK, or EMA_OK. */
+ema_status stream_step(ema_ctx* ctx, const float* const* params, uint32_t window,
+                       uint32_t table_cap, uint32_t max_piece, float* decay_used);
+/* stream_step's max_piece for pieces as long as fits. */
+#define STREAM_WHOLE_PIECES 0u
+
+/* vprintf and a newline: the end of every failure message the tests print. */
+void vprintln(const char* fmt, va_list args) CHECK_PRINTF(1, 0);
+
+#endif /* EMA_TEST_UTIL_H */
