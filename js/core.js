@@ -3,8 +3,20 @@
 // every accessor checks that its cached view still belongs to the current
 // buffer and re-makes it if not.
 
+import { tooLargeMessage } from './memory-budget.js';
+
 /** The status codes JS reacts to (include/ema_status.h; numbers are pinned). */
-export const STATUS = Object.freeze({ OK: 0, OUT_OF_MEMORY: 3, NOTHING_STORED: 7 });
+export const STATUS = Object.freeze({
+  OK: 0,
+  OUT_OF_MEMORY: 3,
+  NOTHING_STORED: 7,
+  TOO_MANY_SLOTS: 8,
+  TOO_LARGE: 9,
+  COUNTER_OVERFLOW: 12,
+});
+
+// Statuses that mean a size or count is past a limit: RangeError, like JS's own.
+const RANGE_STATUSES = new Set([STATUS.OUT_OF_MEMORY, STATUS.TOO_MANY_SLOTS, STATUS.TOO_LARGE, STATUS.COUNTER_OVERFLOW]);
 
 export class WasmCore {
   constructor({ exports, memory }) {
@@ -30,10 +42,10 @@ export class WasmCore {
   }
 
   /** Allocates `byteLength` bytes in linear memory (may grow it). */
-  malloc(byteLength) {
+  malloc(byteLength, method = 'ema-wasm') {
     const pointer = this.exports.malloc(Math.max(byteLength, 4));
     if (pointer === 0) {
-      throw new RangeError(`ema-wasm: out of WebAssembly memory allocating ${byteLength} bytes`);
+      throw new RangeError(tooLargeMessage(method, `${byteLength} bytes of working space`, byteLength, this.memory.buffer.byteLength));
     }
     return pointer;
   }
@@ -43,8 +55,8 @@ export class WasmCore {
   }
 
   /** Copies a list of uint32 into freshly allocated memory; free it after. */
-  mallocU32(values) {
-    const pointer = this.malloc(values.length * 4);
+  mallocU32(values, method) {
+    const pointer = this.malloc(values.length * 4, method);
     this.heapU32.set(values, pointer >>> 2);
     return pointer;
   }
@@ -52,14 +64,13 @@ export class WasmCore {
   statusString(status) {
     const pointer = this.exports.ema_status_string(status);
     const bytes = new Uint8Array(this.memory.buffer, pointer);
-    const end = bytes.indexOf(0);
-    return new TextDecoder().decode(bytes.subarray(0, end));
+    return new TextDecoder().decode(new Uint8Array(this.memory.buffer, pointer, bytes.indexOf(0)));
   }
 
   /** Throws when a C call did not return EMA_OK. */
   check(status, what) {
     if (status === STATUS.OK) return;
     const message = `ema-wasm: ${what} failed: ${this.statusString(status)} (status ${status})`;
-    throw status === STATUS.OUT_OF_MEMORY ? new RangeError(message) : new Error(message);
+    throw RANGE_STATUSES.has(status) ? new RangeError(message) : new Error(message);
   }
 }

@@ -1,61 +1,51 @@
 // The Ema class: LitEma's API over one instance of the C core.
 //
-// Every public method first resolves and checks all of its arguments (pure
-// JS, nothing changes), and only then touches the arena, so a call that throws
-// leaves the EMA exactly as it was.
+// Every public method reads its arguments once, through the resolution seam
+// (resolve.js), checks all of them against the EMA, and only then touches the
+// arena, working from what it read with no user code in between. So a call
+// that throws leaves the EMA, and every array it was given, exactly as they
+// were. The one deliberate exception is restoring (restore, and the end of
+// withEma): its job is to give the training weights back, so it writes every
+// array it can and then reports the ones it could not (#restoreInto).
 
 import { STATUS, WasmCore } from './core.js';
+import { describe, listSome, quoteList } from './describe.js';
 import { chooseBuild, compileBuild, instantiate } from './loader.js';
+import { checkFits, creationBytes, inUseBytes, regionBytes, tooLargeMessage } from './memory-budget.js';
 import { shadowKeysFor } from './names.js';
-import { describe, normalizeParams, quoteList } from './params.js';
-import { EmaScope } from './scope.js';
-import { COUNTER_KEY, DECAY_KEY, stateFromDict, stateFromFile, stateToFile } from './state.js';
+import { readOptions, refuseUnusable, resolveParams } from './resolve.js';
+import { arrayTarget, checkFree, EmaScope } from './scope.js';
+import { COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, stateFromDict, stateFromFile, stateToFile } from './state.js';
+import { copyOf, lengthOf, unusableReason, windowOf, writeInto } from './typed-arrays.js';
 
 const STAGING_FLOATS = 65536; // EMA_STAGING_FLOATS in include/ema.h
 const SEGMENT_CAPACITY = 4096; // EMA_SEGMENT_CAPACITY in include/ema.h
 const SEGMENT_WORDS = 3; // ema_segment is { slot, offset, count }, uint32 each
-const MAX_SLOT_LENGTH = 0xffffffff;
+const MAX_SLOTS = 1048576; // EMA_MAX_SLOTS in include/ema.h
 
-const OPTION_DEFAULTS = { decay: 0.9999, useNumUpdates: true, simd: 'auto', resident: false };
-const ARENA_ALIGNMENT = 64; // EMA_ARENA_ALIGNMENT in src/arena.h
-// Staging window, segment table and the small allocations around them.
-const FIXED_ARENA_BYTES = STAGING_FLOATS * 4 + SEGMENT_CAPACITY * SEGMENT_WORDS * 4 + (1 << 20);
+/** createEma's options and their defaults. */
+export const EMA_OPTION_DEFAULTS = Object.freeze({ decay: 0.9999, useNumUpdates: true, simd: 'auto', resident: false });
+const EMA_OPTION_KEYS = Object.keys(EMA_OPTION_DEFAULTS);
 
-function checkOptions(options) {
-  checkOptionKeys(options, Object.keys(OPTION_DEFAULTS), 'createEma');
-  const { decay, useNumUpdates, simd, resident } = { ...OPTION_DEFAULTS, ...options };
+/** Checks option values already read by readOptions(). */
+function checkOptionValues(values, method) {
+  const { decay, useNumUpdates, simd, resident } = { ...EMA_OPTION_DEFAULTS, ...values };
   if (typeof decay !== 'number') {
-    throw new TypeError(`ema-wasm: createEma: options.decay must be a number, got ${describe(decay)}`);
+    throw new TypeError(`ema-wasm: ${method}: options.decay must be a number, got ${describe(decay)}`);
   }
   if (!(decay >= 0 && decay <= 1)) {
-    throw new RangeError(`ema-wasm: createEma: options.decay must be in [0, 1], got ${decay}`);
+    throw new RangeError(`ema-wasm: ${method}: options.decay must be in [0, 1], got ${decay}`);
   }
   if (typeof useNumUpdates !== 'boolean') {
-    throw new TypeError(
-      `ema-wasm: createEma: options.useNumUpdates must be a boolean, got ${describe(useNumUpdates)}`,
-    );
+    throw new TypeError(`ema-wasm: ${method}: options.useNumUpdates must be a boolean, got ${describe(useNumUpdates)}`);
   }
   if (simd !== 'auto' && simd !== true && simd !== false) {
-    throw new TypeError(`ema-wasm: createEma: options.simd must be 'auto', true or false, got ${describe(simd)}`);
+    throw new TypeError(`ema-wasm: ${method}: options.simd must be 'auto', true or false, got ${describe(simd)}`);
   }
   if (typeof resident !== 'boolean') {
-    throw new TypeError(`ema-wasm: createEma: options.resident must be a boolean, got ${describe(resident)}`);
+    throw new TypeError(`ema-wasm: ${method}: options.resident must be a boolean, got ${describe(resident)}`);
   }
   return { decay, useNumUpdates, simd, resident };
-}
-
-/**
- * Bytes the arena will want: the shadows, plus either the resident parameters
- * and their backup, or room for one store() of the same size, which is what
- * evaluating with withEma() needs. Allocating this up front means memory
- * never has to grow in the common case (see instantiate in loader.js).
- */
-function expectedArenaBytes(tracked, resident) {
-  let shadowBytes = 0;
-  for (const { data } of tracked) {
-    shadowBytes += Math.ceil((data.length * 4) / ARENA_ALIGNMENT) * ARENA_ALIGNMENT;
-  }
-  return shadowBytes * (resident ? 3 : 2) + tracked.length * 64 + FIXED_ARENA_BYTES;
 }
 
 /**
@@ -63,46 +53,42 @@ function expectedArenaBytes(tracked, resident) {
  * as copies of them (as LitEma does).
  */
 export async function createEma(params, options = {}) {
-  const { decay, useNumUpdates, simd, resident } = checkOptions(options);
-  const entries = normalizeParams(params, 'createEma');
-  const tracked = entries.filter((entry) => entry.trainable);
-  const keys = shadowKeysFor(tracked.map((entry) => entry.name));
-  for (const { name, data } of tracked) {
-    if (data.length > MAX_SLOT_LENGTH) {
-      throw new RangeError(`ema-wasm: createEma: parameter '${name}' has ${data.length} elements; at most ${MAX_SLOT_LENGTH}`);
-    }
-  }
+  const create = await prepareEma(readOptions(options, EMA_OPTION_KEYS, 'createEma'), 'createEma');
+  return create(params);
+}
+
+/**
+ * The asynchronous half of creating an EMA: checks option values (read by
+ * the caller with readOptions) and compiles the build. Returns
+ * create(params), which reads `params` and builds the EMA synchronously, so
+ * nothing can run between reading the arrays and copying them into the arena.
+ * The adapters use it with their own method name and option list.
+ */
+export async function prepareEma(optionValues, method) {
+  const { decay, useNumUpdates, simd, resident } = checkOptionValues(optionValues, method);
   const build = chooseBuild(simd);
   const module = await compileBuild(build);
-  const core = new WasmCore(instantiate(module, expectedArenaBytes(tracked, resident)));
-  return new Ema(core, build, tracked, keys, decay, useNumUpdates, resident);
-}
-
-/** Whether `shape` is an array of non-negative integers whose product is `length`. */
-function shapeHolds(shape, length) {
-  if (!Array.isArray(shape)) return false;
-  let product = 1;
-  for (const dimension of shape) {
-    if (!Number.isSafeInteger(dimension) || dimension < 0) return false;
-    product *= dimension;
-  }
-  return product === length;
-}
-
-/** Throws unless `options` is an object whose keys are all in `allowed`. */
-export function checkOptionKeys(options, allowed, method) {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new TypeError(`ema-wasm: ${method}: options must be an object, got ${describe(options)}`);
-  }
-  for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) {
-      throw new TypeError(`ema-wasm: ${method}: unknown option '${key}'; expected ${allowed.join(', ')}`);
+  return (params) => {
+    const entries = resolveParams(params, method);
+    refuseUnusable(entries, method);
+    const tracked = entries.filter((entry) => entry.trainable);
+    if (tracked.length > MAX_SLOTS) {
+      throw new RangeError(
+        `ema-wasm: ${method}: ${tracked.length.toLocaleString('en-US')} trainable parameters; ` +
+          `an EMA tracks at most ${MAX_SLOTS.toLocaleString('en-US')} (EMA_MAX_SLOTS)`,
+      );
     }
-  }
-  if (options.strict !== undefined && typeof options.strict !== 'boolean') {
-    throw new TypeError(`ema-wasm: ${method}: options.strict must be a boolean, got ${describe(options.strict)}`);
-  }
-  return options;
+    const keys = shadowKeysFor(tracked.map((entry) => entry.name), method);
+    const lengths = tracked.map((entry) => entry.length);
+    const needed = creationBytes(lengths, resident);
+    const what = resident ? 'the shadows, the resident parameters and their backup' : 'the shadows';
+    checkFits(method, what, needed);
+    // Size memory for one store() of the tracked arrays as well (what
+    // withEma needs) when that fits, so evaluating never grows it.
+    const expected = resident ? needed : needed + regionBytes(lengths);
+    const core = new WasmCore(instantiate(module, expected));
+    return new Ema(core, build, tracked, keys, { decay, useNumUpdates, resident, method, what, needed });
+  };
 }
 
 /**
@@ -112,10 +98,10 @@ export function checkOptionKeys(options, allowed, method) {
  * LitEma's keys (the dotted names cannot be recovered from those).
  */
 export async function loadEma(bytes, options = {}) {
-  const { prefix = '', simd = 'auto' } = checkOptionKeys(options, ['prefix', 'simd'], 'loadEma');
+  const { prefix = '', simd = 'auto' } = readOptions(options, ['prefix', 'simd'], 'loadEma');
   const state = await stateFromFile(bytes, prefix, 'loadEma');
   const params = state.shadows.map(({ key, name, shape, data }) => {
-    if (name !== undefined && shadowKeysFor([name])[0] !== key) {
+    if (name !== undefined && shadowKeysFor([name], 'loadEma')[0] !== key) {
       throw new Error(`ema-wasm: loadEma: the file's metadata names '${name}' for '${key}', which does not match`);
     }
     return { name: name ?? key, data, shape };
@@ -136,42 +122,46 @@ export class Ema {
   #slotOf; // name -> slot index
   #shadowOffsets; // float index of each shadow in linear memory
   #scratch; // 4 bytes for out-parameters
-  #stored = null; // { names, lengths, slotOf } of the last store, or null
+  #stored = null; // { names, lengths, indexOf } of the last store, or null
   #paramOffsets = null; // resident mode: float index of each parameter
   #scope = new EmaScope();
   #shadowViews = null; // see #shadowViewsOf
   #shadowViewsBuffer = null;
 
   /** @private Use createEma(). */
-  constructor(core, build, tracked, keys, decay, useNumUpdates, resident) {
+  constructor(core, build, tracked, keys, { decay, useNumUpdates, resident, method, what, needed }) {
     this.#core = core;
     this.#build = build;
     this.#names = tracked.map((entry) => entry.name);
     this.#keys = keys;
-    this.#shapes = tracked.map((entry) => entry.shape);
-    this.#lengths = tracked.map((entry) => entry.data.length);
+    this.#shapes = tracked.map((entry) => entry.shape.slice());
+    this.#lengths = tracked.map((entry) => entry.length);
     this.#slotOf = new Map(this.#names.map((name, slot) => [name, slot]));
 
     const exports = core.exports;
-    this.#scratch = core.malloc(8);
-    const lengthsPointer = core.mallocU32(this.#lengths);
+    const outOfMemory = (status) => {
+      if (status === STATUS.OUT_OF_MEMORY) throw new RangeError(tooLargeMessage(method, what, needed));
+      core.check(status, `${method}: allocating the arena`);
+    };
+    this.#scratch = core.malloc(8, method);
+    const lengthsPointer = core.mallocU32(this.#lengths, method);
     try {
-      const status = exports.ema_create(this.#scratch, decay, useNumUpdates ? 1 : 0, tracked.length, lengthsPointer);
-      core.check(status, 'createEma: allocating the shadow arena');
+      outOfMemory(exports.ema_create(this.#scratch, decay, useNumUpdates ? 1 : 0, tracked.length, lengthsPointer));
     } finally {
       core.free(lengthsPointer);
     }
     this.#context = core.heapU32[this.#scratch >>> 2];
     this.#shadowOffsets = this.#names.map((_, slot) => exports.ema_shadow(this.#context, slot) >>> 2);
     if (resident) {
-      core.check(exports.ema_resident_enable(this.#context), 'createEma: allocating resident parameters');
+      outOfMemory(exports.ema_resident_enable(this.#context));
       this.#paramOffsets = this.#names.map((_, slot) => exports.ema_param(this.#context, slot) >>> 2);
     }
 
+    // The arrays were pinned by the seam and no user code ran since.
     const heap = core.heapF32;
-    tracked.forEach((entry, slot) => {
-      heap.set(entry.data, this.#shadowOffsets[slot]);
-      if (resident) heap.set(entry.data, this.#paramOffsets[slot]);
+    tracked.forEach(({ data }, slot) => {
+      heap.set(data, this.#shadowOffsets[slot]);
+      if (resident) heap.set(data, this.#paramOffsets[slot]);
     });
   }
 
@@ -236,8 +226,7 @@ export class Ema {
   shadow(name) {
     const core = this.#live();
     const slot = this.#slotFor(name, 'shadow');
-    const start = this.#shadowOffsets[slot];
-    return core.heapF32.slice(start, start + this.#lengths[slot]);
+    return copyOf(core.heapF32, this.#shadowOffsets[slot], this.#lengths[slot], Float32Array);
   }
 
   /** Shape of a tracked parameter (a copy), as given at creation. */
@@ -255,12 +244,11 @@ export class Ema {
   stateDict() {
     const core = this.#live();
     const state = new Map();
-    state.set('decay', Float32Array.of(this.decay));
-    state.set('num_updates', Int32Array.of(this.numUpdates));
+    state.set(DECAY_KEY, Float32Array.of(this.decay));
+    state.set(COUNTER_KEY, Int32Array.of(this.numUpdates));
     const heap = core.heapF32;
     this.#keys.forEach((key, slot) => {
-      const start = this.#shadowOffsets[slot];
-      state.set(key, heap.slice(start, start + this.#lengths[slot]));
+      state.set(key, copyOf(heap, this.#shadowOffsets[slot], this.#lengths[slot], Float32Array));
     });
     return state;
   }
@@ -273,7 +261,7 @@ export class Ema {
    */
   loadStateDict(state, options = {}) {
     const core = this.#live();
-    const { strict = true } = checkOptionKeys(options, ['strict'], 'loadStateDict');
+    const { strict = true } = readOptions(options, ['strict'], 'loadStateDict');
     this.#applyState(core, stateFromDict(state, 'loadStateDict'), strict, 'loadStateDict');
   }
 
@@ -285,21 +273,21 @@ export class Ema {
    */
   save(options = {}) {
     const core = this.#live();
-    checkOptionKeys(options, ['prefix', 'metadata'], 'save');
-    const heap = core.heapF32;
+    const values = readOptions(options, ['prefix', 'metadata'], 'save');
+    const buffer = core.memory.buffer;
     const state = {
       decay: this.decay,
       numUpdates: this.numUpdates,
-      // Views are fine here: stateToFile copies them before anything else
-      // can run in this arena.
+      // Views are fine here: stateToFile reads every option first and
+      // copies these before anything else can run in this arena.
       shadows: this.#keys.map((key, slot) => ({
         key,
         name: this.#names[slot],
         shape: this.#shapes[slot],
-        data: heap.subarray(this.#shadowOffsets[slot], this.#shadowOffsets[slot] + this.#lengths[slot]),
+        data: new Float32Array(buffer, this.#shadowOffsets[slot] * 4, this.#lengths[slot]),
       })),
     };
-    return stateToFile(state, options, 'save');
+    return stateToFile(state, values, 'save');
   }
 
   /**
@@ -309,7 +297,7 @@ export class Ema {
    */
   async loadState(bytes, options = {}) {
     this.#live();
-    const { prefix = '', strict = true } = checkOptionKeys(options, ['prefix', 'strict'], 'loadState');
+    const { prefix = '', strict = true } = readOptions(options, ['prefix', 'strict'], 'loadState');
     const state = await stateFromFile(bytes, prefix, 'loadState');
     this.#applyState(this.#live(), state, strict, 'loadState');
   }
@@ -325,19 +313,26 @@ export class Ema {
     this.#scope.check('update');
     const exports = core.exports;
     if (this.#residentCall(params, 'update')) {
+      checkFree('update', () => [this.#residentTarget(core)], 'read');
+      this.#checkCounter('update');
       core.check(exports.ema_update_resident(this.#context, this.#scratch), 'update');
       return core.heapF32[this.#scratch >>> 2];
     }
-    const arrays = this.#resolveInOrder(params) ?? this.#resolveTracked(normalizeParams(params, 'update'), 'update');
+    const arrays = this.#matchTracked(resolveParams(params, 'update'), 'update');
+    checkFree('update', () => this.#targetsOf(arrays), 'read');
+    this.#checkCounter('update');
+
+    // Everything is checked: from here on nothing can fail. The step opens
+    // (the counter advances), then every parameter streams through the
+    // staging window, several small ones per window, each full window
+    // applied with one call into Wasm.
     core.check(exports.ema_step_begin(this.#context, this.#scratch), 'update');
     const decayUsed = core.heapF32[this.#scratch >>> 2];
-
-    // Stream every parameter through the staging window, several small ones
-    // per window, and apply each full window with one call into Wasm.
     const stagingPointer = exports.ema_staging(this.#context);
     const segmentPointer = exports.ema_segment_table(this.#context);
-    const staging = core.heapF32.subarray(stagingPointer >>> 2, (stagingPointer >>> 2) + STAGING_FLOATS);
-    const segments = core.heapU32.subarray(segmentPointer >>> 2, (segmentPointer >>> 2) + SEGMENT_CAPACITY * SEGMENT_WORDS);
+    const buffer = core.memory.buffer;
+    const staging = new Float32Array(buffer, stagingPointer, STAGING_FLOATS);
+    const segments = new Uint32Array(buffer, segmentPointer, SEGMENT_CAPACITY * SEGMENT_WORDS);
     let staged = 0;
     let segmentCount = 0;
     const flush = () => {
@@ -346,11 +341,12 @@ export class Ema {
       segmentCount = 0;
     };
     for (let slot = 0; slot < arrays.length; slot++) {
-      const data = arrays[slot];
-      const length = data.length;
+      const { data, length } = arrays[slot];
       for (let offset = 0; offset < length; ) {
         const count = Math.min(length - offset, STAGING_FLOATS - staged);
-        staging.set(count === length ? data : data.subarray(offset, offset + count), staged);
+        // A whole array is copied from its internal slots; a piece goes
+        // through a window built from them (never subarray: @@species).
+        staging.set(count === length ? data : windowOf(data, offset, count, Float32Array), staged);
         const word = segmentCount * SEGMENT_WORDS;
         segments[word] = slot;
         segments[word + 1] = offset;
@@ -372,10 +368,12 @@ export class Ema {
     const core = this.#live();
     this.#scope.check('copyTo');
     if (this.#residentCall(params, 'copyTo')) {
+      checkFree('copyTo', () => [this.#residentTarget(core)], 'write');
       core.check(core.exports.ema_copy_to_resident(this.#context), 'copyTo');
       return;
     }
-    const arrays = this.#resolveInOrder(params) ?? this.#resolveTracked(normalizeParams(params, 'copyTo'), 'copyTo');
+    const arrays = this.#matchTracked(resolveParams(params, 'copyTo'), 'copyTo');
+    checkFree('copyTo', () => this.#targetsOf(arrays), 'write');
     this.#copyShadowsInto(core, arrays);
   }
 
@@ -384,26 +382,38 @@ export class Ema {
     const core = this.#live();
     this.#scope.check('store');
     if (this.#residentCall(params, 'store')) {
+      checkFree('store', () => [this.#residentTarget(core)], 'read');
       core.check(core.exports.ema_store_resident(this.#context), 'store');
       return;
     }
-    this.#storeEntries(core, normalizeParams(params, 'store'), 'store');
+    const entries = resolveParams(params, 'store');
+    refuseUnusable(entries, 'store');
+    checkFree('store', () => this.#targetsOf(entries), 'read');
+    this.#storeEntries(core, entries, 'store');
   }
 
-  /** LitEma.restore(parameters): writes the last snapshot back, by name. */
+  /**
+   * LitEma.restore(parameters): writes the last snapshot back, by name. Every
+   * array that can be written is; one that cannot (its buffer was detached)
+   * is named in the error thrown afterwards, and stays stored.
+   */
   restore(params) {
     const core = this.#live();
     this.#scope.check('restore');
     if (this.#residentCall(params, 'restore')) {
+      checkFree('restore', () => [this.#residentTarget(core)], 'write');
       this.#restoreResident(core, 'restore');
       return;
     }
-    this.#restoreInto(core, this.#resolveStored(normalizeParams(params, 'restore'), 'restore'));
+    const targets = this.#matchStored(resolveParams(params, 'restore'), 'restore');
+    checkFree('restore', () => this.#targetsOf(targets.map(({ entry }) => entry)), 'write');
+    this.#restoreInto(core, targets, 'restore');
   }
 
   /**
    * LitEma's ema_scope: store, copyTo, `await fn()`, then restore even if fn
-   * throws. Returns what fn returns.
+   * throws. Returns what fn returns. While it runs, the arrays are held:
+   * no EMA may store, restore, copy into or update from them.
    */
   async withEma(params, fn) {
     const core = this.#live();
@@ -413,7 +423,7 @@ export class Ema {
       if (typeof params !== 'function' || fn !== undefined) {
         throw new TypeError('ema-wasm: withEma: this EMA is resident: call withEma(fn), without params');
       }
-      return this.#scope.run('withEma', {
+      return this.#scope.run('withEma', this.#owner(), [this.#residentTarget(core)], {
         store: () => core.check(exports.ema_store_resident(this.#context), 'withEma'),
         swapIn: () => core.check(exports.ema_copy_to_resident(this.#context), 'withEma'),
         restore: () => this.#restoreResident(core, 'withEma'),
@@ -423,16 +433,16 @@ export class Ema {
       const hint = typeof params === 'function' ? ' (call withEma(params, fn))' : '';
       throw new TypeError(`ema-wasm: withEma: fn must be a function, got ${describe(fn)}${hint}`);
     }
-    const entries = normalizeParams(params, 'withEma');
-    const trackedArrays = this.#resolveTracked(entries, 'withEma');
+    const entries = resolveParams(params, 'withEma');
+    const trackedArrays = this.#matchTracked(entries, 'withEma');
     let stored;
-    return this.#scope.run('withEma', {
+    return this.#scope.run('withEma', this.#owner(), this.#targetsOf(entries), {
       store: () => {
         this.#storeEntries(core, entries, 'withEma');
-        stored = this.#resolveStored(entries, 'withEma');
+        stored = this.#matchStored(entries, 'withEma');
       },
       swapIn: () => this.#copyShadowsInto(core, trackedArrays),
-      restore: () => this.#restoreInto(core, stored),
+      restore: () => this.#restoreInto(core, stored, 'withEma'),
     }, fn);
   }
 
@@ -471,6 +481,32 @@ export class Ema {
     core.check(status, method);
   }
 
+  /** The resident parameters as one held region of this EMA's memory. */
+  #residentTarget(core) {
+    const last = this.#lengths.length - 1;
+    const start = last < 0 ? 0 : this.#paramOffsets[0];
+    const end = last < 0 ? 0 : this.#paramOffsets[last] + this.#lengths[last];
+    return arrayTarget('the resident parameters', new Float32Array(core.memory.buffer, start * 4, end - start), end - start);
+  }
+
+  #targetsOf(entries) {
+    return entries.map(({ name, data, length }) => arrayTarget(`parameter '${name}'`, data, length));
+  }
+
+  #owner() {
+    return `an EMA of ${quoteList(this.#names)}`;
+  }
+
+  #checkCounter(method) {
+    const numUpdates = this.numUpdates;
+    if (numUpdates >= MAX_NUM_UPDATES) {
+      throw new RangeError(
+        `ema-wasm: ${method}: num_updates is ${numUpdates}, the most it can count (EMA_MAX_NUM_UPDATES, so that ` +
+          "LitEma's int32 (10 + num_updates) cannot overflow); call resetNumUpdates() or load a state with a smaller count",
+      );
+    }
+  }
+
   #live() {
     if (this.#core === null) {
       throw new Error('ema-wasm: this EMA was disposed; create a new one with createEma()');
@@ -490,43 +526,37 @@ export class Ema {
   }
 
   /**
-   * The fast path of update() and copyTo() for the common call: an array of
-   * exactly the tracked entries, in creation order, each well-formed. Returns
-   * the arrays in slot order, or null for anything else, which then takes
-   * the full path (and its error messages). With thousands of small tensors
-   * the full path's checks cost more than the update itself.
+   * Checks resolved entries against the tracked set; returns the tracked
+   * entries in slot order. Untrainable entries are skipped, as LitEma skips
+   * them, unless they are tracked, which LitEma asserts against. The common
+   * call, exactly the tracked entries in creation order, is recognised first:
+   * with thousands of small tensors the general match costs more than the
+   * update itself.
    */
-  #resolveInOrder(params) {
+  #matchTracked(entries, method) {
+    refuseUnusable(entries, method);
     const names = this.#names;
-    if (!Array.isArray(params) || params.length !== names.length) return null;
-    const arrays = new Array(names.length);
-    for (let slot = 0; slot < names.length; slot++) {
-      const entry = params[slot];
-      if (entry === null || typeof entry !== 'object' || entry.name !== names[slot]) return null;
-      const { data, shape, trainable } = entry;
-      if (!(data instanceof Float32Array) || data.length !== this.#lengths[slot]) return null;
-      if (trainable !== undefined && trainable !== true) return null;
-      if (shape !== undefined && !shapeHolds(shape, data.length)) return null;
-      arrays[slot] = data;
+    const lengths = this.#lengths;
+    if (entries.length === names.length) {
+      let slot = 0;
+      while (
+        slot < names.length &&
+        entries[slot].name === names[slot] &&
+        entries[slot].trainable &&
+        entries[slot].length === lengths[slot]
+      ) {
+        slot++;
+      }
+      if (slot === names.length) return entries;
     }
-    return arrays;
-  }
-
-  /**
-   * Checks normalized entries against the tracked set and returns the arrays in slot
-   * order. Untrainable entries are skipped, as LitEma skips them, unless they
-   * are tracked, which LitEma asserts against.
-   */
-  #resolveTracked(entries, method) {
-    const arrays = new Array(this.#names.length);
+    const arrays = new Array(names.length);
     const unknown = [];
-    for (const { name, data, trainable } of entries) {
+    for (const entry of entries) {
+      const { name, length, trainable } = entry;
       const slot = this.#slotOf.get(name);
       if (!trainable) {
         if (slot !== undefined) {
-          throw new Error(
-            `ema-wasm: ${method}: parameter '${name}' is tracked but was passed with trainable: false`,
-          );
+          throw new Error(`ema-wasm: ${method}: parameter '${name}' is tracked but was passed with trainable: false`);
         }
         continue;
       }
@@ -534,13 +564,10 @@ export class Ema {
         unknown.push(name);
         continue;
       }
-      if (data.length !== this.#lengths[slot]) {
-        throw new Error(
-          `ema-wasm: ${method}: parameter '${name}' has ${data.length} elements; ` +
-            `its shadow has ${this.#lengths[slot]}`,
-        );
+      if (length !== lengths[slot]) {
+        throw new Error(`ema-wasm: ${method}: parameter '${name}' has ${length} elements; its shadow has ${lengths[slot]}`);
       }
-      arrays[slot] = data;
+      arrays[slot] = entry;
     }
     if (unknown.length > 0) {
       throw new Error(
@@ -548,7 +575,7 @@ export class Ema {
           'pass them with trainable: false or create the EMA with them',
       );
     }
-    const missing = this.#names.filter((_, slot) => arrays[slot] === undefined);
+    const missing = names.filter((_, slot) => arrays[slot] === undefined);
     if (missing.length > 0) {
       throw new Error(`ema-wasm: ${method}: missing tracked parameters ${quoteList(missing)}`);
     }
@@ -560,15 +587,15 @@ export class Ema {
     const slotOfKey = new Map(this.#keys.map((key, slot) => [key, slot]));
     const targets = [];
     const unknown = [];
-    for (const { key, data } of state.shadows) {
+    for (const { key, data, length } of state.shadows) {
       const slot = slotOfKey.get(key);
       if (slot === undefined) {
         unknown.push(key);
         continue;
       }
-      if (data.length !== this.#lengths[slot]) {
+      if (length !== this.#lengths[slot]) {
         throw new Error(
-          `ema-wasm: ${method}: '${key}' has ${data.length} elements; the shadow of '${this.#names[slot]}' has ${this.#lengths[slot]}`,
+          `ema-wasm: ${method}: '${key}' has ${length} elements; the shadow of '${this.#names[slot]}' has ${this.#lengths[slot]}`,
         );
       }
       targets.push({ slot, data });
@@ -595,13 +622,13 @@ export class Ema {
 
   #copyShadowsInto(core, arrays) {
     const views = this.#shadowViewsOf(core);
-    for (let slot = 0; slot < arrays.length; slot++) arrays[slot].set(views[slot]);
+    for (let slot = 0; slot < arrays.length; slot++) writeInto(arrays[slot].data, views[slot]);
   }
 
   /**
-   * One view per shadow, kept between calls (making thousands of subarrays
-   * per copyTo cost more than the copy) and re-made only when memory has
-   * grown. Internal: never handed out.
+   * One view per shadow, kept between calls (making thousands of views per
+   * copyTo cost more than the copy) and re-made only when memory has grown.
+   * Internal: never handed out.
    */
   #shadowViewsOf(core) {
     const buffer = core.memory.buffer;
@@ -613,23 +640,33 @@ export class Ema {
   }
 
   #storeEntries(core, entries, method) {
-    const lengths = entries.map((entry) => entry.data.length);
-    const tooLong = entries.find((entry) => entry.data.length > MAX_SLOT_LENGTH);
-    if (tooLong) {
+    if (entries.length > MAX_SLOTS) {
       throw new RangeError(
-        `ema-wasm: ${method}: parameter '${tooLong.name}' has ${tooLong.data.length} elements; at most ${MAX_SLOT_LENGTH}`,
+        `ema-wasm: ${method}: ${entries.length.toLocaleString('en-US')} arrays to store; ` +
+          `at most ${MAX_SLOTS.toLocaleString('en-US')} (EMA_MAX_SLOTS)`,
       );
     }
-    const lengthsPointer = core.mallocU32(lengths);
+    const lengths = entries.map((entry) => entry.length);
+    // A backup of the same lengths is reused; any other is allocated before
+    // the old one is freed, so both must fit for a moment.
+    const what = `the backup of ${entries.length} arrays`;
+    const backupBytes = regionBytes(lengths);
+    const reused = this.#stored !== null && sameNumbers(this.#stored.lengths, lengths);
+    if (!reused) checkFits(method, what, backupBytes, inUseBytes(this.byteLength));
+    const lengthsPointer = core.mallocU32(lengths, method);
     try {
-      core.check(core.exports.ema_backup_prepare(this.#context, entries.length, lengthsPointer), method);
+      const status = core.exports.ema_backup_prepare(this.#context, entries.length, lengthsPointer);
+      if (status === STATUS.OUT_OF_MEMORY) {
+        throw new RangeError(tooLargeMessage(method, what, backupBytes, inUseBytes(this.byteLength)));
+      }
+      core.check(status, method);
     } finally {
       core.free(lengthsPointer);
     }
     // The backup was just allocated (memory may have grown): fresh view.
     const heap = core.heapF32;
-    entries.forEach((entry, index) => {
-      heap.set(entry.data, core.exports.ema_backup(this.#context, index) >>> 2);
+    entries.forEach(({ data }, index) => {
+      heap.set(data, core.exports.ema_backup(this.#context, index) >>> 2);
     });
     this.#stored = {
       names: entries.map((entry) => entry.name),
@@ -638,27 +675,30 @@ export class Ema {
     };
   }
 
-  /** Checks entries against the last store; returns [{ index, data }]. */
-  #resolveStored(entries, method) {
+  /**
+   * Checks resolved entries against the last store; returns [{ index, entry }].
+   * An entry that cannot be written (unusable) passes here and is reported by
+   * #restoreInto, after every other array has been written.
+   */
+  #matchStored(entries, method) {
     if (this.#stored === null) {
       throw new Error(`ema-wasm: ${method}: nothing is stored; call store(params) first`);
     }
     const { names, lengths, indexOf } = this.#stored;
     const targets = [];
     const unknown = [];
-    for (const { name, data } of entries) {
-      const index = indexOf.get(name);
+    for (const entry of entries) {
+      const index = indexOf.get(entry.name);
       if (index === undefined) {
-        unknown.push(name);
+        unknown.push(entry.name);
         continue;
       }
-      if (data.length !== lengths[index]) {
+      if (entry.unusable === null && entry.length !== lengths[index]) {
         throw new Error(
-          `ema-wasm: ${method}: parameter '${name}' has ${data.length} elements; ` +
-            `${lengths[index]} were stored`,
+          `ema-wasm: ${method}: parameter '${entry.name}' has ${entry.length} elements; ${lengths[index]} were stored`,
         );
       }
-      targets.push({ index, data });
+      targets.push({ index, entry });
     }
     if (unknown.length > 0) {
       throw new Error(`ema-wasm: ${method}: parameters ${quoteList(unknown)} were not stored`);
@@ -671,15 +711,37 @@ export class Ema {
     return targets;
   }
 
-  #restoreInto(core, targets) {
-    const heap = core.heapF32;
-    for (const { index, data } of targets) {
-      const pointer = core.exports.ema_backup(this.#context, index);
-      if (pointer === 0) {
-        // #stored and the C backup always change together; this would be our bug.
-        throw new Error(`ema-wasm: internal error: no backup array ${index}`);
+  /**
+   * Writes the backup into every target that can still take it, then throws
+   * one Error naming each one that could not, and why. User code may have run
+   * since the targets were resolved (withEma's fn), so each array is measured
+   * again here. The backup is kept: a later restore() can still write it.
+   */
+  #restoreInto(core, targets, method) {
+    const buffer = core.memory.buffer;
+    const failures = [];
+    for (const { index, entry } of targets) {
+      const now = lengthOf(entry.data);
+      const why =
+        entry.unusable ??
+        (now === entry.length ? null : unusableReason(entry.data, now) ?? `it now has ${now} elements; ${entry.length} were stored`);
+      if (why !== null) {
+        failures.push(`'${entry.name}' (${why})`);
+        continue;
       }
-      data.set(heap.subarray(pointer >>> 2, (pointer >>> 2) + data.length));
+      const pointer = core.exports.ema_backup(this.#context, index);
+      writeInto(entry.data, new Float32Array(buffer, pointer, entry.length));
+    }
+    if (failures.length > 0) {
+      throw new Error(
+        `ema-wasm: ${method}: could not write the stored weights back into ${failures.length} of ${targets.length} ` +
+          `arrays: ${listSome(failures)}. Every other array was restored; the stored weights stay in the EMA, so ` +
+          'restore() with usable arrays of the same names can still write them back',
+      );
     }
   }
+}
+
+function sameNumbers(a, b) {
+  return a.length === b.length && a.every((value, index) => value === b[index]);
 }

@@ -4,3 +4,4 @@
 export { createEma, Ema, loadEma } from './ema.js';
 export { hasWasmSimd } from './loader.js';
 export { shadowKey } from './names.js';
+export { readMetadata } from './state.js';

@@ -4,6 +4,8 @@
 // its own instance, so its arena is returned to the engine when the EMA is
 // disposed and garbage collected, and no EMA can disturb another's memory.
 
+import { MAX_PAGES, PAGE_BYTES, pagesFor } from './memory-budget.js';
+
 const WASM_FILES = {
   simd: new URL('../dist/ema-simd.wasm', import.meta.url),
   scalar: new URL('../dist/ema-scalar.wasm', import.meta.url),
@@ -87,20 +89,25 @@ export function chooseBuild(simd) {
   return simd ? 'simd' : 'scalar';
 }
 
-const PAGE_BYTES = 65536;
 const MIN_PAGES = 16; // -sINITIAL_MEMORY=1MB: the module's own data and stack
-const MAX_PAGES = 65536; // -sMAXIMUM_MEMORY=4GB
 
 /**
  * A memory of `pages` pages if the engine grants it, else smaller: the arena
  * can still grow later, so asking big is an optimisation, not a requirement.
+ * Its maximum stops one page short of 4 GiB (see memory-budget.js).
  */
 function createMemory(pages) {
-  for (let initial = Math.min(pages, MAX_PAGES); ; initial = Math.max(MIN_PAGES, initial >> 1)) {
+  for (let initial = Math.min(Math.max(pages, MIN_PAGES), MAX_PAGES); ; initial = Math.max(MIN_PAGES, initial >> 1)) {
     try {
       return new WebAssembly.Memory({ initial, maximum: MAX_PAGES });
     } catch (error) {
-      if (!(error instanceof RangeError) || initial === MIN_PAGES) throw error;
+      if (!(error instanceof RangeError)) throw error;
+      if (initial === MIN_PAGES) {
+        throw new RangeError(
+          `ema-wasm: this JavaScript engine refused to create a WebAssembly memory of ${MIN_PAGES * PAGE_BYTES} bytes ` +
+            `(${error.message}); the process may be out of memory or address space`,
+        );
+      }
     }
   }
 }
@@ -115,7 +122,7 @@ function createMemory(pages) {
  * the user's own training loop. Untouched pages cost no physical memory.
  */
 export function instantiate(module, expectedBytes = 0) {
-  const memory = createMemory(MIN_PAGES + Math.ceil(expectedBytes / PAGE_BYTES));
+  const memory = createMemory(pagesFor(expectedBytes));
   const instance = new WebAssembly.Instance(module, {
     env: {
       memory,

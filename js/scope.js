@@ -1,14 +1,99 @@
-// The withEma() scope. Inside it the backup holds the training weights and
-// the model holds the EMA weights; a store, restore, copy, update, another
-// withEma or a dispose at that moment would lose or scramble the training
-// weights, so every EMA (core and adapters) refuses them until fn returns.
-// The scope opens before the first await, so even withEma calls started
-// together (Promise.all) cannot interleave.
+// Scopes: who may touch which weights while a withEma() is running.
+//
+// Inside withEma() the model holds the EMA weights and the EMA's backup holds
+// the training weights. Anything that stores, restores, copies into or
+// averages from those same weights before withEma() has put them back would
+// lose the training weights or mix one EMA's weights into another, whichever
+// EMA it belongs to: two EMAs of one model (decay 0.999 and 0.9999) share
+// the model's arrays. So every scope registers what it holds here, for the
+// whole realm, and every call checks the weights it is about to touch:
+//
+//   - arrays, by memory: the ArrayBuffer and the byte range (two views of
+//     one buffer overlap if their ranges do);
+//   - objects that stand for weights we cannot see as arrays (a TF.js
+//     variable, an onnxruntime-web session), by identity.
+//
+// A hold is 'write' (withEma, and an adapter's async copy or restore) or
+// 'read' (an adapter's async update or store, held across its awaits so a
+// withEma cannot swap weights under it). Two holds conflict unless both read.
+// Synchronous calls never hold: nothing can run in the middle of them, so
+// they only check.
 
+import { clip } from './describe.js';
+import { bufferOf, byteOffsetOf } from './typed-arrays.js';
+
+const holds = new Set();
+
+/** What a call touches: an array's memory, labelled for messages. */
+export function arrayTarget(label, array, length) {
+  const start = byteOffsetOf(array);
+  return { label, buffer: bufferOf(array), start, end: start + length * 4, object: null };
+}
+
+/** What a call touches: an object standing for weights, by identity. */
+export function objectTarget(label, object) {
+  return { label, buffer: null, start: 0, end: 0, object };
+}
+
+function overlaps(a, b) {
+  if (a.object !== null || b.object !== null) return a.object === b.object;
+  return a.buffer === b.buffer && a.start < b.end && b.start < a.end;
+}
+
+/** `targets` is an array of targets, or a function giving one (built only when some scope is open). */
+function conflictOf(targets, mode) {
+  if (holds.size === 0) return null;
+  if (typeof targets === 'function') targets = targets();
+  for (const hold of holds) {
+    if (mode === 'read' && hold.mode === 'read') continue;
+    for (const held of hold.targets) {
+      for (const target of targets) {
+        if (overlaps(target, held)) return { target, hold };
+      }
+    }
+  }
+  return null;
+}
+
+function refusal(method, { target, hold }) {
+  const holder =
+    hold.mode === 'write'
+      ? `an open ${hold.method}() (of ${hold.owner}), which has put EMA weights there and keeps the training weights until it returns`
+      : `a ${hold.method}() of ${hold.owner} that is still reading it`;
+  return new Error(
+    `ema-wasm: ${method}: ${clip(target.label)} is held by ${holder}; ` +
+      `await that call before calling ${method}()`,
+  );
+}
+
+/** Throws if any of `targets` is held in a way that conflicts with `mode`. */
+export function checkFree(method, targets, mode) {
+  const conflict = conflictOf(targets, mode);
+  if (conflict !== null) throw refusal(method, conflict);
+}
+
+/**
+ * Checks `targets` and holds them until the returned release() is called.
+ * `owner` names the EMA in messages ("an EMA of 3 parameters").
+ */
+export function hold(method, owner, targets, mode) {
+  if (typeof targets === 'function') targets = targets();
+  checkFree(method, targets, mode);
+  const entry = { method, owner, targets, mode };
+  holds.add(entry);
+  return () => holds.delete(entry);
+}
+
+/**
+ * One EMA's own withEma() scope. While it is open, that EMA refuses store,
+ * restore, copyTo, update, another withEma and dispose whatever they are
+ * given, since its backup holds the training weights; other EMAs are kept off
+ * the held weights by the realm-wide holds above.
+ */
 export class EmaScope {
   #open = false;
 
-  /** Throws if a withEma() scope is open. */
+  /** Throws if this EMA's withEma() scope is open. */
   check(method) {
     if (this.#open) {
       throw new Error(
@@ -19,25 +104,43 @@ export class EmaScope {
   }
 
   /**
-   * withEma's sequence with the scope open: store(), swapIn(), `await fn()`,
-   * then restore() even if swapIn or fn throws (not if store did: then
-   * nothing was swapped). Returns what fn returns.
+   * withEma's sequence: holds `targets`, then store(), swapIn(), `await fn()`,
+   * and restore() even if swapIn or fn throws (not if store did: then nothing
+   * was swapped). The scope stays open, and the targets held, until the
+   * restore has landed. A restore that fails throws its own error, with fn's
+   * error (if any) as its cause. Returns what fn returns.
    */
-  async run(method, { store, swapIn, restore }, fn) {
+  async run(method, owner, targets, { store, swapIn, restore }, fn) {
     this.check(method);
+    const release = hold(method, owner, targets, 'write');
     this.#open = true;
     try {
-      await store();
-    } catch (error) {
-      this.#open = false;
-      throw error;
-    }
-    try {
-      await swapIn();
-      return await fn();
+      try {
+        await store();
+      } catch (error) {
+        this.#open = false;
+        throw error;
+      }
+      let failure = null;
+      let result;
+      try {
+        await swapIn();
+        result = await fn();
+      } catch (error) {
+        failure = { error };
+      }
+      try {
+        await restore();
+      } catch (restoreError) {
+        if (failure !== null && restoreError.cause === undefined) restoreError.cause = failure.error;
+        throw restoreError;
+      } finally {
+        this.#open = false;
+      }
+      if (failure !== null) throw failure.error;
+      return result;
     } finally {
-      this.#open = false;
-      await restore();
+      release();
     }
   }
 }

@@ -4,14 +4,17 @@
 // where `key` is LitEma's buffer name (dots removed) and `name` the dotted
 // parameter name when the source records it.
 
-import { describe } from './params.js';
+import { clip, describe } from './describe.js';
+import { checkSavableText } from './names.js';
+import { readNamedValues } from './resolve.js';
 import { encodeSafetensors, parseSafetensors, tensorValues } from './safetensors.js';
+import { lengthOf, pinnedView, typedArrayKind, unusableReason } from './typed-arrays.js';
 
 export const DECAY_KEY = 'decay';
 export const COUNTER_KEY = 'num_updates';
 export const NAMES_METADATA_KEY = 'ema_wasm.names';
 const RESERVED_METADATA_PREFIX = 'ema_wasm.';
-const MAX_NUM_UPDATES = 0x7fffffff - 10; // EMA_MAX_NUM_UPDATES
+export const MAX_NUM_UPDATES = 0x7fffffff - 10; // EMA_MAX_NUM_UPDATES
 
 function checkDecayValue(decay, where) {
   if (!(decay >= 0 && decay <= 1)) {
@@ -28,39 +31,40 @@ function checkCounterValue(numUpdates, where) {
 }
 
 /** A number, or the single element of a typed array of the expected kind. */
-function scalarOf(value, ArrayType, key, method) {
+function scalarOf(value, kind, key, method) {
   if (typeof value === 'number') return value;
-  if (value instanceof ArrayType && value.length === 1) return value[0];
-  throw new TypeError(
-    `ema-wasm: ${method}: '${key}' must be a number or a ${ArrayType.name} of one element, got ${describe(value)}` +
-      (ArrayBuffer.isView(value) ? ` of ${value.length}` : ''),
-  );
+  if (typedArrayKind(value) === kind && lengthOf(value) === 1) return value[0];
+  throw new TypeError(`ema-wasm: ${method}: '${key}' must be a number or a ${kind} of one element, got ${describe(value)}`);
 }
 
-/** Reads a state dict (Map or plain object) into the checked form. */
+/**
+ * Reads a state dict (Map or plain object) into the checked form, each value
+ * read once and every shadow pinned to the length it had (see resolve.js).
+ */
 export function stateFromDict(state, method) {
-  let entries;
-  if (state instanceof Map) {
-    entries = [...state];
-  } else if (state !== null && typeof state === 'object' && !Array.isArray(state) && !ArrayBuffer.isView(state)) {
-    entries = Object.entries(state);
-  } else {
+  const pairs = ArrayBuffer.isView(state) ? null : readNamedValues(state);
+  if (pairs === null) {
     throw new TypeError(`ema-wasm: ${method}: state must be a Map or an object of typed arrays, got ${describe(state)}`);
   }
   const result = { decay: undefined, numUpdates: undefined, shadows: [] };
-  for (const [key, value] of entries) {
+  for (const { name: key, value } of pairs) {
     if (typeof key !== 'string') {
       throw new TypeError(`ema-wasm: ${method}: state keys must be strings, got ${describe(key)}`);
     }
     if (key === DECAY_KEY) {
-      result.decay = checkDecayValue(scalarOf(value, Float32Array, key, method), `${method}: '${key}'`);
+      result.decay = checkDecayValue(scalarOf(value, 'Float32Array', key, method), `${method}: '${key}'`);
     } else if (key === COUNTER_KEY) {
-      result.numUpdates = checkCounterValue(scalarOf(value, Int32Array, key, method), `${method}: '${key}'`);
+      result.numUpdates = checkCounterValue(scalarOf(value, 'Int32Array', key, method), `${method}: '${key}'`);
     } else {
-      if (!(value instanceof Float32Array)) {
-        throw new TypeError(`ema-wasm: ${method}: state '${key}' must be a Float32Array, got ${describe(value)}`);
+      if (typedArrayKind(value) !== 'Float32Array') {
+        throw new TypeError(`ema-wasm: ${method}: state '${clip(key)}' must be a Float32Array, got ${describe(value)}`);
       }
-      result.shadows.push({ key, name: undefined, shape: [value.length], data: value });
+      const length = lengthOf(value);
+      const unusable = unusableReason(value, length);
+      if (unusable !== null) {
+        throw new Error(`ema-wasm: ${method}: state '${clip(key)}' cannot be read: ${unusable}`);
+      }
+      result.shadows.push({ key, name: undefined, shape: [length], data: pinnedView(value, length, Float32Array), length });
     }
   }
   return result;
@@ -92,7 +96,7 @@ export async function stateFromFile(bytes, prefix, method) {
   if (typeof prefix !== 'string') {
     throw new TypeError(`ema-wasm: ${method}: options.prefix must be a string, got ${describe(prefix)}`);
   }
-  const { tensors, metadata } = await parseSafetensors(bytes, method);
+  const { tensors, metadata, bytes: fileBytes } = await parseSafetensors(bytes, method);
   const mine = tensors.filter((tensor) => tensor.name.startsWith(prefix));
   const byKey = new Map(mine.map((tensor) => [tensor.name.slice(prefix.length), tensor]));
 
@@ -119,61 +123,56 @@ export async function stateFromFile(bytes, prefix, method) {
       throw new Error(`ema-wasm: ${method}: shadow '${tensor.name}' must be F32, got ${tensor.dtype}`);
     }
     const name = Object.hasOwn(names, key) && typeof names[key] === 'string' ? names[key] : undefined;
-    shadows.push({ key, name, shape: tensor.shape, data: tensorValues(bytes, tensor, Float32Array) });
+    const data = tensorValues(fileBytes, tensor, Float32Array);
+    shadows.push({ key, name, shape: tensor.shape, data, length: data.length });
   }
   return {
-    decay: checkDecayValue(tensorValues(bytes, decayTensor, Float32Array)[0], `${method}: '${decayTensor.name}'`),
-    numUpdates: checkCounterValue(tensorValues(bytes, counterTensor, Int32Array)[0], `${method}: '${counterTensor.name}'`),
+    decay: checkDecayValue(tensorValues(fileBytes, decayTensor, Float32Array)[0], `${method}: '${decayTensor.name}'`),
+    numUpdates: checkCounterValue(tensorValues(fileBytes, counterTensor, Int32Array)[0], `${method}: '${counterTensor.name}'`),
     shadows,
   };
 }
 
-/** False for strings holding a lone surrogate (encodeURIComponent throws exactly then). */
-function isWellFormed(text) {
-  try {
-    encodeURIComponent(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function checkMetadata(metadata, method) {
+/**
+ * The caller's metadata, read once: a plain record of string values whose
+ * keys and values can be written and read back unchanged.
+ */
+function readUserMetadata(metadata, method) {
   if (metadata === undefined) return {};
-  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
+  const pairs = readNamedValues(metadata);
+  if (pairs === null || typedArrayKind(metadata) !== undefined) {
     throw new TypeError(`ema-wasm: ${method}: options.metadata must be an object of strings, got ${describe(metadata)}`);
   }
-  for (const [key, value] of Object.entries(metadata)) {
+  const record = Object.create(null);
+  for (const { name: key, value } of pairs) {
+    if (typeof key !== 'string') {
+      throw new TypeError(`ema-wasm: ${method}: metadata keys must be strings, got ${describe(key)}`);
+    }
     if (typeof value !== 'string') {
-      throw new TypeError(`ema-wasm: ${method}: metadata '${key}' must be a string, got ${describe(value)}`);
+      throw new TypeError(`ema-wasm: ${method}: metadata '${clip(key)}' must be a string, got ${describe(value)}`);
     }
     if (key.startsWith(RESERVED_METADATA_PREFIX)) {
-      throw new Error(`ema-wasm: ${method}: metadata keys starting with '${RESERVED_METADATA_PREFIX}' are reserved, got '${key}'`);
+      throw new Error(`ema-wasm: ${method}: metadata keys starting with '${RESERVED_METADATA_PREFIX}' are reserved, got '${clip(key)}'`);
     }
+    // Metadata keys and values may hold U+0000: the loader reads them by length.
+    checkSavableText(key, `metadata key '${clip(key)}'`, method, { allowNul: true });
+    checkSavableText(value, `metadata '${clip(key)}'`, method, { allowNul: true });
+    record[key] = value;
   }
-  return metadata;
+  return record;
 }
 
 /**
  * Encodes a state ({ decay, numUpdates, shadows: [{ key, name, shape, data }] })
- * as a safetensors file under `prefix`, recording the dotted names.
+ * as a safetensors file under `prefix`, recording the dotted names. The
+ * options are read first (they may run user code), then the shadows copied.
  */
 export function stateToFile(state, { prefix = '', metadata } = {}, method = 'save') {
   if (typeof prefix !== 'string') {
     throw new TypeError(`ema-wasm: ${method}: options.prefix must be a string, got ${describe(prefix)}`);
   }
-  const userMetadata = checkMetadata(metadata, method);
-  // A lone surrogate cannot be written as UTF-8 and would come back changed.
-  const texts = [
-    ['options.prefix', prefix],
-    ...state.shadows.map(({ name }) => [`parameter name '${name}'`, name]),
-    ...Object.entries(userMetadata).flatMap(([key, value]) => [[`metadata key '${key}'`, key], [`metadata '${key}'`, value]]),
-  ];
-  for (const [what, text] of texts) {
-    if (!isWellFormed(text)) {
-      throw new Error(`ema-wasm: ${method}: ${what} is not well-formed Unicode (it holds a lone surrogate)`);
-    }
-  }
+  const userMetadata = readUserMetadata(metadata, method);
+  checkSavableText(prefix, 'options.prefix', method);
   for (const { key, name } of state.shadows) {
     if (`${prefix}${key}` === '__metadata__') {
       throw new Error(
@@ -188,9 +187,18 @@ export function stateToFile(state, { prefix = '', metadata } = {}, method = 'sav
     { name: `${prefix}${COUNTER_KEY}`, dtype: 'I32', shape: [], data: Int32Array.of(state.numUpdates) },
     ...state.shadows.map(({ key, shape, data }) => ({ name: `${prefix}${key}`, dtype: 'F32', shape, data })),
   ];
-  return encodeSafetensors(tensors, {
-    format: 'pt',
-    ...userMetadata,
-    [NAMES_METADATA_KEY]: JSON.stringify(names),
-  });
+  return encodeSafetensors(tensors, { format: 'pt', ...userMetadata, [NAMES_METADATA_KEY]: JSON.stringify(names) }, method);
+}
+
+/**
+ * The `__metadata__` entries of a safetensors file, as an object of strings
+ * in file order: what save() wrote (`format`, `ema_wasm.names` and your own
+ * `metadata`), or what another writer put there. The file is checked as
+ * loadEma checks it.
+ */
+export async function readMetadata(bytes) {
+  const { metadata } = await parseSafetensors(bytes, 'readMetadata');
+  const record = Object.create(null);
+  for (const [key, value] of metadata) record[key] = value;
+  return record;
 }

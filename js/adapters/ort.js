@@ -18,12 +18,15 @@
 // anything, so a call that throws leaves the EMA exactly as it was.
 
 import { bytesOf } from '../bytes.js';
-import { checkOptionKeys, createEma } from '../ema.js';
-import { describe } from '../params.js';
-import { EmaScope } from '../scope.js';
+import { describe } from '../describe.js';
+import { prepareEma } from '../ema.js';
+import { readOptions } from '../resolve.js';
+import { EmaScope, hold, objectTarget } from '../scope.js';
+import { lengthOf, typedArrayKind } from '../typed-arrays.js';
 
 const SLOT = 'parameters';
 const OPTION_KEYS = ['decay', 'useNumUpdates', 'simd'];
+const OWNER = 'an onnxruntime-web EMA';
 const SESSION_METHODS = ['getParametersSize', 'getContiguousParameters', 'loadParametersBuffer'];
 
 function checkSession(session) {
@@ -57,16 +60,16 @@ async function readParameters(session, size, method) {
   // ORT tensors carry their element type as a string; check it when present,
   // and always check the array itself, which is what gets averaged.
   const { type, data } = tensor;
-  if ((type !== undefined && type !== 'float32') || !(data instanceof Float32Array)) {
+  if ((type !== undefined && type !== 'float32') || typedArrayKind(data) !== 'Float32Array') {
     const what = type !== undefined ? `a '${type}' tensor` : 'a tensor';
     throw new Error(
       `ema-wasm: ${method}: session.getContiguousParameters(true) must give a float32 tensor, ` +
         `got ${what} whose data is ${describe(data)}`,
     );
   }
-  if (size !== undefined && data.length !== size) {
+  if (size !== undefined && lengthOf(data) !== size) {
     throw new Error(
-      `ema-wasm: ${method}: session.getContiguousParameters(true) gave ${data.length} parameters; ` +
+      `ema-wasm: ${method}: session.getContiguousParameters(true) gave ${lengthOf(data)} parameters; ` +
         `the EMA tracks ${size}`,
     );
   }
@@ -79,9 +82,7 @@ async function readParameters(session, size, method) {
  */
 export async function createOrtEma(session, options = {}) {
   checkSession(session);
-  // Only the keys are checked here; createEma checks the values, so both
-  // entry points accept the same decay/useNumUpdates/simd with the same errors.
-  checkOptionKeys(options, OPTION_KEYS, 'createOrtEma');
+  const create = await prepareEma(readOptions(options, OPTION_KEYS, 'createOrtEma'), 'createOrtEma');
   const size = await session.getParametersSize(true);
   if (!Number.isSafeInteger(size) || size < 0) {
     throw new Error(
@@ -94,8 +95,8 @@ export async function createOrtEma(session, options = {}) {
     throw new Error('ema-wasm: createOrtEma: the session has no trainable parameters (getParametersSize(true) is 0)');
   }
   const data = await readParameters(session, size, 'createOrtEma');
-  const ema = await createEma([{ name: SLOT, data, shape: [size] }], options);
-  return new OrtEma(ema, session, size);
+  // No await between reading the parameters and copying them in.
+  return new OrtEma(create([{ name: SLOT, data, shape: [size] }]), session, size);
 }
 
 export class OrtEma {
@@ -162,21 +163,19 @@ export class OrtEma {
    * after runOptimizerStep). Returns the decay the step used.
    */
   async update() {
-    this.#live();
-    this.#scope.check('update');
-    // Read and check before stepping: a wrong tensor throws with the EMA
-    // untouched. The core copies the values in, so a view is fine here.
-    const data = await readParameters(this.#session, this.#size, 'update');
-    return this.#live().update([{ name: SLOT, data }]);
+    return this.#holding('update', 'read', async () => {
+      // Read and check before stepping: a wrong tensor throws with the EMA
+      // untouched. The core copies the values in, so a view is fine here.
+      const data = await readParameters(this.#session, this.#size, 'update');
+      return this.#live().update([{ name: SLOT, data }]);
+    });
   }
 
   // ---- swapping weights ----------------------------------------------------
 
   /** LitEma.copy_to: loads the EMA weights into the session. */
   async copyTo() {
-    this.#live();
-    this.#scope.check('copyTo');
-    await this.#loadShadow();
+    return this.#holding('copyTo', 'write', () => this.#loadShadow('copyTo'));
   }
 
   /**
@@ -184,21 +183,19 @@ export class OrtEma {
    * core's arena), replacing an earlier snapshot.
    */
   async store() {
-    this.#live();
-    this.#scope.check('store');
-    await this.#snapshot('store');
+    return this.#holding('store', 'read', () => this.#snapshot('store'));
   }
 
   /** LitEma.restore: loads the last snapshot back into the session. */
   async restore() {
-    this.#live();
-    this.#scope.check('restore');
-    await this.#loadSnapshot();
+    return this.#holding('restore', 'write', () => this.#loadSnapshot('restore'));
   }
 
   /**
    * LitEma's ema_scope: store, copyTo, `await fn()`, then restore even if fn
-   * (or copyTo) throws. Returns what fn returns.
+   * (or copyTo) throws. Returns what fn returns. The session stays held
+   * until the training weights have been loaded back, so no other call of
+   * any EMA of this session can run in between.
    */
   async withEma(fn) {
     this.#live();
@@ -206,12 +203,10 @@ export class OrtEma {
     if (typeof fn !== 'function') {
       throw new TypeError(`ema-wasm: withEma: fn must be a function, got ${describe(fn)}`);
     }
-    // Loading the EMA weights (swapIn) may fail halfway; the training
-    // weights still go back.
-    return this.#scope.run('withEma', {
+    return this.#scope.run('withEma', OWNER, [this.#target()], {
       store: () => this.#snapshot('withEma'),
-      swapIn: () => this.#loadShadow(),
-      restore: () => this.#loadSnapshot(),
+      swapIn: () => this.#loadShadow('withEma'),
+      restore: () => this.#loadSnapshot('withEma'),
     }, fn);
   }
 
@@ -226,29 +221,61 @@ export class OrtEma {
 
   // ---- internals -----------------------------------------------------------
 
+  #target() {
+    return objectTarget('the session', this.#session);
+  }
+
+  /**
+   * Runs `action` with the session held (see scope.js) across all of its
+   * awaits: a withEma of any EMA of this session cannot swap weights in the
+   * middle of it, nor can this call land in the middle of a withEma.
+   */
+  async #holding(method, mode, action) {
+    this.#live();
+    this.#scope.check(method);
+    const release = hold(method, OWNER, [this.#target()], mode);
+    try {
+      return await action();
+    } finally {
+      release();
+    }
+  }
+
   async #snapshot(method) {
     const data = await readParameters(this.#session, this.#size, method);
     this.#live().store([{ name: SLOT, data }]);
     this.#stored = true;
   }
 
-  async #loadShadow() {
+  async #loadShadow(method) {
     // shadow() is a fresh copy out of Wasm memory, so the bytes handed to
     // onnxruntime are ours and stay valid whatever either heap does.
     const values = this.#live().shadow(SLOT);
-    await this.#session.loadParametersBuffer(bytesOf(values), true);
+    try {
+      await this.#session.loadParametersBuffer(bytesOf(values), true);
+    } catch (error) {
+      throw new Error(`ema-wasm: ${method}: the session refused the EMA weights: ${error?.message ?? error}`, { cause: error });
+    }
   }
 
-  async #loadSnapshot() {
+  async #loadSnapshot(method) {
     const ema = this.#live();
     if (!this.#stored) {
-      throw new Error('ema-wasm: restore: nothing is stored; call store() first');
+      throw new Error(`ema-wasm: ${method}: nothing is stored; call store() first`);
     }
     // The core writes the snapshot into an array we allocate, so the buffer
     // given to onnxruntime is an owned copy, not a view into Wasm memory.
     const values = new Float32Array(this.#size);
     ema.restore([{ name: SLOT, data: values }]);
-    await this.#session.loadParametersBuffer(bytesOf(values), true);
+    try {
+      await this.#session.loadParametersBuffer(bytesOf(values), true);
+    } catch (error) {
+      throw new Error(
+        `ema-wasm: ${method}: could not load the stored weights back into the session (${error?.message ?? error}); ` +
+          'they stay stored in the EMA: call restore() to try again',
+        { cause: error },
+      );
+    }
   }
 
   #live() {

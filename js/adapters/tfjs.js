@@ -13,11 +13,12 @@
 //   tf.tensor(), so it always gets a fresh copy, never a view into Wasm memory
 //   (which dies when that memory grows).
 
-import { createEma } from '../ema.js';
-import { describe } from '../params.js';
-import { EmaScope } from '../scope.js';
+import { describe, listSome, quoteList } from '../describe.js';
+import { EMA_OPTION_DEFAULTS, prepareEma } from '../ema.js';
+import { readOptions } from '../resolve.js';
+import { checkFree, EmaScope, objectTarget } from '../scope.js';
 
-const ADAPTER_OPTIONS = ['tf'];
+const OPTION_KEYS = [...Object.keys(EMA_OPTION_DEFAULTS).filter((key) => key !== 'resident'), 'tf'];
 
 function isVariableLike(value) {
   return (
@@ -29,38 +30,45 @@ function isVariableLike(value) {
   );
 }
 
+/** The tf.Variable behind a LayerVariable (or the variable itself). */
+function tensorOf(variable) {
+  return typeof variable.read === 'function' ? variable.read() : variable;
+}
+
 /**
  * The variables to track: a LayersModel's trainableWeights (LayerVariables),
- * or an array of tf.Variable / LayerVariable.
+ * or an array of tf.Variable / LayerVariable. Each is read once into
+ * { variable, tensor, name, shape }: `tensor` is the tf.Variable itself, the
+ * identity by which two EMAs of one model see that they share a weight.
  */
 function resolveVariables(modelOrVariables) {
-  const source = Array.isArray(modelOrVariables?.trainableWeights)
-    ? modelOrVariables.trainableWeights
-    : modelOrVariables;
+  const weights = modelOrVariables?.trainableWeights;
+  const source = Array.isArray(weights) ? weights : modelOrVariables;
   if (!Array.isArray(source)) {
     throw new TypeError(
       'ema-wasm: createTfjsEma: expected a tf.LayersModel or an array of tf.Variable, ' +
         `got ${describe(modelOrVariables)}`,
     );
   }
-  source.forEach((variable, index) => {
+  return source.slice().map((variable, index) => {
     if (!isVariableLike(variable)) {
       throw new TypeError(
         `ema-wasm: createTfjsEma: variable ${index} must be a tf.Variable or LayerVariable, got ${describe(variable)}`,
       );
     }
-    if (variable.dtype !== undefined && variable.dtype !== 'float32') {
-      throw new TypeError(
-        `ema-wasm: createTfjsEma: variable '${variable.name}' has dtype ${variable.dtype}; only float32 is supported`,
-      );
+    const { name, dtype } = variable;
+    if (dtype !== undefined && dtype !== 'float32') {
+      throw new TypeError(`ema-wasm: createTfjsEma: variable '${name}' has dtype ${dtype}; only float32 is supported`);
     }
+    if (variable.isDisposed === true) {
+      throw new Error(`ema-wasm: createTfjsEma: variable '${name}' was disposed`);
+    }
+    return { variable, tensor: tensorOf(variable), name, shape: variable.shape.slice() };
   });
-  return source.slice();
 }
 
-/** The tf.Variable behind a LayerVariable (or the variable itself). */
-function tensorOf(variable) {
-  return typeof variable.read === 'function' ? variable.read() : variable;
+function isDisposed({ variable, tensor }) {
+  return variable.isDisposed === true || tensor.isDisposed === true;
 }
 
 /**
@@ -84,15 +92,8 @@ function wasmBackendView(tf, tensor) {
   return new Float32Array(heap.buffer, offset, size);
 }
 
-function readValues(variable, tf) {
-  const tensor = tensorOf(variable);
-  const view = tf === undefined ? null : wasmBackendView(tf, tensor);
-  if (view !== null) return view;
-  const values = tensor.dataSync();
-  if (!(values instanceof Float32Array)) {
-    throw new TypeError(`ema-wasm: variable '${variable.name}' did not read as a Float32Array`);
-  }
-  return values;
+function readValues({ tensor }, tf) {
+  return (tf === undefined ? null : wasmBackendView(tf, tensor)) ?? tensor.dataSync();
 }
 
 async function loadTf(tf) {
@@ -117,32 +118,17 @@ async function loadTf(tf) {
  * of tf.Variable), keyed by variable name, starting from their current values.
  */
 export async function createTfjsEma(modelOrVariables, options = {}) {
-  if (options === null || typeof options !== 'object') {
-    throw new TypeError(`ema-wasm: createTfjsEma: options must be an object, got ${describe(options)}`);
-  }
-  const { tf: tfOption, ...emaOptions } = options;
-  if ('resident' in emaOptions) {
+  if (options !== null && typeof options === 'object' && Object.hasOwn(options, 'resident')) {
     throw new TypeError(
       "ema-wasm: createTfjsEma: option 'resident' is not available here: the weights live in TF.js variables",
     );
   }
+  const { tf: tfOption, ...emaOptions } = readOptions(options, OPTION_KEYS, 'createTfjsEma');
   const variables = resolveVariables(modelOrVariables);
   const tf = await loadTf(tfOption);
-  const params = variables.map((variable) => ({
-    name: variable.name,
-    data: readValues(variable),
-    shape: variable.shape.slice(),
-  }));
-  let ema;
-  try {
-    ema = await createEma(params, emaOptions);
-  } catch (error) {
-    // createEma names its own options; ours are valid too.
-    if (error instanceof TypeError && error.message.includes('unknown option')) {
-      error.message += `, ${ADAPTER_OPTIONS.join(', ')}`;
-    }
-    throw error;
-  }
+  const create = await prepareEma(emaOptions, 'createTfjsEma');
+  // After the last await: read the values and copy them in, in one go.
+  const ema = create(variables.map((v) => ({ name: v.name, data: readValues(v), shape: v.shape })));
   return new TfjsEma(ema, variables, tf);
 }
 
@@ -182,54 +168,44 @@ export class TfjsEma {
 
   /** One EMA step from the variables' current values; returns the decay used. */
   update() {
-    this.#scope.check('update');
+    this.#enter('update', 'read');
     return this.#ema.update(this.#readParams('update'));
   }
 
-  /** Writes the EMA weights into the variables. */
+  /** Writes the EMA weights into the variables (all of them, or none). */
   copyTo() {
-    this.#scope.check('copyTo');
-    this.#writeShadows();
+    this.#enter('copyTo', 'write');
+    this.#writeShadows('copyTo');
   }
 
   /** Snapshots the variables' current values. */
   store() {
-    this.#scope.check('store');
+    this.#enter('store', 'read');
     this.#ema.store(this.#readParams('store'));
   }
 
-  /** Writes the snapshot taken by store() back into the variables. */
+  /**
+   * Writes the snapshot taken by store() back into every variable that can
+   * take it, then throws one Error naming those that could not.
+   */
   restore() {
-    this.#scope.check('restore');
-    this.#writeSnapshot();
-  }
-
-  #writeSnapshot() {
-    const targets = this.#variables.map((variable) => ({
-      name: variable.name,
-      data: new Float32Array(sizeOf(variable.shape)),
-    }));
-    this.#ema.restore(targets); // throws, changing nothing, if nothing is stored
-    const restored = new Map(targets.map(({ name, data }) => [name, data]));
-    this.#writeAll((name) => restored.get(name));
-  }
-
-  #writeShadows() {
-    this.#writeAll((name) => this.#ema.shadow(name));
+    this.#enter('restore', 'write');
+    this.#writeSnapshot('restore');
   }
 
   /**
    * Runs `await fn()` with the EMA weights in the model, then puts the
    * training weights back, even if fn throws. Returns what fn returns.
+   * While it runs, no EMA may touch these variables.
    */
   async withEma(fn) {
     if (typeof fn !== 'function') {
       throw new TypeError(`ema-wasm: withEma: fn must be a function, got ${describe(fn)}`);
     }
-    return this.#scope.run('withEma', {
+    return this.#scope.run('withEma', this.#owner(), this.#targets(), {
       store: () => this.#ema.store(this.#readParams('withEma')),
-      swapIn: () => this.#writeShadows(),
-      restore: () => this.#writeSnapshot(),
+      swapIn: () => this.#writeShadows('withEma'),
+      restore: () => this.#writeSnapshot('withEma'),
     }, fn);
   }
 
@@ -264,44 +240,90 @@ export class TfjsEma {
     this.#ema.dispose();
   }
 
-  #checkVariables(method) {
-    for (const variable of this.#variables) {
-      if (variable.isDisposed === true || tensorOf(variable).isDisposed === true) {
-        throw new Error(`ema-wasm: ${method}: variable '${variable.name}' was disposed`);
-      }
+  #enter(method, mode) {
+    this.#scope.check(method);
+    checkFree(method, () => this.#targets(), mode);
+  }
+
+  #targets() {
+    return this.#variables.map(({ name, tensor }) => objectTarget(`variable '${name}'`, tensor));
+  }
+
+  #owner() {
+    return `a TF.js EMA of ${quoteList(this.#variables.map(({ name }) => name))}`;
+  }
+
+  #refuseDisposed(method) {
+    const disposed = this.#variables.filter(isDisposed);
+    if (disposed.length > 0) {
+      throw new Error(`ema-wasm: ${method}: variables ${quoteList(disposed.map(({ name }) => name))} were disposed`);
     }
   }
 
   #readParams(method) {
-    this.#checkVariables(method);
-    return this.#variables.map((variable) => ({
-      name: variable.name,
-      data: readValues(variable, this.#tf),
-      shape: variable.shape,
-    }));
+    this.#refuseDisposed(method);
+    return this.#variables.map((v) => ({ name: v.name, data: readValues(v, this.#tf), shape: v.shape }));
+  }
+
+  /** Every variable gets its shadow; checked first, so it is all or none. */
+  #writeShadows(method) {
+    this.#refuseDisposed(method);
+    const failures = this.#writeEach((name) => this.#ema.shadow(name));
+    if (failures.length > 0) {
+      throw new Error(`ema-wasm: ${method}: could not write the EMA weights into ${listSome(failures)}`);
+    }
   }
 
   /**
-   * Assigns valuesOf(name) to every variable; the arrays must be our own
-   * copies. Every variable is checked first, so a disposed one cannot leave
-   * the model half written.
+   * Writes the stored weights into every variable that is still there, and
+   * then names each one that could not take them. The snapshot stays stored.
    */
-  #writeAll(valuesOf) {
-    this.#checkVariables('writing weights');
-    const values = this.#variables.map((variable) => valuesOf(variable.name));
-    this.#variables.forEach((variable, index) => {
-      const tensor = this.#tf.tensor(values[index], variable.shape, 'float32');
-      try {
-        if (typeof variable.write === 'function') {
-          variable.write(tensor);
-        } else {
-          variable.assign(tensor);
-        }
-      } finally {
-        // assign() takes its own reference to the data; ours can go.
-        tensor.dispose();
+  #writeSnapshot(method) {
+    const targets = this.#variables.map(({ name, shape }) => ({ name, data: new Float32Array(sizeOf(shape)) }));
+    // Into arrays of our own, which cannot fail; throws, changing nothing,
+    // if nothing is stored.
+    this.#ema.restore(targets);
+    const restored = new Map(targets.map(({ name, data }) => [name, data]));
+    const failures = this.#writeEach((name) => restored.get(name));
+    if (failures.length > 0) {
+      throw new Error(
+        `ema-wasm: ${method}: could not write the stored weights back into ${failures.length} of ` +
+          `${this.#variables.length} variables: ${listSome(failures)}. Every other variable was restored; the ` +
+          'stored weights stay in the EMA, so restore() can write them back once those variables exist',
+      );
+    }
+  }
+
+  /**
+   * Assigns valuesOf(name) to each variable that is not disposed; returns
+   * "'name' (why)" for each one that could not be written. The arrays must be
+   * our own copies: the cpu backend keeps the array given to tf.tensor().
+   */
+  #writeEach(valuesOf) {
+    const failures = [];
+    for (const entry of this.#variables) {
+      const { variable, name, shape } = entry;
+      if (isDisposed(entry)) {
+        failures.push(`'${name}' (it was disposed)`);
+        continue;
       }
-    });
+      try {
+        const tensor = this.#tf.tensor(valuesOf(name), shape, 'float32');
+        try {
+          if (typeof variable.write === 'function') {
+            variable.write(tensor);
+          } else {
+            variable.assign(tensor);
+          }
+        } finally {
+          // assign() takes its own reference to the data; ours can go.
+          tensor.dispose();
+        }
+      } catch (error) {
+        failures.push(`'${name}' (${error?.message ?? error})`);
+      }
+    }
+    return failures;
   }
 }
 

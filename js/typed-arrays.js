@@ -1,0 +1,124 @@
+// Typed arrays as the engine sees them, not as they describe themselves.
+//
+// A user's array can lie: a subclass or an own property can override
+// `length`, a Proxy passes `instanceof Float32Array`, `subarray` and `slice`
+// call a user-defined @@species constructor, and an array from another realm
+// (vm, Jest, an iframe) fails `instanceof`. The intrinsic %TypedArray%
+// getters and `set` read the internal slots instead: they run no user code,
+// work across realms, and refuse (or report undefined for) anything that is
+// not really a typed array. Every read of a caller's typed array goes through
+// this file.
+
+const TypedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype);
+const intrinsicGetter = (prototype, key) => Object.getOwnPropertyDescriptor(prototype, key)?.get;
+
+const tagGetter = intrinsicGetter(TypedArrayPrototype, Symbol.toStringTag);
+const lengthGetter = intrinsicGetter(TypedArrayPrototype, 'length');
+const bufferGetter = intrinsicGetter(TypedArrayPrototype, 'buffer');
+const byteOffsetGetter = intrinsicGetter(TypedArrayPrototype, 'byteOffset');
+const typedArraySet = TypedArrayPrototype.set;
+const resizableGetter = intrinsicGetter(ArrayBuffer.prototype, 'resizable');
+const growableGetter =
+  typeof SharedArrayBuffer === 'function' ? intrinsicGetter(SharedArrayBuffer.prototype, 'growable') : undefined;
+const detachedGetter = intrinsicGetter(ArrayBuffer.prototype, 'detached');
+const sharedByteLengthGetter =
+  typeof SharedArrayBuffer === 'function' ? intrinsicGetter(SharedArrayBuffer.prototype, 'byteLength') : undefined;
+
+/**
+ * The typed-array kind of `value` ('Float32Array', 'Uint8Array', ...) read
+ * from its internal slot, or undefined when it is not a typed array (a Proxy,
+ * a look-alike, a primitive). True for typed arrays of any realm.
+ */
+export function typedArrayKind(value) {
+  return tagGetter.call(value);
+}
+
+/** Elements of a typed array (0 when its buffer is detached or out of bounds). */
+export function lengthOf(array) {
+  return lengthGetter.call(array);
+}
+
+export function bufferOf(array) {
+  return bufferGetter.call(array);
+}
+
+export function byteOffsetOf(array) {
+  return byteOffsetGetter.call(array);
+}
+
+function isShared(buffer) {
+  if (sharedByteLengthGetter === undefined) return false;
+  try {
+    sharedByteLengthGetter.call(buffer);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `buffer` (an ArrayBuffer of any realm) was detached (transferred). */
+export function isDetached(buffer) {
+  if (isShared(buffer)) return false;
+  if (detachedGetter !== undefined) return detachedGetter.call(buffer);
+  try {
+    new Uint8Array(buffer, 0, 0);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** Whether `buffer` can change size (a resizable ArrayBuffer or growable SharedArrayBuffer). */
+export function canResize(buffer) {
+  if (isShared(buffer)) return growableGetter?.call(buffer) === true;
+  return resizableGetter?.call(buffer) === true;
+}
+
+/**
+ * Why a typed array of `length` elements (as just read) cannot be used, or
+ * null. A detached buffer and a resizable one shrunk below the array both
+ * read as length 0, so only length 0 needs the closer look.
+ */
+export function unusableReason(array, length) {
+  if (length !== 0) return null;
+  const buffer = bufferOf(array);
+  if (isDetached(buffer)) return 'its ArrayBuffer was detached (transferred to a worker, or by ArrayBuffer.transfer)';
+  if (canResize(buffer)) return 'it lies outside its resizable ArrayBuffer, which was shrunk';
+  return null;
+}
+
+/**
+ * A fixed-length view of exactly `length` elements of `array`, safe to keep
+ * for the rest of a call: a length-tracking array over a growable buffer
+ * could otherwise change length under us (another thread can grow a
+ * SharedArrayBuffer at any time). Plain arrays are returned as they are.
+ */
+export function pinnedView(array, length, ArrayType) {
+  const buffer = bufferOf(array);
+  if (!canResize(buffer)) return array;
+  return new ArrayType(buffer, byteOffsetOf(array), length);
+}
+
+/**
+ * `count` elements of `array` from `start`, as a new view on the same memory,
+ * built from the internal slots (never through subarray, which calls a
+ * user-defined @@species constructor).
+ */
+export function windowOf(array, start, count, ArrayType) {
+  return new ArrayType(bufferOf(array), byteOffsetOf(array) + start * ArrayType.BYTES_PER_ELEMENT, count);
+}
+
+/**
+ * target.set(source) through the intrinsic, so that a subclass or an own
+ * `set` property of the caller's `target` cannot intercept the write.
+ */
+export function writeInto(target, source, offset = 0) {
+  typedArraySet.call(target, source, offset);
+}
+
+/** A fresh array holding a copy of `count` elements of `source` from `start`. */
+export function copyOf(source, start, count, ArrayType) {
+  const copy = new ArrayType(count);
+  typedArraySet.call(copy, windowOf(source, start, count, ArrayType));
+  return copy;
+}
