@@ -13,7 +13,7 @@ import { describe, listSome, quoteList } from './describe.js';
 import { chooseBuild, compileBuild, instantiate } from './loader.js';
 import { checkFits, creationBytes, inUseBytes, regionBytes, tooLargeMessage } from './memory-budget.js';
 import { shadowKeysFor } from './names.js';
-import { readOptions, refuseUnusable, resolveParams } from './resolve.js';
+import { readOptions, refuseDuplicates, refuseUnusable, resolveParams } from './resolve.js';
 import { arrayTarget, checkFree, EmaScope } from './scope.js';
 import { COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, stateFromDict, stateFromFile, stateToFile } from './state.js';
 import { copyOf, lengthOf, unusableReason, windowOf, writeInto } from './typed-arrays.js';
@@ -70,6 +70,7 @@ export async function prepareEma(optionValues, method) {
   const module = await compileBuild(build);
   return (params) => {
     const entries = resolveParams(params, method);
+    refuseDuplicates(entries, method);
     refuseUnusable(entries, method);
     const tracked = entries.filter((entry) => entry.trainable);
     if (tracked.length > MAX_SLOTS) {
@@ -134,7 +135,7 @@ export class Ema {
     this.#build = build;
     this.#names = tracked.map((entry) => entry.name);
     this.#keys = keys;
-    this.#shapes = tracked.map((entry) => entry.shape.slice());
+    this.#shapes = tracked.map(({ shape, length }) => (shape === undefined ? [length] : shape.slice()));
     this.#lengths = tracked.map((entry) => entry.length);
     this.#slotOf = new Map(this.#names.map((name, slot) => [name, slot]));
 
@@ -387,6 +388,7 @@ export class Ema {
       return;
     }
     const entries = resolveParams(params, 'store');
+    refuseDuplicates(entries, 'store');
     refuseUnusable(entries, 'store');
     checkFree('store', () => this.#targetsOf(entries), 'read');
     this.#storeEntries(core, entries, 'store');
@@ -534,21 +536,20 @@ export class Ema {
    * update itself.
    */
   #matchTracked(entries, method) {
-    refuseUnusable(entries, method);
     const names = this.#names;
     const lengths = this.#lengths;
     if (entries.length === names.length) {
       let slot = 0;
-      while (
-        slot < names.length &&
-        entries[slot].name === names[slot] &&
-        entries[slot].trainable &&
-        entries[slot].length === lengths[slot]
-      ) {
-        slot++;
+      for (; slot < names.length; slot++) {
+        const entry = entries[slot];
+        if (entry.name !== names[slot] || !entry.trainable || entry.length !== lengths[slot] || entry.unusable !== null) {
+          break;
+        }
       }
       if (slot === names.length) return entries;
     }
+    refuseUnusable(entries, method);
+    refuseDuplicates(entries, method);
     const arrays = new Array(names.length);
     const unknown = [];
     for (const entry of entries) {
@@ -681,6 +682,7 @@ export class Ema {
    * #restoreInto, after every other array has been written.
    */
   #matchStored(entries, method) {
+    refuseDuplicates(entries, method);
     if (this.#stored === null) {
       throw new Error(`ema-wasm: ${method}: nothing is stored; call store(params) first`);
     }

@@ -15,7 +15,7 @@
 //   new Map([[name, Float32Array], ...])
 //   { [name]: Float32Array }
 
-import { describe, quoteList } from './describe.js';
+import { clip, describe, quoteList } from './describe.js';
 import { lengthOf, pinnedView, typedArrayKind, unusableReason } from './typed-arrays.js';
 
 /** Dimensions a shape may have: the safetensors loader reads at most 32 (EMA_ST_MAX_RANK). */
@@ -55,18 +55,36 @@ export function readNamedValues(collection) {
   return null;
 }
 
-/** A copy of a shape's elements (read once), or the value itself if it is no array. */
-function readShape(shape, method, where) {
-  if (!Array.isArray(shape)) return shape;
+/** Where an array entry's shape came from, for messages. */
+function shapeOwner(name, index) {
+  return typeof name === 'string' ? `parameter '${clip(name)}'` : `params[${index}]`;
+}
+
+/** A shape, read once: a fresh array of non-negative safe integers. */
+function readShape(shape, method, name, index) {
+  if (!Array.isArray(shape)) {
+    throw new TypeError(
+      `ema-wasm: ${method}: ${shapeOwner(name, index)}.shape must be an array of integers, got ${describe(shape)}`,
+    );
+  }
   const rank = shape.length;
   if (!(rank <= MAX_RANK)) {
     throw new RangeError(
-      `ema-wasm: ${method}: ${where}.shape has ${rank} dimensions; at most ${MAX_RANK} (the safetensors limit)`,
+      `ema-wasm: ${method}: ${shapeOwner(name, index)}.shape has ${rank} dimensions; at most ${MAX_RANK} (the safetensors limit)`,
     );
   }
-  const copy = [];
-  for (let d = 0; d < rank; d++) copy.push(shape[d]);
-  return copy;
+  const dimensions = new Array(rank);
+  for (let d = 0; d < rank; d++) {
+    const dimension = shape[d];
+    dimensions[d] = dimension;
+    if (!Number.isSafeInteger(dimension) || dimension < 0) {
+      throw new RangeError(
+        `ema-wasm: ${method}: ${shapeOwner(name, index)}.shape must hold non-negative integers, ` +
+          `got [${dimensions.map(String).join(', ')}]`,
+      );
+    }
+  }
+  return dimensions;
 }
 
 /** Phase one: every entry's properties, read once, as plain records. */
@@ -81,12 +99,12 @@ function readEntries(params, method) {
           `ema-wasm: ${method}: params[${index}] must be an object { name, data }, got ${describe(item)}`,
         );
       }
-      const where = `params[${index}]`;
       const name = item.name;
       const data = item.data;
-      const shape = readShape(item.shape, method, typeof name === 'string' ? `parameter '${name}'` : where);
+      const shape = item.shape === undefined ? undefined : readShape(item.shape, method, name, index);
       const trainable = item.trainable;
-      raw.push({ name, data, shape, trainable, where });
+      // Every field an entry will have, so that checkEntry does not reshape it.
+      raw.push({ name, data, shape, trainable, where: index, length: 0, unusable: null });
     }
     return raw;
   }
@@ -98,34 +116,38 @@ function readEntries(params, method) {
     );
   }
   const where = isMap(params) ? 'a Map key' : 'an object key';
-  return pairs.map(({ name, value }) => ({ name, data: value, shape: undefined, trainable: undefined, where }));
+  return pairs.map(({ name, value }) => ({
+    name, data: value, shape: undefined, trainable: undefined, where, length: 0, unusable: null,
+  }));
+}
+
+/** Where an entry came from, for messages: params[3], or 'a Map key'. */
+function whereOf(record) {
+  return typeof record.where === 'number' ? `params[${record.where}]` : record.where;
 }
 
 function checkShape(shape, length, method, name) {
-  const where = `${method}: parameter '${name}'`;
-  if (!Array.isArray(shape)) {
-    throw new TypeError(`ema-wasm: ${where}.shape must be an array of integers, got ${describe(shape)}`);
-  }
   let product = 1;
-  for (const dimension of shape) {
-    if (!Number.isSafeInteger(dimension) || dimension < 0) {
-      throw new RangeError(`ema-wasm: ${where}.shape must hold non-negative integers, got [${shape.map(String).join(', ')}]`);
-    }
-    product *= dimension;
-  }
+  for (let d = 0; d < shape.length; d++) product *= shape[d];
   if (product !== length) {
-    throw new Error(`ema-wasm: ${where}.shape [${shape.join(', ')}] holds ${product} elements but its data has ${length}`);
+    throw new Error(
+      `ema-wasm: ${method}: parameter '${name}'.shape [${shape.join(', ')}] holds ${product} elements but its data has ${length}`,
+    );
   }
-  return shape;
 }
 
-/** Phase two: checks one record; runs no user code unless it throws. */
-function checkEntry({ name, data, shape, trainable, where }, method) {
+/**
+ * Phase two: checks one record and completes it in place (one object per
+ * entry: with thousands of small tensors, allocation is what an update
+ * costs). Runs no user code unless it throws.
+ */
+function checkEntry(record, method) {
+  const { name, data, shape, trainable } = record;
   if (typeof name !== 'string') {
-    throw new TypeError(`ema-wasm: ${method}: ${where}.name must be a string, got ${describe(name)}`);
+    throw new TypeError(`ema-wasm: ${method}: ${whereOf(record)}.name must be a string, got ${describe(name)}`);
   }
   if (name.length === 0) {
-    throw new Error(`ema-wasm: ${method}: ${where}.name is empty; every parameter needs a name`);
+    throw new Error(`ema-wasm: ${method}: ${whereOf(record)}.name is empty; every parameter needs a name`);
   }
   if (typedArrayKind(data) !== 'Float32Array') {
     throw new TypeError(`ema-wasm: ${method}: parameter '${name}' must be a Float32Array, got ${describe(data)}`);
@@ -135,26 +157,35 @@ function checkEntry({ name, data, shape, trainable, where }, method) {
   }
   const length = lengthOf(data);
   const unusable = unusableReason(data, length);
-  return {
-    name,
-    data: unusable === null ? pinnedView(data, length, Float32Array) : data,
-    length,
-    shape: shape === undefined || unusable !== null ? [length] : checkShape(shape, length, method, name),
-    trainable: trainable ?? true,
-    unusable,
-  };
+  if (unusable === null) {
+    if (shape !== undefined) checkShape(shape, length, method, name);
+    record.data = pinnedView(data, length, Float32Array);
+  }
+  record.length = length;
+  record.trainable = trainable ?? true;
+  record.unusable = unusable;
+  return record;
 }
 
 /**
- * Reads `params` once and checks it. Returns [{ name, data, length, shape,
- * trainable, unusable }] in the caller's order, where `data` is a
+ * Reads `params` once and checks each entry. Returns [{ name, data, length,
+ * shape, trainable, unusable }] in the caller's order, where `data` is a
  * Float32Array of exactly `length` elements that stays so for as long as no
- * user code runs, and `unusable` says why an array cannot be read or written
- * (a detached buffer), or is null. Throws TypeError for wrong types,
- * RangeError for values out of range, Error for duplicate names.
+ * user code runs, `shape` is a checked copy or undefined (meaning [length]),
+ * and `unusable` says why an array cannot be read or written (a detached
+ * buffer), or is null. Throws TypeError for wrong types and RangeError for
+ * values out of range. Names may repeat: each caller that matches by name
+ * refuses duplicates (refuseDuplicates), except where its match proves them
+ * impossible.
  */
 export function resolveParams(params, method) {
-  const entries = readEntries(params, method).map((record) => checkEntry(record, method));
+  const entries = readEntries(params, method);
+  for (let index = 0; index < entries.length; index++) checkEntry(entries[index], method);
+  return entries;
+}
+
+/** Throws an Error naming every name that occurs more than once. */
+export function refuseDuplicates(entries, method) {
   const seen = new Set();
   const duplicates = new Set();
   for (const { name } of entries) {
@@ -164,16 +195,17 @@ export function resolveParams(params, method) {
   if (duplicates.size > 0) {
     throw new Error(`ema-wasm: ${method}: duplicate parameter names: ${quoteList(duplicates)}`);
   }
-  return entries;
 }
 
 /** Throws unless every entry can be read and written (see resolveParams). */
 export function refuseUnusable(entries, method) {
-  const unusable = entries.filter((entry) => entry.unusable !== null);
-  if (unusable.length > 0) {
-    const [{ name, unusable: why }] = unusable;
-    const others = unusable.length > 1 ? ` (and ${quoteList(unusable.slice(1).map((e) => e.name))})` : '';
-    throw new Error(`ema-wasm: ${method}: parameter '${name}' cannot be used: ${why}${others}`);
+  for (let index = 0; index < entries.length; index++) {
+    if (entries[index].unusable !== null) {
+      const unusable = entries.filter((entry) => entry.unusable !== null);
+      const [{ name, unusable: why }] = unusable;
+      const others = unusable.length > 1 ? ` (and ${quoteList(unusable.slice(1).map((e) => e.name))})` : '';
+      throw new Error(`ema-wasm: ${method}: parameter '${name}' cannot be used: ${why}${others}`);
+    }
   }
 }
 

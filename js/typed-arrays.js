@@ -21,6 +21,7 @@ const resizableGetter = intrinsicGetter(ArrayBuffer.prototype, 'resizable');
 const growableGetter =
   typeof SharedArrayBuffer === 'function' ? intrinsicGetter(SharedArrayBuffer.prototype, 'growable') : undefined;
 const detachedGetter = intrinsicGetter(ArrayBuffer.prototype, 'detached');
+const arrayBufferByteLengthGetter = intrinsicGetter(ArrayBuffer.prototype, 'byteLength');
 const sharedByteLengthGetter =
   typeof SharedArrayBuffer === 'function' ? intrinsicGetter(SharedArrayBuffer.prototype, 'byteLength') : undefined;
 
@@ -46,13 +47,16 @@ export function byteOffsetOf(array) {
   return byteOffsetGetter.call(array);
 }
 
+// Telling an ArrayBuffer from a SharedArrayBuffer: each one's intrinsic
+// getters throw for the other. The common case (an ArrayBuffer) must not
+// throw: an exception per array costs more than a small update.
 function isShared(buffer) {
   if (sharedByteLengthGetter === undefined) return false;
   try {
-    sharedByteLengthGetter.call(buffer);
-    return true;
-  } catch {
+    arrayBufferByteLengthGetter.call(buffer);
     return false;
+  } catch {
+    return true;
   }
 }
 
@@ -70,8 +74,12 @@ export function isDetached(buffer) {
 
 /** Whether `buffer` can change size (a resizable ArrayBuffer or growable SharedArrayBuffer). */
 export function canResize(buffer) {
-  if (isShared(buffer)) return growableGetter?.call(buffer) === true;
-  return resizableGetter?.call(buffer) === true;
+  if (resizableGetter === undefined) return false; // engines without resizable buffers
+  try {
+    return resizableGetter.call(buffer); // throws only for a SharedArrayBuffer
+  } catch {
+    return growableGetter?.call(buffer) === true;
+  }
 }
 
 /**
