@@ -488,7 +488,7 @@ export class Ema {
     const last = this.#lengths.length - 1;
     const start = last < 0 ? 0 : this.#paramOffsets[0];
     const end = last < 0 ? 0 : this.#paramOffsets[last] + this.#lengths[last];
-    return arrayTarget('the resident parameters', new Float32Array(core.memory.buffer, start * 4, end - start), end - start);
+    return arrayTarget('the resident parameter region', new Float32Array(core.memory.buffer, start * 4, end - start), end - start);
   }
 
   #targetsOf(entries) {

@@ -101,7 +101,8 @@ function readEntries(params, method) {
       }
       const name = item.name;
       const data = item.data;
-      const shape = item.shape === undefined ? undefined : readShape(item.shape, method, name, index);
+      const givenShape = item.shape;
+      const shape = givenShape === undefined ? undefined : readShape(givenShape, method, name, index);
       const trainable = item.trainable;
       // Every field an entry will have, so that checkEntry does not reshape it.
       raw.push({ name, data, shape, trainable, where: index, length: 0, unusable: null });

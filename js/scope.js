@@ -58,12 +58,9 @@ function conflictOf(targets, mode) {
 function refusal(method, { target, hold }) {
   const holder =
     hold.mode === 'write'
-      ? `an open ${hold.method}() (of ${hold.owner}), which has put EMA weights there and keeps the training weights until it returns`
+      ? `an open ${hold.method}() of ${hold.owner}, which has put EMA weights there until it puts the training weights back`
       : `a ${hold.method}() of ${hold.owner} that is still reading it`;
-  return new Error(
-    `ema-wasm: ${method}: ${clip(target.label)} is held by ${holder}; ` +
-      `await that call before calling ${method}()`,
-  );
+  return new Error(`ema-wasm: ${method}: ${clip(target.label)} is held by ${holder}; await that call before calling ${method}()`);
 }
 
 /** Throws if any of `targets` is held in a way that conflicts with `mode`. */
