@@ -59,7 +59,7 @@ function refusal(method, { target, hold }) {
   const holder =
     hold.mode === 'write'
       ? `an open ${hold.method}() of ${hold.owner}, which has put EMA weights there until it puts the training weights back`
-      : `a ${hold.method}() of ${hold.owner} that is still reading it`;
+      : `${hold.method}() of ${hold.owner}, which is still reading it`;
   return new Error(`ema-wasm: ${method}: ${clip(target.label)} is held by ${holder}; await that call before calling ${method}()`);
 }
 
@@ -129,7 +129,9 @@ export class EmaScope {
       try {
         await restore();
       } catch (restoreError) {
-        if (failure !== null && restoreError.cause === undefined) restoreError.cause = failure.error;
+        // The restore error says what could not be restored; what fn threw
+        // travels with it.
+        if (failure !== null) restoreError.cause = failure.error;
         throw restoreError;
       } finally {
         this.#open = false;

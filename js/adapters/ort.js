@@ -273,7 +273,6 @@ export class OrtEma {
       throw new Error(
         `ema-wasm: ${method}: could not load the stored weights back into the session (${error?.message ?? error}); ` +
           'they stay stored in the EMA: call restore() to try again',
-        { cause: error },
       );
     }
   }

@@ -305,3 +305,100 @@ describe('onnxruntime-web adapter: arguments and errors', () => {
     });
   }
 });
+
+// ---- scopes: no call of any EMA of a session can land inside a withEma -------
+
+const tick = (ms = 5) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A fake session whose reads and writes take `delay` ms, like a real one. */
+function slowSession(size, delay) {
+  const session = fakeSession(size);
+  const { getContiguousParameters, loadParametersBuffer } = session;
+  session.getContiguousParameters = async (...args) => {
+    await tick(delay);
+    return getContiguousParameters(...args);
+  };
+  session.loadParametersBuffer = async (bytes, ...args) => {
+    await tick(delay);
+    if (session.failNextLoad) {
+      session.failNextLoad = false;
+      throw new Error('session is busy');
+    }
+    return loadParametersBuffer(bytes, ...args);
+  };
+  return session;
+}
+
+describe('onnxruntime-web adapter: scopes across EMAs of one session', () => {
+  for (const simd of BUILDS) {
+    test(`a second EMA cannot store, update, copy or restore while the first evaluates, ${buildName(simd)} build`, async () => {
+      const session = slowSession(8, 2);
+      const fast = await createOrtEma(session, { decay: 0.9, simd });
+      const slow = await createOrtEma(session, { decay: 0.99, simd });
+      session.weights = randomArray(8, 5);
+      await fast.update();
+      await slow.update();
+      const training = session.weights.slice();
+      let evaluated = null;
+      const evaluation = fast.withEma(async () => {
+        await tick(10);
+        evaluated = session.weights.slice();
+      });
+      for (const method of ['withEma', 'update', 'store', 'copyTo', 'restore']) {
+        await assert.rejects(slow[method](() => {}), {
+          name: 'Error',
+          message: new RegExp(`^ema-wasm: ${method}: the session is held by an open withEma\\(\\) of an onnxruntime-web EMA`),
+        });
+      }
+      await evaluation;
+      assertSameBits(evaluated, fast.shadow(), 'fn saw the first EMA');
+      assertSameBits(session.weights, training, 'training weights back');
+      assert.equal(slow.numUpdates, 1);
+    });
+
+    test(`the scope stays closed until the restore has landed, ${buildName(simd)} build`, async () => {
+      const session = slowSession(8, 20);
+      const ema = await createOrtEma(session, { decay: 0.5, simd });
+      const other = await createOrtEma(session, { simd });
+      session.weights = randomArray(8, 6);
+      await ema.update();
+      const training = session.weights.slice();
+      let fnDone = false;
+      const evaluation = ema.withEma(() => { fnDone = true; });
+      while (!fnDone) await tick(1);
+      // fn has returned; the restore's loadParametersBuffer is still under way.
+      await assert.rejects(ema.withEma(() => {}), /not allowed while withEma\(\) is running/);
+      await assert.rejects(other.withEma(() => {}), /the session is held by an open withEma\(\)/);
+      await assert.rejects(other.update(), /the session is held by an open withEma\(\)/);
+      await evaluation;
+      assertSameBits(session.weights, training, 'training weights back');
+    });
+
+    test(`an update still reading the session keeps withEma out, ${buildName(simd)} build`, async () => {
+      const session = slowSession(8, 10);
+      const ema = await createOrtEma(session, { simd });
+      const other = await createOrtEma(session, { simd });
+      const reading = ema.update();
+      await assert.rejects(other.withEma(() => {}), /the session is held by update\(\) of an onnxruntime-web EMA, which is still reading it/);
+      // Two reads may run together.
+      await Promise.all([reading, other.update()]);
+      assert.equal(ema.numUpdates, 1);
+      assert.equal(other.numUpdates, 1);
+    });
+
+    test(`a restore the session refuses is an Error with the stored weights kept, ${buildName(simd)} build`, async () => {
+      const session = slowSession(8, 1);
+      const ema = await createOrtEma(session, { simd });
+      const training = session.weights.slice();
+      const thrown = new Error('fn failed');
+      session.failNextLoad = false;
+      await assert.rejects(
+        ema.withEma(() => { session.failNextLoad = true; throw thrown; }),
+        (error) => /^ema-wasm: withEma: could not load the stored weights back into the session \(session is busy\)/.test(error.message) &&
+          error.cause === thrown,
+      );
+      await ema.restore();
+      assertSameBits(session.weights, training, 'a later restore() puts them back');
+    });
+  }
+});

@@ -126,6 +126,60 @@ for (const backend of ['cpu', 'wasm']) {
   });
 }
 
+describe('TF.js adapter: restoring and scopes', () => {
+  before(async () => {
+    await tf.setBackend('cpu');
+    await tf.ready();
+  });
+
+  async function trained(seed) {
+    const a = tf.variable(tf.tensor([1, 2, 3, 4], [2, 2]), true, `restore${seed}/a`);
+    const b = tf.variable(tf.tensor([5, 6], [2]), true, `restore${seed}/b`);
+    const c = tf.variable(tf.tensor([7], [1]), true, `restore${seed}/c`);
+    const ema = await createTfjsEma([a, b, c], { decay: 0.5, useNumUpdates: false, tf });
+    for (const v of [a, b, c]) v.assign(tf.mul(v, 3));
+    ema.update();
+    return { ema, variables: [a, b, c], training: [a, b, c].map((v) => Array.from(v.dataSync())) };
+  }
+
+  test('a variable disposed inside withEma: every other one gets its training weights back, one Error names it', async () => {
+    const { ema, variables: [a, b, c], training } = await trained(1);
+    await assert.rejects(
+      ema.withEma(() => {
+        assert.deepEqual(Array.from(a.dataSync()), Array.from(ema.shadow(a.name)));
+        b.dispose();
+      }),
+      (error) =>
+        error.message.startsWith('ema-wasm: withEma: could not write the stored weights back into 1 of 3 variables') &&
+        error.message.includes(`'${b.name}' (it was disposed)`),
+    );
+    assert.deepEqual(Array.from(a.dataSync()), training[0]);
+    assert.deepEqual(Array.from(c.dataSync()), training[2]);
+    // The stored weights are kept, and update refuses the disposed variable.
+    assert.throws(() => ema.update(), new RegExp(`update: variables '${b.name.replace('/', '\\/')}' were disposed`));
+    tf.dispose([a, c]);
+  });
+
+  test('two EMAs of one model: while one evaluates, the other cannot touch the variables', async () => {
+    const { ema, variables, training } = await trained(2);
+    const other = await createTfjsEma(variables, { decay: 0.9, tf });
+    let inside = null;
+    const evaluation = ema.withEma(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      inside = variables.map((v) => Array.from(v.dataSync()));
+    });
+    await assert.rejects(other.withEma(() => {}), /withEma: variable 'restore2\/a' is held by an open withEma\(\) of a TF.js EMA/);
+    for (const method of ['update', 'store', 'copyTo', 'restore']) {
+      assert.throws(() => other[method](), new RegExp(`${method}: variable 'restore2/a' is held by an open withEma`));
+    }
+    await evaluation;
+    assert.deepEqual(inside, variables.map((v) => Array.from(ema.shadow(v.name))));
+    assert.deepEqual(variables.map((v) => Array.from(v.dataSync())), training);
+    assert.equal(other.numUpdates, 0);
+    tf.dispose(variables);
+  });
+});
+
 describe('TF.js adapter errors', () => {
   after(() => tf.disposeVariables());
   test('bad models, options and calls', async () => {
