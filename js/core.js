@@ -43,7 +43,8 @@ export class WasmCore {
 
   /** Allocates `byteLength` bytes in linear memory (may grow it). */
   malloc(byteLength, method = 'ema-wasm') {
-    const pointer = this.exports.malloc(Math.max(byteLength, 4));
+    // >>> 0: Wasm returns pointers as i32, negative above 2 GiB.
+    const pointer = this.exports.malloc(Math.max(byteLength, 4)) >>> 0;
     if (pointer === 0) {
       throw new RangeError(tooLargeMessage(method, `${byteLength} bytes of working space`, byteLength, this.memory.buffer.byteLength));
     }

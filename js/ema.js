@@ -15,7 +15,7 @@ import { checkFits, creationBytes, inUseBytes, regionBytes, tooLargeMessage } fr
 import { shadowKeysFor } from './names.js';
 import { readOptions, refuseDuplicates, refuseUnusable, resolveParams } from './resolve.js';
 import { arrayTarget, checkFree, EmaScope } from './scope.js';
-import { COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, stateFromDict, stateFromFile, stateToFile } from './state.js';
+import { checkSavableShape, COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, stateFromDict, stateFromFile, stateToFile } from './state.js';
 import { copyOf, lengthOf, unusableReason, windowOf, writeInto } from './typed-arrays.js';
 
 const STAGING_FLOATS = 65536; // EMA_STAGING_FLOATS in include/ema.h
@@ -80,6 +80,7 @@ export async function prepareEma(optionValues, method) {
       );
     }
     const keys = shadowKeysFor(tracked.map((entry) => entry.name), method);
+    for (const { shape, name } of tracked) if (shape !== undefined) checkSavableShape(shape, name, method);
     const lengths = tracked.map((entry) => entry.length);
     const needed = creationBytes(lengths, resident);
     const what = resident ? 'the shadows, the resident parameters and their backup' : 'the shadows';
@@ -329,8 +330,9 @@ export class Ema {
     // applied with one call into Wasm.
     core.check(exports.ema_step_begin(this.#context, this.#scratch), 'update');
     const decayUsed = core.heapF32[this.#scratch >>> 2];
-    const stagingPointer = exports.ema_staging(this.#context);
-    const segmentPointer = exports.ema_segment_table(this.#context);
+    // Wasm returns pointers as i32: above 2 GiB they read negative here.
+    const stagingPointer = exports.ema_staging(this.#context) >>> 0;
+    const segmentPointer = exports.ema_segment_table(this.#context) >>> 0;
     const buffer = core.memory.buffer;
     const staging = new Float32Array(buffer, stagingPointer, STAGING_FLOATS);
     const segments = new Uint32Array(buffer, segmentPointer, SEGMENT_CAPACITY * SEGMENT_WORDS);
@@ -731,7 +733,7 @@ export class Ema {
         failures.push(`'${entry.name}' (${why})`);
         continue;
       }
-      const pointer = core.exports.ema_backup(this.#context, index);
+      const pointer = core.exports.ema_backup(this.#context, index) >>> 0;
       writeInto(entry.data, new Float32Array(buffer, pointer, entry.length));
     }
     if (failures.length > 0) {

@@ -30,6 +30,27 @@ function checkCounterValue(numUpdates, where) {
   return numUpdates;
 }
 
+const U64_MAX = 2n ** 64n - 1n;
+
+/**
+ * Throws unless a shadow of this shape can be saved and loaded back: the
+ * loader computes its byte size (4 x each dimension in turn) in 64 bits and
+ * refuses a file where that overflows, even when a later dimension is 0.
+ * Ranks above 32 are refused when params are read (resolve.js).
+ */
+export function checkSavableShape(shape, name, method) {
+  let bytes = 4n;
+  for (const dimension of shape) {
+    bytes *= BigInt(dimension);
+    if (bytes > U64_MAX) {
+      throw new RangeError(
+        `ema-wasm: ${method}: parameter '${clip(name)}'.shape [${shape.join(', ')}] cannot be saved: its byte size, ` +
+          'multiplied out in order, passes 2^64 (a safetensors loader refuses it)',
+      );
+    }
+  }
+}
+
 /** A number, or the single element of a typed array of the expected kind. */
 function scalarOf(value, kind, key, method) {
   if (typeof value === 'number') return value;
