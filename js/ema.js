@@ -73,6 +73,8 @@ export async function prepareEma(optionValues, method) {
     refuseDuplicates(entries, method);
     refuseUnusable(entries, method);
     const tracked = entries.filter((entry) => entry.trainable);
+    // Arrays another EMA's withEma holds have EMA weights in them just now.
+    checkFree(method, () => targetsOf(tracked), 'read');
     if (tracked.length > MAX_SLOTS) {
       throw new RangeError(
         `ema-wasm: ${method}: ${tracked.length.toLocaleString('en-US')} trainable parameters; ` +
@@ -321,7 +323,7 @@ export class Ema {
       return core.heapF32[this.#scratch >>> 2];
     }
     const arrays = this.#matchTracked(resolveParams(params, 'update'), 'update');
-    checkFree('update', () => this.#targetsOf(arrays), 'read');
+    checkFree('update', () => targetsOf(arrays), 'read');
     this.#checkCounter('update');
 
     // Everything is checked: from here on nothing can fail. The step opens
@@ -376,7 +378,7 @@ export class Ema {
       return;
     }
     const arrays = this.#matchTracked(resolveParams(params, 'copyTo'), 'copyTo');
-    checkFree('copyTo', () => this.#targetsOf(arrays), 'write');
+    checkFree('copyTo', () => targetsOf(arrays), 'write');
     this.#copyShadowsInto(core, arrays);
   }
 
@@ -392,7 +394,7 @@ export class Ema {
     const entries = resolveParams(params, 'store');
     refuseDuplicates(entries, 'store');
     refuseUnusable(entries, 'store');
-    checkFree('store', () => this.#targetsOf(entries), 'read');
+    checkFree('store', () => targetsOf(entries), 'read');
     this.#storeEntries(core, entries, 'store');
   }
 
@@ -410,7 +412,7 @@ export class Ema {
       return;
     }
     const targets = this.#matchStored(resolveParams(params, 'restore'), 'restore');
-    checkFree('restore', () => this.#targetsOf(targets.map(({ entry }) => entry)), 'write');
+    checkFree('restore', () => targetsOf(targets.map(({ entry }) => entry)), 'write');
     this.#restoreInto(core, targets, 'restore');
   }
 
@@ -440,7 +442,7 @@ export class Ema {
     const entries = resolveParams(params, 'withEma');
     const trackedArrays = this.#matchTracked(entries, 'withEma');
     let stored;
-    return this.#scope.run('withEma', this.#owner(), this.#targetsOf(entries), {
+    return this.#scope.run('withEma', this.#owner(), targetsOf(entries), {
       store: () => {
         this.#storeEntries(core, entries, 'withEma');
         stored = this.#matchStored(entries, 'withEma');
@@ -491,10 +493,6 @@ export class Ema {
     const start = last < 0 ? 0 : this.#paramOffsets[0];
     const end = last < 0 ? 0 : this.#paramOffsets[last] + this.#lengths[last];
     return arrayTarget('the resident parameter region', new Float32Array(core.memory.buffer, start * 4, end - start), end - start);
-  }
-
-  #targetsOf(entries) {
-    return entries.map(({ name, data, length }) => arrayTarget(`parameter '${name}'`, data, length));
   }
 
   #owner() {
@@ -744,6 +742,11 @@ export class Ema {
       );
     }
   }
+}
+
+/** What calls on these entries touch, for the scopes (scope.js). */
+function targetsOf(entries) {
+  return entries.map(({ name, data, length }) => arrayTarget(`parameter '${name}'`, data, length));
 }
 
 function sameNumbers(a, b) {

@@ -83,6 +83,18 @@ async function readParameters(session, size, method) {
 export async function createOrtEma(session, options = {}) {
   checkSession(session);
   const create = await prepareEma(readOptions(options, OPTION_KEYS, 'createOrtEma'), 'createOrtEma');
+  // Held for reading from here on: no withEma of another EMA of this session
+  // can swap weights in while these are read.
+  const release = hold('createOrtEma', OWNER, [objectTarget('the session', session)], 'read');
+  try {
+    return await createFromSession(session, create);
+  } finally {
+    release();
+  }
+}
+
+/** Reads the size and the parameters and builds the OrtEma (the session is held). */
+async function createFromSession(session, create) {
   const size = await session.getParametersSize(true);
   if (!Number.isSafeInteger(size) || size < 0) {
     throw new Error(

@@ -128,6 +128,7 @@ export async function createTfjsEma(modelOrVariables, options = {}) {
   const tf = await loadTf(tfOption);
   const create = await prepareEma(emaOptions, 'createTfjsEma');
   // After the last await: read the values and copy them in, in one go.
+  checkFree('createTfjsEma', () => targetsOf(variables), 'read');
   const ema = create(variables.map((v) => ({ name: v.name, data: readValues(v), shape: v.shape })));
   return new TfjsEma(ema, variables, tf);
 }
@@ -246,7 +247,7 @@ export class TfjsEma {
   }
 
   #targets() {
-    return this.#variables.map(({ name, tensor }) => objectTarget(`variable '${name}'`, tensor));
+    return targetsOf(this.#variables);
   }
 
   #owner() {
@@ -325,6 +326,11 @@ export class TfjsEma {
     }
     return failures;
   }
+}
+
+/** What calls on these variables touch, for the scopes (scope.js): the tf.Variable objects. */
+function targetsOf(variables) {
+  return variables.map(({ name, tensor }) => objectTarget(`variable '${name}'`, tensor));
 }
 
 function sizeOf(shape) {
