@@ -76,11 +76,22 @@ export declare class Ema {
   store(params: Params): void;
   /** Resident mode: snapshot of the resident parameters (no allocation). */
   store(): void;
-  /** Writes the snapshot back, matched by name; names and lengths must match the store. Throws if nothing was stored. */
+  /**
+   * Writes the snapshot back, matched by name; names and lengths must match
+   * the store. Throws if nothing was stored. An array that cannot be written
+   * (its buffer was detached) does not stop the others: every other array is
+   * written, then one Error names each array left out; the snapshot is kept.
+   */
   restore(params: Params): void;
   /** Resident mode: the snapshot back into the resident parameters. */
   restore(): void;
-  /** store, copyTo, `await fn()`, then restore even if fn throws (LitEma's ema_scope). */
+  /**
+   * store, copyTo, `await fn()`, then restore even if fn throws (LitEma's
+   * ema_scope). Until the restore is done, the arrays are held: no EMA may
+   * update from, store, restore, copy into or create from them. If the
+   * restore cannot write an array, the promise rejects with an Error naming
+   * it (and fn's error, if any, as its `cause`).
+   */
   withEma<T>(params: Params, fn: () => T | Promise<T>): Promise<T>;
   /** Resident mode: runs fn with the EMA weights in the resident parameters. */
   withEma<T>(fn: () => T | Promise<T>): Promise<T>;
@@ -131,6 +142,13 @@ export declare function loadEma(bytes: Uint8Array, options?: { prefix?: string; 
 
 /** Creates an EMA whose shadows start as copies of the trainable parameters. */
 export declare function createEma(params: Params, options?: EmaOptions): Promise<Ema>;
+
+/**
+ * The `__metadata__` entries of a safetensors file, in file order: what
+ * save() wrote (`format`, `ema_wasm.names` and your own `metadata`) or what
+ * another writer put there. The file is checked as loadEma checks it.
+ */
+export declare function readMetadata(bytes: Uint8Array): Promise<Record<string, string>>;
 
 /** Whether this runtime supports WebAssembly SIMD128. */
 export declare function hasWasmSimd(): boolean;

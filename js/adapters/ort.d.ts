@@ -54,7 +54,11 @@ export declare class OrtEma {
   store(): Promise<void>;
   /** Loads the snapshot back into the session. Throws if nothing was stored. */
   restore(): Promise<void>;
-  /** store, copyTo, `await fn()`, then restore even if fn throws (LitEma's ema_scope). */
+  /**
+   * store, copyTo, `await fn()`, then restore even if fn throws (LitEma's
+   * ema_scope). The session is held until the training weights are loaded
+   * back: meanwhile every other call of any EMA of this session is refused.
+   */
   withEma<T>(fn: () => T | Promise<T>): Promise<T>;
   /** A copy of the whole EMA vector, in `getContiguousParameters` order. */
   shadow(): Float32Array;

@@ -36,9 +36,16 @@ export declare class TfjsEma {
   copyTo(): void;
   /** Snapshots the variables' current values. */
   store(): void;
-  /** Writes the snapshot back; throws if nothing was stored. */
+  /**
+   * Writes the snapshot back into every variable that still exists, then
+   * throws one Error naming those that could not take it; throws if nothing
+   * was stored.
+   */
   restore(): void;
-  /** Runs fn with the EMA weights in the model and puts the training weights back, even if fn throws. */
+  /**
+   * Runs fn with the EMA weights in the model and puts the training weights
+   * back, even if fn throws. Until then no EMA may touch these variables.
+   */
   withEma<T>(fn: () => T | Promise<T>): Promise<T>;
   /** A callback for model.fit that updates the EMA after every batch. */
   callback(): { onBatchEnd: (batch: number, logs?: unknown) => Promise<void> };

@@ -60,3 +60,46 @@ describe('memory limits', () => {
     );
   });
 });
+
+// The README's largest models, built for real: about a minute and 9 GB of
+// memory, so only on request (npm run test:limits sets EMA_WASM_HEAVY=1).
+const heavy = process.env.EMA_WASM_HEAVY === '1' ? false : 'set EMA_WASM_HEAVY=1 (npm run test:limits) to build the largest models';
+
+describe('the largest model of each mode works', () => {
+  /** A tensor of n zeros with 3 in its last element, updated once towards 5. */
+  async function largest(n, options, use) {
+    const w = new Float32Array(n);
+    w[n - 1] = 3;
+    const ema = await createEma({ w }, { decay: 0.5, useNumUpdates: false, ...options });
+    await use(ema, w);
+    ema.dispose();
+  }
+
+  test('update and copyTo: 1,073,385,008 parameters', { skip: heavy }, async () => {
+    await largest(1_073_385_008, {}, (ema, w) => {
+      w[w.length - 1] = 5;
+      ema.update({ w });
+      ema.copyTo({ w });
+      assert.equal(w[w.length - 1], 4);
+    });
+  });
+
+  test('withEma: 536,692,400 parameters', { skip: heavy }, async () => {
+    await largest(536_692_400, {}, async (ema, w) => {
+      w[w.length - 1] = 5;
+      ema.update({ w });
+      await ema.withEma({ w }, () => assert.equal(w[w.length - 1], 4));
+      assert.equal(w[w.length - 1], 5);
+    });
+  });
+
+  test('resident: 357,794,864 parameters', { skip: heavy }, async () => {
+    await largest(357_794_864, { resident: true }, async (ema) => {
+      const param = ema.param('w');
+      param[param.length - 1] = 5;
+      ema.update();
+      await ema.withEma(() => assert.equal(ema.param('w')[param.length - 1], 4));
+      assert.equal(ema.param('w')[param.length - 1], 5);
+    });
+  });
+});

@@ -1,6 +1,6 @@
 // Compiled by test/js/types.test.js with `tsc --noEmit --strict`: the
 // declarations must accept what the README shows and reject misuse.
-import { createEma, hasWasmSimd, shadowKey, type Ema, type StateDict } from 'ema-wasm';
+import { createEma, hasWasmSimd, readMetadata, shadowKey, type Ema, type StateDict } from 'ema-wasm';
 
 async function main(): Promise<void> {
   const weight = new Float32Array(6);
@@ -18,9 +18,10 @@ async function main(): Promise<void> {
   const shadow: Float32Array = ema.shadow('layer.weight');
   const info: [number, number, string[], boolean, number, boolean, string] =
     [ema.numUpdates, ema.decay, ema.names, ema.simd, ema.byteLength, hasWasmSimd(), shadowKey('a.b')];
+  const metadata: Record<string, string> = await readMetadata(ema.save({ metadata: { step: '1' } }));
   ema.resetNumUpdates();
   ema.dispose();
-  void [decayUsed, accuracy, state, shadow, info];
+  void [decayUsed, accuracy, state, shadow, info, metadata];
 
   // @ts-expect-error: data must be a Float32Array
   await createEma([{ name: 'w', data: new Float64Array(2) }]);
