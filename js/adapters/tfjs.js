@@ -128,6 +128,7 @@ export async function createTfjsEma(modelOrVariables, options = {}) {
   const tf = await loadTf(tfOption);
   const create = await prepareEma(emaOptions, 'createTfjsEma');
   // After the last await: read the values and copy them in, in one go.
+  refuseDisposed(variables, 'createTfjsEma');
   checkFree('createTfjsEma', () => targetsOf(variables), 'read');
   const ema = create(variables.map((v) => ({ name: v.name, data: readValues(v), shape: v.shape })));
   return new TfjsEma(ema, variables, tf);
@@ -254,21 +255,14 @@ export class TfjsEma {
     return `a TF.js EMA of ${quoteList(this.#variables.map(({ name }) => name))}`;
   }
 
-  #refuseDisposed(method) {
-    const disposed = this.#variables.filter(isDisposed);
-    if (disposed.length > 0) {
-      throw new Error(`ema-wasm: ${method}: variables ${quoteList(disposed.map(({ name }) => name))} were disposed`);
-    }
-  }
-
   #readParams(method) {
-    this.#refuseDisposed(method);
+    refuseDisposed(this.#variables, method);
     return this.#variables.map((v) => ({ name: v.name, data: readValues(v, this.#tf), shape: v.shape }));
   }
 
   /** Every variable gets its shadow; checked first, so it is all or none. */
   #writeShadows(method) {
-    this.#refuseDisposed(method);
+    refuseDisposed(this.#variables, method);
     const failures = this.#writeEach((name) => this.#ema.shadow(name));
     if (failures.length > 0) {
       throw new Error(`ema-wasm: ${method}: could not write the EMA weights into ${listSome(failures)}`);
@@ -325,6 +319,15 @@ export class TfjsEma {
       }
     }
     return failures;
+  }
+}
+
+function refuseDisposed(variables, method) {
+  const disposed = variables.filter(isDisposed);
+  if (disposed.length > 0) {
+    const one = disposed.length === 1;
+    const names = quoteList(disposed.map(({ name }) => name));
+    throw new Error(`ema-wasm: ${method}: ${one ? 'variable' : 'variables'} ${names} ${one ? 'was' : 'were'} disposed`);
   }
 }
 

@@ -156,7 +156,7 @@ describe('TF.js adapter: restoring and scopes', () => {
     assert.deepEqual(Array.from(a.dataSync()), training[0]);
     assert.deepEqual(Array.from(c.dataSync()), training[2]);
     // The stored weights are kept, and update refuses the disposed variable.
-    assert.throws(() => ema.update(), new RegExp(`update: variables '${b.name.replace('/', '\\/')}' were disposed`));
+    assert.throws(() => ema.update(), { message: `ema-wasm: update: variable '${b.name}' was disposed` });
     tf.dispose([a, c]);
   });
 
