@@ -46,7 +46,7 @@ export class WasmCore {
     // >>> 0: Wasm returns pointers as i32, negative above 2 GiB.
     const pointer = this.exports.malloc(Math.max(byteLength, 4)) >>> 0;
     if (pointer === 0) {
-      throw new RangeError(tooLargeMessage(method, `${byteLength} bytes of working space`, byteLength, this.memory.buffer.byteLength));
+      throw new RangeError(tooLargeMessage(method, 'working space', byteLength, this.memory.buffer.byteLength));
     }
     return pointer;
   }

@@ -650,7 +650,7 @@ export class Ema {
     const lengths = entries.map((entry) => entry.length);
     // A backup of the same lengths is reused; any other is allocated before
     // the old one is freed, so both must fit for a moment.
-    const what = `the backup of ${entries.length} arrays`;
+    const what = `the backup of ${entries.length} ${entries.length === 1 ? 'array' : 'arrays'}`;
     const backupBytes = regionBytes(lengths);
     const reused = this.#stored !== null && sameNumbers(this.#stored.lengths, lengths);
     if (!reused) checkFits(method, what, backupBytes, inUseBytes(this.byteLength));

@@ -50,10 +50,10 @@ export function pagesFor(bytes) {
 
 /** The message for `what` needing `needed` bytes that the memory cannot give. */
 export function tooLargeMessage(method, what, needed, inUse = 0) {
-  const beside = inUse > 0 ? `, beside the ${formatBytes(inUse)} this EMA already uses` : '';
+  const beside = inUse > 0 ? ` beside the ${formatBytes(inUse)} this EMA already uses` : '';
   return (
-    `ema-wasm: ${method}: ${what} need ${formatBytes(needed)} of WebAssembly memory${beside}; ` +
-    `a wasm32 memory holds at most 4 GiB (${formatBytes(WASM32_BYTES).replace(/ \(.*/, '')}, ` +
+    `ema-wasm: ${method}: not enough WebAssembly memory for ${what}: ${formatBytes(needed)} needed${beside}; ` +
+    `a wasm32 memory holds at most 4 GiB (${WASM32_BYTES.toLocaleString('en-US')} bytes, ` +
     `of which ${USABLE_BYTES.toLocaleString('en-US')} are usable here)`
   );
 }

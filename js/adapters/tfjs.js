@@ -260,7 +260,10 @@ export class TfjsEma {
     return this.#variables.map((v) => ({ name: v.name, data: readValues(v, this.#tf), shape: v.shape }));
   }
 
-  /** Every variable gets its shadow; checked first, so it is all or none. */
+  /**
+   * Every variable gets its shadow. Disposed variables are refused before
+   * anything is written; a variable that refuses the write is named.
+   */
   #writeShadows(method) {
     refuseDisposed(this.#variables, method);
     const failures = this.#writeEach((name) => this.#ema.shadow(name));

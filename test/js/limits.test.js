@@ -33,11 +33,11 @@ describe('memory limits', () => {
     // The backup for withEma would need 2 GiB more: refused, nothing changed.
     await assert.rejects(
       ema.withEma({ w }, () => assert.fail('fn must not run')),
-      rangeErrorNaming('withEma: the backup of 1 arrays need 2,147,484,424 bytes (2 GiB)', 'this EMA already uses', LIMIT_TEXT),
+      rangeErrorNaming('withEma: not enough WebAssembly memory for the backup of 1 array: 2,147,484,424 bytes (2 GiB) needed beside the', 'this EMA already uses', LIMIT_TEXT),
     );
     assert.equal(w[n - 1], 5);
     assert.equal(ema.numUpdates, -1);
-    assert.throws(() => ema.store({ w }), rangeErrorNaming('store: the backup of 1 arrays need'));
+    assert.throws(() => ema.store({ w }), rangeErrorNaming('store: not enough WebAssembly memory for the backup of 1 array'));
     assert.throws(() => ema.restore({ w }), /nothing is stored/);
     ema.dispose();
   });
@@ -46,17 +46,17 @@ describe('memory limits', () => {
     const largest = 1_073_385_008; // float32 parameters whose shadows fit (see README)
     await assert.rejects(
       createEma({ w: new Float32Array(largest + 1) }),
-      rangeErrorNaming('createEma: the shadows need 4,294,901,768 bytes (4 GiB) of WebAssembly memory', LIMIT_TEXT),
+      rangeErrorNaming('createEma: not enough WebAssembly memory for the shadows: 4,294,901,768 bytes (4 GiB) needed;', LIMIT_TEXT),
     );
-    await assert.rejects(createEma({ w: new Float32Array(2 ** 30) }), rangeErrorNaming('createEma: the shadows need 4,296,328,968 bytes'));
+    await assert.rejects(createEma({ w: new Float32Array(2 ** 30) }), rangeErrorNaming('for the shadows: 4,296,328,968 bytes'));
     const split = { a: new Float32Array(600_000_000), b: new Float32Array(600_000_000) };
-    await assert.rejects(createEma(split), rangeErrorNaming('the shadows need 4,801,'));
+    await assert.rejects(createEma(split), rangeErrorNaming('for the shadows: 4,801,'));
   });
 
   test('resident mode needs three times the shadows: refused above a third of the limit', async () => {
     await assert.rejects(
       createEma({ w: new Float32Array(400_000_000) }, { resident: true }),
-      rangeErrorNaming('createEma: the shadows, the resident parameters and their backup need 4,801,', LIMIT_TEXT),
+      rangeErrorNaming('createEma: not enough WebAssembly memory for the shadows, the resident parameters and their backup: 4,801,', LIMIT_TEXT),
     );
   });
 });
