@@ -15,7 +15,9 @@ import { checkFits, creationBytes, inUseBytes, regionBytes, tooLargeMessage } fr
 import { shadowKeysFor } from './names.js';
 import { readOptions, refuseDuplicates, refuseUnusable, resolveParams } from './resolve.js';
 import { arrayTarget, checkFree, EmaScope } from './scope.js';
-import { checkSavableShape, COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, stateFromDict, stateFromFile, stateToFile } from './state.js';
+import {
+  checkSavableShape, COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, readFileOptions, stateFromDict, stateFromFile, stateToFile,
+} from './state.js';
 import { copyOf, lengthOf, unusableReason, windowOf, writeInto } from './typed-arrays.js';
 
 const STAGING_FLOATS = 65536; // EMA_STAGING_FLOATS in include/ema.h
@@ -264,9 +266,11 @@ export class Ema {
    * what is present is loaded and unknown keys are ignored. All or nothing.
    */
   loadStateDict(state, options = {}) {
-    const core = this.#live();
+    this.#live();
     const { strict = true } = readOptions(options, ['strict'], 'loadStateDict');
-    this.#applyState(core, stateFromDict(state, 'loadStateDict'), strict, 'loadStateDict');
+    const checked = stateFromDict(state, 'loadStateDict');
+    // Reading ran the caller's getters, which may have disposed this EMA.
+    this.#applyState(this.#live(), checked, strict, 'loadStateDict');
   }
 
   /**
@@ -276,14 +280,17 @@ export class Ema {
    * names; `metadata` adds string entries of your own.
    */
   save(options = {}) {
+    this.#live();
+    // Options first: reading them runs the caller's getters, which must not
+    // run between taking the state and copying it into the file.
+    const fileOptions = readFileOptions(readOptions(options, ['prefix', 'metadata'], 'save'), 'save');
     const core = this.#live();
-    const values = readOptions(options, ['prefix', 'metadata'], 'save');
     const buffer = core.memory.buffer;
     const state = {
       decay: this.decay,
       numUpdates: this.numUpdates,
-      // Views are fine here: stateToFile reads every option first and
-      // copies these before anything else can run in this arena.
+      // Views are fine here: stateToFile copies them before any other code
+      // can run.
       shadows: this.#keys.map((key, slot) => ({
         key,
         name: this.#names[slot],
@@ -291,7 +298,7 @@ export class Ema {
         data: new Float32Array(buffer, this.#shadowOffsets[slot] * 4, this.#lengths[slot]),
       })),
     };
-    return stateToFile(state, values, 'save');
+    return stateToFile(state, fileOptions, 'save');
   }
 
   /**
@@ -313,16 +320,18 @@ export class Ema {
    * Returns the decay the step used (float32 value).
    */
   update(params) {
-    const core = this.#live();
-    this.#scope.check('update');
-    const exports = core.exports;
     if (this.#residentCall(params, 'update')) {
+      const core = this.#enter('update');
+      const exports = core.exports;
       checkFree('update', () => [this.#residentTarget(core)], 'read');
       this.#checkCounter('update');
       core.check(exports.ema_update_resident(this.#context, this.#scratch), 'update');
       return core.heapF32[this.#scratch >>> 2];
     }
-    const arrays = this.#matchTracked(resolveParams(params, 'update'), 'update');
+    const entries = resolveParams(params, 'update');
+    const core = this.#enter('update');
+    const exports = core.exports;
+    const arrays = this.#matchTracked(entries, 'update');
     checkFree('update', () => targetsOf(arrays), 'read');
     this.#checkCounter('update');
 
@@ -370,28 +379,29 @@ export class Ema {
 
   /** LitEma.copy_to(model): writes every shadow into its trainable array. */
   copyTo(params) {
-    const core = this.#live();
-    this.#scope.check('copyTo');
     if (this.#residentCall(params, 'copyTo')) {
+      const core = this.#enter('copyTo');
       checkFree('copyTo', () => [this.#residentTarget(core)], 'write');
       core.check(core.exports.ema_copy_to_resident(this.#context), 'copyTo');
       return;
     }
-    const arrays = this.#matchTracked(resolveParams(params, 'copyTo'), 'copyTo');
+    const entries = resolveParams(params, 'copyTo');
+    const core = this.#enter('copyTo');
+    const arrays = this.#matchTracked(entries, 'copyTo');
     checkFree('copyTo', () => targetsOf(arrays), 'write');
     this.#copyShadowsInto(core, arrays);
   }
 
   /** LitEma.store(parameters): snapshots every array given, trainable or not. */
   store(params) {
-    const core = this.#live();
-    this.#scope.check('store');
     if (this.#residentCall(params, 'store')) {
+      const core = this.#enter('store');
       checkFree('store', () => [this.#residentTarget(core)], 'read');
       core.check(core.exports.ema_store_resident(this.#context), 'store');
       return;
     }
     const entries = resolveParams(params, 'store');
+    const core = this.#enter('store');
     refuseDuplicates(entries, 'store');
     refuseUnusable(entries, 'store');
     checkFree('store', () => targetsOf(entries), 'read');
@@ -404,14 +414,15 @@ export class Ema {
    * is named in the error thrown afterwards, and stays stored.
    */
   restore(params) {
-    const core = this.#live();
-    this.#scope.check('restore');
     if (this.#residentCall(params, 'restore')) {
+      const core = this.#enter('restore');
       checkFree('restore', () => [this.#residentTarget(core)], 'write');
       this.#restoreResident(core, 'restore');
       return;
     }
-    const targets = this.#matchStored(resolveParams(params, 'restore'), 'restore');
+    const entries = resolveParams(params, 'restore');
+    const core = this.#enter('restore');
+    const targets = this.#matchStored(entries, 'restore');
     checkFree('restore', () => targetsOf(targets.map(({ entry }) => entry)), 'write');
     this.#restoreInto(core, targets, 'restore');
   }
@@ -422,13 +433,13 @@ export class Ema {
    * no EMA may store, restore, copy into or update from them.
    */
   async withEma(params, fn) {
-    const core = this.#live();
-    this.#scope.check('withEma');
-    const exports = core.exports;
+    this.#live();
     if (this.#paramOffsets !== null) {
       if (typeof params !== 'function' || fn !== undefined) {
         throw new TypeError('ema-wasm: withEma: this EMA is resident: call withEma(fn), without params');
       }
+      const core = this.#enter('withEma');
+      const exports = core.exports;
       return this.#scope.run('withEma', this.#owner(), [this.#residentTarget(core)], {
         store: () => core.check(exports.ema_store_resident(this.#context), 'withEma'),
         swapIn: () => core.check(exports.ema_copy_to_resident(this.#context), 'withEma'),
@@ -440,6 +451,7 @@ export class Ema {
       throw new TypeError(`ema-wasm: withEma: fn must be a function, got ${describe(fn)}${hint}`);
     }
     const entries = resolveParams(params, 'withEma');
+    const core = this.#enter('withEma');
     const trackedArrays = this.#matchTracked(entries, 'withEma');
     let stored;
     return this.#scope.run('withEma', this.#owner(), targetsOf(entries), {
@@ -470,6 +482,7 @@ export class Ema {
    * for a resident call; throws if params are given to a resident EMA.
    */
   #residentCall(params, method) {
+    this.#live();
     if (this.#paramOffsets === null) return false;
     if (params !== undefined) {
       throw new TypeError(
@@ -507,6 +520,17 @@ export class Ema {
           "LitEma's int32 (10 + num_updates) cannot overflow); call resetNumUpdates() or load a state with a smaller count",
       );
     }
+  }
+
+  /**
+   * The checks every call that changes state makes after it has read its
+   * arguments (reading runs the caller's getters, which may have disposed
+   * this EMA or opened its withEma): returns the core.
+   */
+  #enter(method) {
+    const core = this.#live();
+    this.#scope.check(method);
+    return core;
   }
 
   #live() {

@@ -184,16 +184,23 @@ function readUserMetadata(metadata, method) {
 }
 
 /**
- * Encodes a state ({ decay, numUpdates, shadows: [{ key, name, shape, data }] })
- * as a safetensors file under `prefix`, recording the dotted names. The
- * options are read first (they may run user code), then the shadows copied.
+ * save()'s options, read once and checked: { prefix, metadata } where
+ * metadata is a plain record of the caller's entries.
  */
-export function stateToFile(state, { prefix = '', metadata } = {}, method = 'save') {
+export function readFileOptions({ prefix = '', metadata }, method) {
   if (typeof prefix !== 'string') {
     throw new TypeError(`ema-wasm: ${method}: options.prefix must be a string, got ${describe(prefix)}`);
   }
-  const userMetadata = readUserMetadata(metadata, method);
   checkSavableText(prefix, 'options.prefix', method);
+  return { prefix, metadata: readUserMetadata(metadata, method) };
+}
+
+/**
+ * Encodes a state ({ decay, numUpdates, shadows: [{ key, name, shape, data }] })
+ * as a safetensors file under `prefix`, recording the dotted names. Takes
+ * options from readFileOptions; runs no user code.
+ */
+export function stateToFile(state, { prefix, metadata }, method) {
   for (const { key, name } of state.shadows) {
     if (`${prefix}${key}` === '__metadata__') {
       throw new Error(
@@ -208,7 +215,7 @@ export function stateToFile(state, { prefix = '', metadata } = {}, method = 'sav
     { name: `${prefix}${COUNTER_KEY}`, dtype: 'I32', shape: [], data: Int32Array.of(state.numUpdates) },
     ...state.shadows.map(({ key, shape, data }) => ({ name: `${prefix}${key}`, dtype: 'F32', shape, data })),
   ];
-  return encodeSafetensors(tensors, { format: 'pt', ...userMetadata, [NAMES_METADATA_KEY]: JSON.stringify(names) }, method);
+  return encodeSafetensors(tensors, { format: 'pt', ...metadata, [NAMES_METADATA_KEY]: JSON.stringify(names) }, method);
 }
 
 /**

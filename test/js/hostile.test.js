@@ -125,6 +125,34 @@ for (const simd of BUILDS) {
       assert.deepEqual(seen, [], 'no species lookup happened');
     });
 
+    test('getters that call back into the EMA: disposing, opening withEma, growing memory', async () => {
+      const { ema, a, b } = await used();
+      const disposing = [{ name: 'a', data: a }, { name: 'b', get data() { ema.dispose(); return b; } }];
+      throwsWith(() => ema.update(disposing), Error, 'this EMA was disposed');
+
+      const second = await used();
+      let evaluation;
+      const opening = { a: second.a, get b() { evaluation = second.ema.withEma({ a: second.a, b: second.b }, () => {}); return second.b; } };
+      throwsWith(() => second.ema.update(opening), Error, 'update: not allowed while withEma() is running');
+      await evaluation;
+      assert.deepEqual(snapshot(second.ema), second.before);
+
+      // A metadata getter that steps the EMA and grows its memory (a store of
+      // another shape): the file holds one consistent state, the later one.
+      const third = await used();
+      const metadata = {
+        get note() {
+          third.ema.update({ a: third.a, b: third.b });
+          third.ema.store({ big: new Float32Array(3_000_000) });
+          return 'x';
+        },
+      };
+      const bytes = third.ema.save({ metadata });
+      const back = await loadEma(bytes, { simd });
+      assert.equal(back.numUpdates, 3);
+      assert.deepEqual([...back.stateDict()].map(([k, v]) => [k, values(v)]), [...third.ema.stateDict()].map(([k, v]) => [k, values(v)]));
+    });
+
     test('a Proxy or a forged prototype that passes instanceof is a TypeError', async () => {
       const { ema, a, b, before } = await used();
       const proxy = new Proxy(b, {});
