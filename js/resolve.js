@@ -25,6 +25,9 @@ const mapSize = Object.getOwnPropertyDescriptor(Map.prototype, 'size').get;
 const mapForEach = Map.prototype.forEach;
 
 function isMap(value) {
+  // The tag is only a cheap filter (so that plain objects cost no exception);
+  // the size getter, which throws for anything but a real Map, decides.
+  if (Object.prototype.toString.call(value) !== '[object Map]') return false;
   try {
     mapSize.call(value);
     return true;
@@ -43,8 +46,8 @@ function isPlainObject(value) {
  * Phase one for a Map or a plain object: [{ name, value }] in the caller's
  * order, each value read once; null for anything else.
  */
-export function readNamedValues(collection) {
-  if (isMap(collection)) {
+export function readNamedValues(collection, map = isMap(collection)) {
+  if (map) {
     const pairs = [];
     mapForEach.call(collection, (value, name) => pairs.push({ name, value }));
     return pairs;
@@ -109,14 +112,15 @@ function readEntries(params, method) {
     }
     return raw;
   }
-  const pairs = readNamedValues(params);
+  const map = isMap(params);
+  const pairs = readNamedValues(params, map);
   if (pairs === null) {
     throw new TypeError(
       `ema-wasm: ${method}: params must be an array of { name, data }, a Map of name to ` +
         `Float32Array, or an object of Float32Arrays; got ${describe(params)}`,
     );
   }
-  const where = isMap(params) ? 'a Map key' : 'an object key';
+  const where = map ? 'a Map key' : 'an object key';
   return pairs.map(({ name, value }) => ({
     name, data: value, shape: undefined, trainable: undefined, where, length: 0, unusable: null,
   }));
