@@ -22,7 +22,11 @@
 import { clip } from './describe.js';
 import { bufferOf, byteOffsetOf } from './typed-arrays.js';
 
-const holds = new Set();
+// Shared through the realm's global object, so that two copies of this
+// package in one app (two versions, or one bundled twice) still see each
+// other's holds. The entry shape is versioned in the key.
+const HOLDS_KEY = Symbol.for('ema-wasm.holds.v1');
+const holds = (globalThis[HOLDS_KEY] ??= new Set());
 
 /** What a call touches: an array's memory, labelled for messages. */
 export function arrayTarget(label, array, length) {

@@ -3,6 +3,10 @@
 // another EMA's withEma() holds. Each test gives the values it must see.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import vm from 'node:vm';
 
 import { createEma, loadEma } from '../../js/index.js';
@@ -317,6 +321,24 @@ for (const simd of BUILDS) {
       });
       assert.deepEqual(values(params.w), values(training.w));
       assert.equal(slow.numUpdates, before.numUpdates + 1);
+    });
+
+    test('two copies of the package in one app still see each other\'s holds', async () => {
+      const copy = mkdtempSync(join(tmpdir(), 'ema-wasm-copy-'));
+      cpSync(fileURLToPath(new URL('../../js', import.meta.url)), join(copy, 'js'), { recursive: true });
+      cpSync(fileURLToPath(new URL('../../dist', import.meta.url)), join(copy, 'dist'), { recursive: true });
+      try {
+        const other = await import(pathToFileURL(join(copy, 'js', 'index.js')).href);
+        const w = Float32Array.of(1, 2);
+        const mine = await createEma({ w }, { simd });
+        const theirs = await other.createEma({ w }, { simd });
+        await mine.withEma({ w }, () => {
+          throwsWith(() => theirs.update({ w }), Error, "update: parameter 'w' is held by an open withEma()");
+        });
+        assert.equal(theirs.update({ w }), Math.fround(2 / 11));
+      } finally {
+        rmSync(copy, { recursive: true, force: true });
+      }
     });
 
     test('disjoint views of one buffer do not conflict', async () => {
