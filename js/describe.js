@@ -18,7 +18,7 @@ export function describe(value) {
   if (typeof value === 'bigint') return `bigint ${value}n`;
   if (typeof value !== 'object') return `${typeof value} ${String(value)}`;
   const kind = typedArrayKind(value);
-  if (kind !== undefined) return `a ${kind} of ${lengthOf(value)}`;
+  if (kind !== undefined) return `${/^[AEIOU]/.test(kind) ? 'an' : 'a'} ${kind} of ${lengthOf(value)}`;
   try {
     if (Array.isArray(value)) return 'an array';
     const name = constructorName(value);

@@ -117,6 +117,9 @@ export async function loadEma(bytes, options = {}) {
   return ema;
 }
 
+/** See Ema's static block: what the adapters may do inside their own scopes. */
+export let adapterAccess;
+
 export class Ema {
   #core;
   #context = 0;
@@ -401,11 +404,7 @@ export class Ema {
       return;
     }
     const entries = resolveParams(params, 'store');
-    const core = this.#enter('store');
-    refuseDuplicates(entries, 'store');
-    refuseUnusable(entries, 'store');
-    checkFree('store', () => targetsOf(entries), 'read');
-    this.#storeEntries(core, entries, 'store');
+    this.#storeChecked(this.#enter('store'), entries, 'store');
   }
 
   /**
@@ -421,10 +420,7 @@ export class Ema {
       return;
     }
     const entries = resolveParams(params, 'restore');
-    const core = this.#enter('restore');
-    const targets = this.#matchStored(entries, 'restore');
-    checkFree('restore', () => targetsOf(targets.map(({ entry }) => entry)), 'write');
-    this.#restoreInto(core, targets, 'restore');
+    this.#restoreChecked(this.#enter('restore'), entries, 'restore');
   }
 
   /**
@@ -462,6 +458,26 @@ export class Ema {
       swapIn: () => this.#copyShadowsInto(core, trackedArrays),
       restore: () => this.#restoreInto(core, stored, 'withEma'),
     }, fn);
+  }
+
+  /**
+   * For the adapters (js/adapters/) only. An adapter runs its own withEma
+   * over this EMA's scope (so that the core EMA it exposes as `.ema` is
+   * refused while the adapter's withEma runs, like the adapter itself), and
+   * stores and restores inside that scope under its own method name.
+   */
+  static {
+    adapterAccess = Object.freeze({
+      scopeOf: (ema) => ema.#scope,
+      store: (ema, params, method) => {
+        const entries = resolveParams(params, method);
+        ema.#storeChecked(ema.#live(), entries, method);
+      },
+      restore: (ema, params, method) => {
+        const entries = resolveParams(params, method);
+        ema.#restoreChecked(ema.#live(), entries, method);
+      },
+    });
   }
 
   /** Frees the arena. Every later call throws. Calling it again does nothing. */
@@ -662,6 +678,19 @@ export class Ema {
       this.#shadowViewsBuffer = buffer;
     }
     return this.#shadowViews;
+  }
+
+  #storeChecked(core, entries, method) {
+    refuseDuplicates(entries, method);
+    refuseUnusable(entries, method);
+    checkFree(method, () => targetsOf(entries), 'read');
+    this.#storeEntries(core, entries, method);
+  }
+
+  #restoreChecked(core, entries, method) {
+    const targets = this.#matchStored(entries, method);
+    checkFree(method, () => targetsOf(targets.map(({ entry }) => entry)), 'write');
+    this.#restoreInto(core, targets, method);
   }
 
   #storeEntries(core, entries, method) {

@@ -19,9 +19,9 @@
 
 import { bytesOf } from '../bytes.js';
 import { describe } from '../describe.js';
-import { prepareEma } from '../ema.js';
+import { adapterAccess, prepareEma } from '../ema.js';
 import { readOptions } from '../resolve.js';
-import { EmaScope, hold, objectTarget } from '../scope.js';
+import { hold, objectTarget } from '../scope.js';
 import { lengthOf, typedArrayKind } from '../typed-arrays.js';
 
 const SLOT = 'parameters';
@@ -116,13 +116,14 @@ export class OrtEma {
   #session;
   #size;
   #stored = false; // whether this adapter's store() (or withEma) has run
-  #scope = new EmaScope();
+  #scope; // the core EMA's own, so that `.ema` is refused inside withEma too
 
   /** @private Use createOrtEma(). */
   constructor(ema, session, size) {
     this.#ema = ema;
     this.#session = session;
     this.#size = size;
+    this.#scope = adapterAccess.scopeOf(ema);
   }
 
   // ---- state ---------------------------------------------------------------
@@ -255,7 +256,7 @@ export class OrtEma {
 
   async #snapshot(method) {
     const data = await readParameters(this.#session, this.#size, method);
-    this.#live().store([{ name: SLOT, data }]);
+    adapterAccess.store(this.#live(), [{ name: SLOT, data }], method);
     this.#stored = true;
   }
 
@@ -278,7 +279,7 @@ export class OrtEma {
     // The core writes the snapshot into an array we allocate, so the buffer
     // given to onnxruntime is an owned copy, not a view into Wasm memory.
     const values = new Float32Array(this.#size);
-    ema.restore([{ name: SLOT, data: values }]);
+    adapterAccess.restore(ema, [{ name: SLOT, data: values }], method);
     try {
       await this.#session.loadParametersBuffer(bytesOf(values), true);
     } catch (error) {

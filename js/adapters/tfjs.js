@@ -14,9 +14,9 @@
 //   (which dies when that memory grows).
 
 import { describe, listSome, quoteList } from '../describe.js';
-import { EMA_OPTION_DEFAULTS, prepareEma } from '../ema.js';
+import { adapterAccess, EMA_OPTION_DEFAULTS, prepareEma } from '../ema.js';
 import { readOptions } from '../resolve.js';
-import { checkFree, EmaScope, objectTarget } from '../scope.js';
+import { checkFree, objectTarget } from '../scope.js';
 
 const OPTION_KEYS = [...Object.keys(EMA_OPTION_DEFAULTS).filter((key) => key !== 'resident'), 'tf'];
 
@@ -138,13 +138,14 @@ export class TfjsEma {
   #ema;
   #variables;
   #tf;
-  #scope = new EmaScope();
+  #scope; // the core EMA's own, so that `.ema` is refused inside withEma too
 
   /** @private Use createTfjsEma(). */
   constructor(ema, variables, tf) {
     this.#ema = ema;
     this.#variables = variables;
     this.#tf = tf;
+    this.#scope = adapterAccess.scopeOf(ema);
   }
 
   /** The underlying core EMA (names are the variable names). */
@@ -205,7 +206,7 @@ export class TfjsEma {
       throw new TypeError(`ema-wasm: withEma: fn must be a function, got ${describe(fn)}`);
     }
     return this.#scope.run('withEma', this.#owner(), this.#targets(), {
-      store: () => this.#ema.store(this.#readParams('withEma')),
+      store: () => adapterAccess.store(this.#ema, this.#readParams('withEma'), 'withEma'),
       swapIn: () => this.#writeShadows('withEma'),
       restore: () => this.#writeSnapshot('withEma'),
     }, fn);
@@ -280,7 +281,7 @@ export class TfjsEma {
     const targets = this.#variables.map(({ name, shape }) => ({ name, data: new Float32Array(sizeOf(shape)) }));
     // Into arrays of our own, which cannot fail; throws, changing nothing,
     // if nothing is stored.
-    this.#ema.restore(targets);
+    adapterAccess.restore(this.#ema, targets, method);
     const restored = new Map(targets.map(({ name, data }) => [name, data]));
     const failures = this.#writeEach((name) => restored.get(name));
     if (failures.length > 0) {

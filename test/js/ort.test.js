@@ -374,6 +374,19 @@ describe('onnxruntime-web adapter: scopes across EMAs of one session', () => {
       assertSameBits(session.weights, training, 'training weights back');
     });
 
+    test(`inside withEma the core EMA behind .ema refuses to store over the training weights, ${buildName(simd)} build`, async () => {
+      const session = slowSession(8, 1);
+      const ema = await createOrtEma(session, { simd });
+      session.weights = randomArray(8, 7);
+      const training = session.weights.slice();
+      await ema.withEma(() => {
+        assert.throws(() => ema.ema.store([{ name: 'parameters', data: new Float32Array(8) }]), /store: not allowed while withEma\(\) is running/);
+        assert.throws(() => ema.ema.update([{ name: 'parameters', data: new Float32Array(8) }]), /update: not allowed while withEma\(\) is running/);
+      });
+      assertSameBits(session.weights, training, 'training weights back');
+      assert.equal(ema.numUpdates, 0);
+    });
+
     test(`an update still reading the session keeps withEma out, ${buildName(simd)} build`, async () => {
       const session = slowSession(8, 10);
       const ema = await createOrtEma(session, { simd });

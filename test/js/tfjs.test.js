@@ -160,6 +160,19 @@ describe('TF.js adapter: restoring and scopes', () => {
     tf.dispose([a, c]);
   });
 
+  test('inside withEma the core EMA behind .ema refuses to store, restore, copy, update or dispose', async () => {
+    const { ema, variables, training } = await trained(3);
+    await ema.withEma(() => {
+      const zeros = variables.map((v) => ({ name: v.name, data: new Float32Array(v.shape.reduce((a, b) => a * b, 1)) }));
+      for (const method of ['store', 'restore', 'copyTo', 'update']) {
+        assert.throws(() => ema.ema[method](zeros), { message: `ema-wasm: ${method}: not allowed while withEma() is running (the training weights are stored for it and would be lost); call it after withEma() returns` });
+      }
+      assert.throws(() => ema.ema.dispose(), /dispose: not allowed while withEma\(\) is running/);
+    });
+    assert.deepEqual(variables.map((v) => Array.from(v.dataSync())), training);
+    tf.dispose(variables);
+  });
+
   test('two EMAs of one model: while one evaluates, the other cannot touch the variables', async () => {
     const { ema, variables, training } = await trained(2);
     const other = await createTfjsEma(variables, { decay: 0.9, tf });
