@@ -39,9 +39,35 @@ export function objectTarget(label, object) {
   return { label, buffer: null, start: 0, end: 0, object };
 }
 
-function overlaps(a, b) {
-  if (a.object !== null || b.object !== null) return a.object === b.object;
-  return a.buffer === b.buffer && a.start < b.end && b.start < a.end;
+/**
+ * A hold's targets indexed for lookup: objects in a Set, array ranges by
+ * their ArrayBuffer, so that checking a model of thousands of tensors
+ * against a hold of thousands costs one lookup per tensor.
+ */
+function indexTargets(targets) {
+  const objects = new Set();
+  const rangesByBuffer = new Map();
+  for (const target of targets) {
+    if (target.object !== null) {
+      objects.add(target.object);
+    } else if (target.end > target.start) {
+      const ranges = rangesByBuffer.get(target.buffer);
+      if (ranges === undefined) rangesByBuffer.set(target.buffer, [target]);
+      else ranges.push(target);
+    }
+  }
+  return { objects, rangesByBuffer };
+}
+
+function heldBy(hold, target) {
+  if (target.object !== null) return hold.objects.has(target.object);
+  if (target.end <= target.start) return false; // an empty array touches no memory
+  const ranges = hold.rangesByBuffer.get(target.buffer);
+  if (ranges === undefined) return false;
+  for (const range of ranges) {
+    if (target.start < range.end && range.start < target.end) return true;
+  }
+  return false;
 }
 
 /** `targets` is an array of targets, or a function giving one (built only when some scope is open). */
@@ -50,10 +76,8 @@ function conflictOf(targets, mode) {
   if (typeof targets === 'function') targets = targets();
   for (const hold of holds) {
     if (mode === 'read' && hold.mode === 'read') continue;
-    for (const held of hold.targets) {
-      for (const target of targets) {
-        if (overlaps(target, held)) return { target, hold };
-      }
+    for (const target of targets) {
+      if (heldBy(hold, target)) return { target, hold };
     }
   }
   return null;
@@ -75,12 +99,12 @@ export function checkFree(method, targets, mode) {
 
 /**
  * Checks `targets` and holds them until the returned release() is called.
- * `owner` names the EMA in messages ("an EMA of 3 parameters").
+ * `owner` names the EMA in messages ("an EMA of 'w', 'b'").
  */
 export function hold(method, owner, targets, mode) {
   if (typeof targets === 'function') targets = targets();
   checkFree(method, targets, mode);
-  const entry = { method, owner, targets, mode };
+  const entry = { method, owner, mode, ...indexTargets(targets) };
   holds.add(entry);
   return () => holds.delete(entry);
 }

@@ -22,8 +22,6 @@ const growableGetter =
   typeof SharedArrayBuffer === 'function' ? intrinsicGetter(SharedArrayBuffer.prototype, 'growable') : undefined;
 const detachedGetter = intrinsicGetter(ArrayBuffer.prototype, 'detached');
 const arrayBufferByteLengthGetter = intrinsicGetter(ArrayBuffer.prototype, 'byteLength');
-const sharedByteLengthGetter =
-  typeof SharedArrayBuffer === 'function' ? intrinsicGetter(SharedArrayBuffer.prototype, 'byteLength') : undefined;
 
 /**
  * The typed-array kind of `value` ('Float32Array', 'Uint8Array', ...) read
@@ -51,7 +49,7 @@ export function byteOffsetOf(array) {
 // getters throw for the other. The common case (an ArrayBuffer) must not
 // throw: an exception per array costs more than a small update.
 function isShared(buffer) {
-  if (sharedByteLengthGetter === undefined) return false;
+  if (typeof SharedArrayBuffer !== 'function') return false;
   try {
     arrayBufferByteLengthGetter.call(buffer);
     return false;

@@ -347,8 +347,14 @@ for (const simd of BUILDS) {
       const right = new Float32Array(buffer, 32, 8);
       const one = await createEma({ w: left }, { simd });
       const two = await createEma({ w: right }, { simd });
-      await one.withEma({ w: left }, () => two.update({ w: right }));
+      const empty = new Float32Array(buffer, 16, 0); // inside left's bytes, but touches none
+      const three = await createEma({ w: empty }, { simd });
+      await one.withEma({ w: left }, () => {
+        two.update({ w: right });
+        three.update({ w: empty });
+      });
       assert.equal(two.numUpdates, 1);
+      assert.equal(three.numUpdates, 1);
     });
 
     test('a resident EMA\'s parameters are held too', async () => {

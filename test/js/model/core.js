@@ -184,8 +184,8 @@ const targetsOf = (entries) => entries.map((entry) => ({ label: `parameter '${en
 /** The label of the first of `targets` an open scope holds, in the realm's order; null if free. */
 function heldLabel(world, targets) {
   for (const scope of world.scopes) {
-    for (const held of scope.targets) {
-      for (const target of targets) if (target.slots.some((slot) => held.slots.includes(slot))) return target.label;
+    for (const target of targets) {
+      if (scope.targets.some((held) => target.slots.some((slot) => held.slots.includes(slot)))) return target.label;
     }
   }
   return null;
