@@ -178,29 +178,31 @@ export class Ema {
 
   /** The base decay, as the float32 value LitEma stores. */
   get decay() {
-    return this.#live().exports.ema_decay(this.#context);
+    const core = Ema.#coreOf(this, 'decay');
+    return this.#decayOf(core);
   }
 
   /** Updates since creation or reset; -1 when warmup is off. */
   get numUpdates() {
-    return this.#live().exports.ema_num_updates(this.#context);
+    const core = Ema.#coreOf(this, 'numUpdates');
+    return this.#numUpdatesOf(core);
   }
 
   /** Tracked parameter names, in creation order (a copy). */
   get names() {
-    this.#live();
+    Ema.#coreOf(this, 'names');
     return this.#names.slice();
   }
 
   /** True when the SIMD128 build runs, false for the scalar build. */
   get simd() {
-    this.#live();
+    Ema.#coreOf(this, 'simd');
     return this.#build === 'simd';
   }
 
   /** True when the parameters live in the arena (createEma with resident: true). */
   get resident() {
-    this.#live();
+    Ema.#coreOf(this, 'resident');
     return this.#paramOffsets !== null;
   }
 
@@ -212,7 +214,7 @@ export class Ema {
    * always gives a valid view.)
    */
   param(name) {
-    const core = this.#live();
+    const core = Ema.#coreOf(this, 'param');
     if (this.#paramOffsets === null) {
       throw new Error('ema-wasm: param: this EMA is not resident; create it with { resident: true }');
     }
@@ -222,25 +224,26 @@ export class Ema {
 
   /** Bytes the arena holds in linear memory (shadows, staging, backup). */
   get byteLength() {
-    return this.#live().exports.ema_byte_length(this.#context) >>> 0;
+    const core = Ema.#coreOf(this, 'byteLength');
+    return this.#byteLengthOf(core);
   }
 
   /** LitEma.reset_num_updates(): the counter goes to 0, turning warmup on. */
   resetNumUpdates() {
-    const core = this.#live();
+    const core = Ema.#coreOf(this, 'resetNumUpdates');
     core.check(core.exports.ema_reset_num_updates(this.#context), 'resetNumUpdates');
   }
 
   /** A copy of the shadow of parameter `name`. */
   shadow(name) {
-    const core = this.#live();
+    const core = Ema.#coreOf(this, 'shadow');
     const slot = this.#slotFor(name, 'shadow');
     return copyOf(core.heapF32, this.#shadowOffsets[slot], this.#lengths[slot], Float32Array);
   }
 
   /** Shape of a tracked parameter (a copy), as given at creation. */
   shape(name) {
-    this.#live();
+    Ema.#coreOf(this, 'shape');
     const slot = this.#slotFor(name, 'shape');
     return this.#shapes[slot].slice();
   }
@@ -251,10 +254,10 @@ export class Ema {
    * Every value is a copy.
    */
   stateDict() {
-    const core = this.#live();
+    const core = Ema.#coreOf(this, 'stateDict');
     const state = new Map();
-    state.set(DECAY_KEY, Float32Array.of(this.decay));
-    state.set(COUNTER_KEY, Int32Array.of(this.numUpdates));
+    state.set(DECAY_KEY, Float32Array.of(this.#decayOf(core)));
+    state.set(COUNTER_KEY, Int32Array.of(this.#numUpdatesOf(core)));
     const heap = core.heapF32;
     this.#keys.forEach((key, slot) => {
       state.set(key, copyOf(heap, this.#shadowOffsets[slot], this.#lengths[slot], Float32Array));
@@ -269,11 +272,11 @@ export class Ema {
    * what is present is loaded and unknown keys are ignored. All or nothing.
    */
   loadStateDict(state, options = {}) {
-    this.#live();
+    Ema.#coreOf(this, 'loadStateDict');
     const { strict = true } = readOptions(options, ['strict'], 'loadStateDict');
     const checked = stateFromDict(state, 'loadStateDict');
     // Reading ran the caller's getters, which may have disposed this EMA.
-    this.#applyState(this.#live(), checked, strict, 'loadStateDict');
+    this.#applyState(Ema.#coreOf(this, 'loadStateDict'), checked, strict, 'loadStateDict');
   }
 
   /**
@@ -283,15 +286,15 @@ export class Ema {
    * names; `metadata` adds string entries of your own.
    */
   save(options = {}) {
-    this.#live();
+    Ema.#coreOf(this, 'save');
     // Options first: reading them runs the caller's getters, which must not
     // run between taking the state and copying it into the file.
     const fileOptions = readFileOptions(readOptions(options, ['prefix', 'metadata'], 'save'), 'save');
-    const core = this.#live();
+    const core = Ema.#coreOf(this, 'save');
     const buffer = core.memory.buffer;
     const state = {
-      decay: this.decay,
-      numUpdates: this.numUpdates,
+      decay: this.#decayOf(core),
+      numUpdates: this.#numUpdatesOf(core),
       // Views are fine here: stateToFile copies them before any other code
       // can run.
       shadows: this.#keys.map((key, slot) => ({
@@ -310,10 +313,10 @@ export class Ema {
    * changes nothing.
    */
   async loadState(bytes, options = {}) {
-    this.#live();
+    Ema.#coreOf(this, 'loadState');
     const { prefix = '', strict = true } = readOptions(options, ['prefix', 'strict'], 'loadState');
     const state = await stateFromFile(bytes, prefix, 'loadState');
-    this.#applyState(this.#live(), state, strict, 'loadState');
+    this.#applyState(Ema.#coreOf(this, 'loadState'), state, strict, 'loadState');
   }
 
   // ---- the EMA step --------------------------------------------------------
@@ -323,6 +326,7 @@ export class Ema {
    * Returns the decay the step used (float32 value).
    */
   update(params) {
+    Ema.#coreOf(this, 'update');
     if (this.#residentCall(params, 'update')) {
       const core = this.#enter('update');
       const exports = core.exports;
@@ -382,6 +386,7 @@ export class Ema {
 
   /** LitEma.copy_to(model): writes every shadow into its trainable array. */
   copyTo(params) {
+    Ema.#coreOf(this, 'copyTo');
     if (this.#residentCall(params, 'copyTo')) {
       const core = this.#enter('copyTo');
       checkFree('copyTo', () => [this.#residentTarget(core)], 'write');
@@ -397,6 +402,7 @@ export class Ema {
 
   /** LitEma.store(parameters): snapshots every array given, trainable or not. */
   store(params) {
+    Ema.#coreOf(this, 'store');
     if (this.#residentCall(params, 'store')) {
       const core = this.#enter('store');
       checkFree('store', () => [this.#residentTarget(core)], 'read');
@@ -413,6 +419,7 @@ export class Ema {
    * is named in the error thrown afterwards, and stays stored.
    */
   restore(params) {
+    Ema.#coreOf(this, 'restore');
     if (this.#residentCall(params, 'restore')) {
       const core = this.#enter('restore');
       checkFree('restore', () => [this.#residentTarget(core)], 'write');
@@ -429,14 +436,14 @@ export class Ema {
    * no EMA may store, restore, copy into or update from them.
    */
   async withEma(params, fn) {
-    this.#live();
+    Ema.#coreOf(this, 'withEma');
     if (this.#paramOffsets !== null) {
       if (typeof params !== 'function' || fn !== undefined) {
         throw new TypeError('ema-wasm: withEma: this EMA is resident: call withEma(fn), without params');
       }
       const core = this.#enter('withEma');
       const exports = core.exports;
-      return this.#scope.run('withEma', this.#owner(), [this.#residentTarget(core)], {
+      return this.#scope.run('withEma', () => this.#owner(), [this.#residentTarget(core)], {
         store: () => core.check(exports.ema_store_resident(this.#context), 'withEma'),
         swapIn: () => core.check(exports.ema_copy_to_resident(this.#context), 'withEma'),
         restore: () => this.#restoreResident(core, 'withEma'),
@@ -450,7 +457,7 @@ export class Ema {
     const core = this.#enter('withEma');
     const trackedArrays = this.#matchTracked(entries, 'withEma');
     let stored;
-    return this.#scope.run('withEma', this.#owner(), targetsOf(entries), {
+    return this.#scope.run('withEma', () => this.#owner(), targetsOf(entries), {
       store: () => {
         this.#storeEntries(core, entries, 'withEma');
         stored = this.#matchStored(entries, 'withEma');
@@ -471,17 +478,18 @@ export class Ema {
       scopeOf: (ema) => ema.#scope,
       store: (ema, params, method) => {
         const entries = resolveParams(params, method);
-        ema.#storeChecked(ema.#live(), entries, method);
+        ema.#storeChecked(Ema.#coreOf(ema, method), entries, method);
       },
       restore: (ema, params, method) => {
         const entries = resolveParams(params, method);
-        ema.#restoreChecked(ema.#live(), entries, method);
+        ema.#restoreChecked(Ema.#coreOf(ema, method), entries, method);
       },
     });
   }
 
   /** Frees the arena. Every later call throws. Calling it again does nothing. */
   dispose() {
+    if (!Ema.#isEma(this)) Ema.#coreOf(this, 'dispose'); // throws: not an EMA
     if (this.#core === null) return;
     this.#scope.check('dispose');
     this.#core.exports.ema_destroy(this.#context);
@@ -498,7 +506,6 @@ export class Ema {
    * for a resident call; throws if params are given to a resident EMA.
    */
   #residentCall(params, method) {
-    this.#live();
     if (this.#paramOffsets === null) return false;
     if (params !== undefined) {
       throw new TypeError(
@@ -529,7 +536,7 @@ export class Ema {
   }
 
   #checkCounter(method) {
-    const numUpdates = this.numUpdates;
+    const numUpdates = this.#numUpdatesOf(this.#core);
     if (numUpdates >= MAX_NUM_UPDATES) {
       throw new RangeError(
         `ema-wasm: ${method}: num_updates is ${numUpdates}, the most it can count (EMA_MAX_NUM_UPDATES, so that ` +
@@ -544,16 +551,45 @@ export class Ema {
    * this EMA or opened its withEma): returns the core.
    */
   #enter(method) {
-    const core = this.#live();
+    const core = Ema.#coreOf(this, method);
     this.#scope.check(method);
     return core;
   }
 
-  #live() {
-    if (this.#core === null) {
-      throw new Error('ema-wasm: this EMA was disposed; create a new one with createEma()');
+  static #isEma(value) {
+    return value !== null && typeof value === 'object' && #core in value;
+  }
+
+  /**
+   * The core of `ema` for a call of `method`: throws a TypeError when the
+   * method was called on something else (a method passed as a callback loses
+   * its object), and an Error once the EMA is disposed.
+   */
+  static #coreOf(ema, method) {
+    if (!Ema.#isEma(ema)) {
+      throw new TypeError(
+        `ema-wasm: ${method}: called on ${describe(ema)}, not on an EMA; call it as ema.${method}, ` +
+          `or bind it (ema.${method}.bind(ema)) before passing it as a callback`,
+      );
     }
-    return this.#core;
+    if (ema.#core === null) {
+      throw new Error(`ema-wasm: ${method}: this EMA was disposed; create a new one`);
+    }
+    return ema.#core;
+  }
+
+  // The state as the core holds it, never through the public getters: an own
+  // getter on the instance must not run in the middle of a call.
+  #decayOf(core) {
+    return core.exports.ema_decay(this.#context);
+  }
+
+  #numUpdatesOf(core) {
+    return core.exports.ema_num_updates(this.#context);
+  }
+
+  #byteLengthOf(core) {
+    return core.exports.ema_byte_length(this.#context) >>> 0;
   }
 
   #slotFor(name, method) {
@@ -706,12 +742,12 @@ export class Ema {
     const what = `the backup of ${entries.length} ${entries.length === 1 ? 'array' : 'arrays'}`;
     const backupBytes = regionBytes(lengths);
     const reused = this.#stored !== null && sameNumbers(this.#stored.lengths, lengths);
-    if (!reused) checkFits(method, what, backupBytes, inUseBytes(this.byteLength));
+    if (!reused) checkFits(method, what, backupBytes, inUseBytes(this.#byteLengthOf(core)));
     const lengthsPointer = core.mallocU32(lengths, method);
     try {
       const status = core.exports.ema_backup_prepare(this.#context, entries.length, lengthsPointer);
       if (status === STATUS.OUT_OF_MEMORY) {
-        throw new RangeError(tooLargeMessage(method, what, backupBytes, inUseBytes(this.byteLength)));
+        throw new RangeError(tooLargeMessage(method, what, backupBytes, inUseBytes(this.#byteLengthOf(core))));
       }
       core.check(status, method);
     } finally {

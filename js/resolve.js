@@ -20,6 +20,8 @@ import { lengthOf, pinnedView, typedArrayKind, unusableReason } from './typed-ar
 
 /** Dimensions a shape may have: the safetensors loader reads at most 32 (EMA_ST_MAX_RANK). */
 export const MAX_RANK = 32;
+/** Entries one call reads at most: an EMA tracks and stores at most this many (EMA_MAX_SLOTS). */
+export const MAX_ENTRIES = 1048576;
 
 const mapSize = Object.getOwnPropertyDescriptor(Map.prototype, 'size').get;
 const mapForEach = Map.prototype.forEach;
@@ -43,17 +45,47 @@ function isPlainObject(value) {
 }
 
 /**
- * Phase one for a Map or a plain object: [{ name, value }] in the caller's
- * order, each value read once; null for anything else.
+ * What kind of collection `value` is: 'array', 'map', 'object' (plain, or
+ * with a null prototype) or 'other'. Inspecting a revoked Proxy throws in the
+ * engine; that becomes a TypeError that says so.
  */
-export function readNamedValues(collection, map = isMap(collection)) {
-  if (map) {
+function collectionKind(value, method, what) {
+  try {
+    if (Array.isArray(value)) return 'array';
+    if (isMap(value)) return 'map';
+    return isPlainObject(value) ? 'object' : 'other';
+  } catch (error) {
+    throw new TypeError(`ema-wasm: ${method}: ${what} cannot be inspected (a revoked Proxy?): ${error?.message}`, {
+      cause: error,
+    });
+  }
+}
+
+function refuseTooMany(count, method, what) {
+  if (!(count <= MAX_ENTRIES)) {
+    throw new RangeError(
+      `ema-wasm: ${method}: ${what} has ${Number(count).toLocaleString('en-US')} entries; ` +
+        `at most ${MAX_ENTRIES.toLocaleString('en-US')} (EMA_MAX_SLOTS)`,
+    );
+  }
+}
+
+/**
+ * Phase one for a Map or a plain object: [{ name, value }] in the caller's
+ * order (own enumerable string keys of an object), each value read once;
+ * null for anything else. At most MAX_ENTRIES, checked before reading.
+ */
+export function readNamedValues(collection, method, what, kind = collectionKind(collection, method, what)) {
+  if (kind === 'map') {
+    refuseTooMany(mapSize.call(collection), method, what);
     const pairs = [];
     mapForEach.call(collection, (value, name) => pairs.push({ name, value }));
     return pairs;
   }
-  if (isPlainObject(collection)) {
-    return Object.keys(collection).map((name) => ({ name, value: collection[name] }));
+  if (kind === 'object') {
+    const keys = Object.keys(collection);
+    refuseTooMany(keys.length, method, what);
+    return keys.map((name) => ({ name, value: collection[name] }));
   }
   return null;
 }
@@ -92,8 +124,10 @@ function readShape(shape, method, name, index) {
 
 /** Phase one: every entry's properties, read once, as plain records. */
 function readEntries(params, method) {
-  if (Array.isArray(params)) {
+  const kind = collectionKind(params, method, 'params');
+  if (kind === 'array') {
     const count = params.length;
+    refuseTooMany(count, method, 'params');
     const raw = [];
     for (let index = 0; index < count; index++) {
       const item = params[index];
@@ -112,15 +146,14 @@ function readEntries(params, method) {
     }
     return raw;
   }
-  const map = isMap(params);
-  const pairs = readNamedValues(params, map);
+  const pairs = readNamedValues(params, method, 'params', kind);
   if (pairs === null) {
     throw new TypeError(
       `ema-wasm: ${method}: params must be an array of { name, data }, a Map of name to ` +
         `Float32Array, or an object of Float32Arrays; got ${describe(params)}`,
     );
   }
-  const where = map ? 'a Map key' : 'an object key';
+  const where = kind === 'map' ? 'a Map key' : 'an object key';
   return pairs.map(({ name, value }) => ({
     name, data: value, shape: undefined, trainable: undefined, where, length: 0, unusable: null,
   }));
@@ -219,7 +252,7 @@ export function refuseUnusable(entries, method) {
  * all be in `allowed`.
  */
 export function readOptions(options, allowed, method) {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+  if (options === null || typeof options !== 'object' || collectionKind(options, method, 'options') === 'array') {
     throw new TypeError(`ema-wasm: ${method}: options must be an object, got ${describe(options)}`);
   }
   const values = Object.create(null);

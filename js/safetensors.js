@@ -17,21 +17,29 @@ const utf8 = new TextEncoder();
 // ignoreBOM: a name that starts with U+FEFF must come back with it.
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/** A JSON object of [key, string] pairs, in their order. */
+function jsonObject(pairs) {
+  return `{${pairs.map(([key, value]) => `${JSON.stringify(key)}:${JSON.stringify(value)}`).join(',')}}`;
+}
+
 /**
  * Encodes tensors [{ name, dtype: 'F32' | 'I32', shape, data }] (in order)
- * and string metadata into one safetensors file. Refuses, with a
+ * and metadata ([key, string] pairs, in order) into one safetensors file. Refuses, with a
  * RangeError, a header larger than loaders read (100 MB).
  */
 export function encodeSafetensors(tensors, metadata, method = 'save') {
-  // No prototype: a tensor named '__proto__' must be a key like any other.
-  const header = Object.create(null);
-  if (metadata !== undefined && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  // The header is written member by member, not through a JS object, whose
+  // keys would come out with integer-like names ('2', '10') first: the tensor
+  // order, and with it the order of the EMA's names on load, must survive.
+  const members = [];
+  if (metadata !== undefined && metadata.length > 0) members.push(`"__metadata__":${jsonObject(metadata)}`);
   let offset = 0;
   for (const { name, dtype, shape, data } of tensors) {
-    header[name] = { dtype, shape, data_offsets: [offset, offset + data.byteLength] };
+    const entry = { dtype, shape, data_offsets: [offset, offset + data.byteLength] };
+    members.push(`${JSON.stringify(name)}:${JSON.stringify(entry)}`);
     offset += data.byteLength;
   }
-  const json = utf8.encode(JSON.stringify(header));
+  const json = utf8.encode(`{${members.join(',')}}`);
   // Like the reference writer, pad the header with spaces so the data starts
   // on an 8-byte boundary (readers can then map tensors without copying).
   const padded = Math.ceil(json.length / 8) * 8;

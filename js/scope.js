@@ -59,6 +59,18 @@ function indexTargets(targets) {
   return { objects, rangesByBuffer };
 }
 
+// An adapter holds the same targets on every call: index them once.
+const indexes = new WeakMap();
+
+function indexOf(targets) {
+  let index = indexes.get(targets);
+  if (index === undefined) {
+    index = indexTargets(targets);
+    indexes.set(targets, index);
+  }
+  return index;
+}
+
 function heldBy(hold, target) {
   if (target.object !== null) return hold.objects.has(target.object);
   if (target.end <= target.start) return false; // an empty array touches no memory
@@ -84,10 +96,11 @@ function conflictOf(targets, mode) {
 }
 
 function refusal(method, { target, hold }) {
+  const owner = typeof hold.owner === 'function' ? hold.owner() : hold.owner;
   const holder =
     hold.mode === 'write'
-      ? `an open ${hold.method}() of ${hold.owner}, which has put EMA weights there until it puts the training weights back`
-      : `${hold.method}() of ${hold.owner}, which is still reading it`;
+      ? `an open ${hold.method}() of ${owner}, which has put EMA weights there until it puts the training weights back`
+      : `${hold.method}() of ${owner}, which is still reading it`;
   return new Error(`ema-wasm: ${method}: ${clip(target.label)} is held by ${holder}; await that call before calling ${method}()`);
 }
 
@@ -99,12 +112,13 @@ export function checkFree(method, targets, mode) {
 
 /**
  * Checks `targets` and holds them until the returned release() is called.
- * `owner` names the EMA in messages ("an EMA of 'w', 'b'").
+ * `owner` names the EMA in messages ("an EMA of 'w', 'b'"), or is a
+ * function giving that name, called only for a message.
  */
 export function hold(method, owner, targets, mode) {
   if (typeof targets === 'function') targets = targets();
   checkFree(method, targets, mode);
-  const entry = { method, owner, mode, ...indexTargets(targets) };
+  const entry = { method, owner, mode, ...indexOf(targets) };
   holds.add(entry);
   return () => holds.delete(entry);
 }

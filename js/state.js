@@ -63,7 +63,7 @@ function scalarOf(value, kind, key, method) {
  * read once and every shadow pinned to the length it had (see resolve.js).
  */
 export function stateFromDict(state, method) {
-  const pairs = ArrayBuffer.isView(state) ? null : readNamedValues(state);
+  const pairs = ArrayBuffer.isView(state) ? null : readNamedValues(state, method, 'state');
   if (pairs === null) {
     throw new TypeError(`ema-wasm: ${method}: state must be a Map or an object of typed arrays, got ${describe(state)}`);
   }
@@ -155,16 +155,16 @@ export async function stateFromFile(bytes, prefix, method) {
 }
 
 /**
- * The caller's metadata, read once: a plain record of string values whose
- * keys and values can be written and read back unchanged.
+ * The caller's metadata, read once: [key, value] pairs of strings, in the
+ * caller's order, that can be written and read back unchanged.
  */
 function readUserMetadata(metadata, method) {
-  if (metadata === undefined) return {};
-  const pairs = readNamedValues(metadata);
+  if (metadata === undefined) return [];
+  const pairs = readNamedValues(metadata, method, 'options.metadata');
   if (pairs === null || typedArrayKind(metadata) !== undefined) {
     throw new TypeError(`ema-wasm: ${method}: options.metadata must be an object of strings, got ${describe(metadata)}`);
   }
-  const record = Object.create(null);
+  const record = [];
   for (const { name: key, value } of pairs) {
     if (typeof key !== 'string') {
       throw new TypeError(`ema-wasm: ${method}: metadata keys must be strings, got ${describe(key)}`);
@@ -178,14 +178,14 @@ function readUserMetadata(metadata, method) {
     // Metadata keys and values may hold U+0000: the loader reads them by length.
     checkSavableText(key, `metadata key '${clip(key)}'`, method, { allowNul: true });
     checkSavableText(value, `metadata '${clip(key)}'`, method, { allowNul: true });
-    record[key] = value;
+    record.push([key, value]);
   }
   return record;
 }
 
 /**
  * save()'s options, read once and checked: { prefix, metadata } where
- * metadata is a plain record of the caller's entries.
+ * metadata is the caller's entries as [key, value] pairs.
  */
 export function readFileOptions({ prefix = '', metadata }, method) {
   if (typeof prefix !== 'string') {
@@ -209,13 +209,16 @@ export function stateToFile(state, { prefix, metadata }, method) {
       );
     }
   }
-  const names = Object.fromEntries(state.shadows.map(({ key, name }) => [key, name]));
+  const namesJson = `{${state.shadows.map(({ key, name }) => `${JSON.stringify(key)}:${JSON.stringify(name)}`).join(',')}}`;
   const tensors = [
     { name: `${prefix}${DECAY_KEY}`, dtype: 'F32', shape: [], data: Float32Array.of(state.decay) },
     { name: `${prefix}${COUNTER_KEY}`, dtype: 'I32', shape: [], data: Int32Array.of(state.numUpdates) },
     ...state.shadows.map(({ key, shape, data }) => ({ name: `${prefix}${key}`, dtype: 'F32', shape, data })),
   ];
-  return encodeSafetensors(tensors, { format: 'pt', ...metadata, [NAMES_METADATA_KEY]: JSON.stringify(names) }, method);
+  // `format: pt` first, as PyTorch's writer puts it, unless the caller gave another.
+  const format = metadata.find(([key]) => key === 'format') ?? ['format', 'pt'];
+  const entries = [format, ...metadata.filter(([key]) => key !== 'format'), [NAMES_METADATA_KEY, namesJson]];
+  return encodeSafetensors(tensors, entries, method);
 }
 
 /**

@@ -130,43 +130,43 @@ export class OrtEma {
 
   /** The underlying core Ema (one parameter, 'parameters', of shape [size]). */
   get ema() {
-    return this.#live();
+    return OrtEma.#emaOf(this, 'ema');
   }
 
   /** Number of trainable parameters tracked (getParametersSize(true)). */
   get size() {
-    this.#live();
+    OrtEma.#emaOf(this, 'size');
     return this.#size;
   }
 
   /** The base decay, as the float32 value LitEma stores. */
   get decay() {
-    return this.#live().decay;
+    return OrtEma.#emaOf(this, 'decay').decay;
   }
 
   /** Updates since creation or reset; -1 when warmup is off. */
   get numUpdates() {
-    return this.#live().numUpdates;
+    return OrtEma.#emaOf(this, 'numUpdates').numUpdates;
   }
 
   /** True when the SIMD128 build runs, false for the scalar build. */
   get simd() {
-    return this.#live().simd;
+    return OrtEma.#emaOf(this, 'simd').simd;
   }
 
   /** A copy of the whole EMA vector, in getContiguousParameters order. */
   shadow() {
-    return this.#live().shadow(SLOT);
+    return OrtEma.#emaOf(this, 'shadow').shadow(SLOT);
   }
 
   /** LitEma's state_dict: 'decay', 'num_updates', 'parameters' (copies). */
   stateDict() {
-    return this.#live().stateDict();
+    return OrtEma.#emaOf(this, 'stateDict').stateDict();
   }
 
   /** LitEma.reset_num_updates(): the counter goes to 0, turning warmup on. */
   resetNumUpdates() {
-    this.#live().resetNumUpdates();
+    OrtEma.#emaOf(this, 'resetNumUpdates').resetNumUpdates();
   }
 
   // ---- the EMA step --------------------------------------------------------
@@ -176,11 +176,12 @@ export class OrtEma {
    * after runOptimizerStep). Returns the decay the step used.
    */
   async update() {
+    OrtEma.#emaOf(this, 'update');
     return this.#holding('update', 'read', async () => {
       // Read and check before stepping: a wrong tensor throws with the EMA
       // untouched. The core copies the values in, so a view is fine here.
       const data = await readParameters(this.#session, this.#size, 'update');
-      return this.#live().update([{ name: SLOT, data }]);
+      return OrtEma.#emaOf(this, 'update').update([{ name: SLOT, data }]);
     });
   }
 
@@ -188,6 +189,7 @@ export class OrtEma {
 
   /** LitEma.copy_to: loads the EMA weights into the session. */
   async copyTo() {
+    OrtEma.#emaOf(this, 'copyTo');
     return this.#holding('copyTo', 'write', () => this.#loadShadow('copyTo'));
   }
 
@@ -196,11 +198,13 @@ export class OrtEma {
    * core's arena), replacing an earlier snapshot.
    */
   async store() {
+    OrtEma.#emaOf(this, 'store');
     return this.#holding('store', 'read', () => this.#snapshot('store'));
   }
 
   /** LitEma.restore: loads the last snapshot back into the session. */
   async restore() {
+    OrtEma.#emaOf(this, 'restore');
     return this.#holding('restore', 'write', () => this.#loadSnapshot('restore'));
   }
 
@@ -211,7 +215,7 @@ export class OrtEma {
    * any EMA of this session can run in between.
    */
   async withEma(fn) {
-    this.#live();
+    OrtEma.#emaOf(this, 'withEma');
     this.#scope.check('withEma');
     if (typeof fn !== 'function') {
       throw new TypeError(`ema-wasm: withEma: fn must be a function, got ${describe(fn)}`);
@@ -225,6 +229,7 @@ export class OrtEma {
 
   /** Frees the arena; every later call throws. Calling it again does nothing. */
   dispose() {
+    if (!(this !== null && typeof this === 'object' && #ema in this)) OrtEma.#emaOf(this, 'dispose');
     if (this.#ema === null) return;
     this.#scope.check('dispose');
     this.#ema.dispose();
@@ -244,7 +249,6 @@ export class OrtEma {
    * middle of it, nor can this call land in the middle of a withEma.
    */
   async #holding(method, mode, action) {
-    this.#live();
     this.#scope.check(method);
     const release = hold(method, OWNER, [this.#target()], mode);
     try {
@@ -256,14 +260,14 @@ export class OrtEma {
 
   async #snapshot(method) {
     const data = await readParameters(this.#session, this.#size, method);
-    adapterAccess.store(this.#live(), [{ name: SLOT, data }], method);
+    adapterAccess.store(OrtEma.#emaOf(this, method), [{ name: SLOT, data }], method);
     this.#stored = true;
   }
 
   async #loadShadow(method) {
     // shadow() is a fresh copy out of Wasm memory, so the bytes handed to
     // onnxruntime are ours and stay valid whatever either heap does.
-    const values = this.#live().shadow(SLOT);
+    const values = OrtEma.#emaOf(this, method).shadow(SLOT);
     try {
       await this.#session.loadParametersBuffer(bytesOf(values), true);
     } catch (error) {
@@ -272,7 +276,7 @@ export class OrtEma {
   }
 
   async #loadSnapshot(method) {
-    const ema = this.#live();
+    const ema = OrtEma.#emaOf(this, method);
     if (!this.#stored) {
       throw new Error(`ema-wasm: ${method}: nothing is stored; call store() first`);
     }
@@ -290,10 +294,20 @@ export class OrtEma {
     }
   }
 
-  #live() {
-    if (this.#ema === null) {
-      throw new Error('ema-wasm: this EMA was disposed; create a new one with createOrtEma()');
+  /**
+   * The core EMA of `adapter` for a call of `method`: a TypeError when the
+   * method was called on something else, an Error once disposed.
+   */
+  static #emaOf(adapter, method) {
+    if (adapter === null || typeof adapter !== 'object' || !(#ema in adapter)) {
+      throw new TypeError(
+        `ema-wasm: ${method}: called on ${describe(adapter)}, not on an onnxruntime-web EMA; call it as ema.${method}, ` +
+          `or bind it (ema.${method}.bind(ema)) before passing it as a callback`,
+      );
     }
-    return this.#ema;
+    if (adapter.#ema === null) {
+      throw new Error(`ema-wasm: ${method}: this EMA was disposed; create a new one with createOrtEma()`);
+    }
+    return adapter.#ema;
   }
 }

@@ -16,7 +16,7 @@
 import { describe, listSome, quoteList } from '../describe.js';
 import { adapterAccess, EMA_OPTION_DEFAULTS, prepareEma } from '../ema.js';
 import { readOptions } from '../resolve.js';
-import { checkFree, objectTarget } from '../scope.js';
+import { checkFree, hold, objectTarget } from '../scope.js';
 
 const OPTION_KEYS = [...Object.keys(EMA_OPTION_DEFAULTS).filter((key) => key !== 'resident'), 'tf'];
 
@@ -137,6 +137,7 @@ export async function createTfjsEma(modelOrVariables, options = {}) {
 export class TfjsEma {
   #ema;
   #variables;
+  #targets; // what this EMA's calls touch (scope.js), built once
   #tf;
   #scope; // the core EMA's own, so that `.ema` is refused inside withEma too
 
@@ -144,47 +145,49 @@ export class TfjsEma {
   constructor(ema, variables, tf) {
     this.#ema = ema;
     this.#variables = variables;
+    this.#targets = targetsOf(variables);
     this.#tf = tf;
     this.#scope = adapterAccess.scopeOf(ema);
   }
 
   /** The underlying core EMA (names are the variable names). */
   get ema() {
-    return this.#ema;
+    return TfjsEma.#emaOf(this, 'ema');
   }
 
   get numUpdates() {
-    return this.#ema.numUpdates;
+    return TfjsEma.#emaOf(this, 'numUpdates').numUpdates;
   }
 
   get decay() {
-    return this.#ema.decay;
+    return TfjsEma.#emaOf(this, 'decay').decay;
   }
 
   get names() {
-    return this.#ema.names;
+    return TfjsEma.#emaOf(this, 'names').names;
   }
 
   get simd() {
-    return this.#ema.simd;
+    return TfjsEma.#emaOf(this, 'simd').simd;
   }
 
   /** One EMA step from the variables' current values; returns the decay used. */
   update() {
-    this.#enter('update', 'read');
-    return this.#ema.update(this.#readParams('update'));
+    return this.#holding('update', 'read', () => this.#ema.update(this.#readParams('update')));
   }
 
-  /** Writes the EMA weights into the variables (all of them, or none). */
+  /**
+   * Writes the EMA weights into the variables. Disposed variables are refused
+   * before anything is written; a variable whose assign throws is named, and
+   * those written before it keep the EMA weights.
+   */
   copyTo() {
-    this.#enter('copyTo', 'write');
-    this.#writeShadows('copyTo');
+    this.#holding('copyTo', 'write', () => this.#writeShadows('copyTo'));
   }
 
   /** Snapshots the variables' current values. */
   store() {
-    this.#enter('store', 'read');
-    this.#ema.store(this.#readParams('store'));
+    this.#holding('store', 'read', () => this.#ema.store(this.#readParams('store')));
   }
 
   /**
@@ -192,8 +195,7 @@ export class TfjsEma {
    * take it, then throws one Error naming those that could not.
    */
   restore() {
-    this.#enter('restore', 'write');
-    this.#writeSnapshot('restore');
+    this.#holding('restore', 'write', () => this.#writeSnapshot('restore'));
   }
 
   /**
@@ -202,10 +204,11 @@ export class TfjsEma {
    * While it runs, no EMA may touch these variables.
    */
   async withEma(fn) {
+    TfjsEma.#emaOf(this, 'withEma');
     if (typeof fn !== 'function') {
       throw new TypeError(`ema-wasm: withEma: fn must be a function, got ${describe(fn)}`);
     }
-    return this.#scope.run('withEma', this.#owner(), this.#targets(), {
+    return this.#scope.run('withEma', () => this.#owner(), this.#targets, {
       store: () => adapterAccess.store(this.#ema, this.#readParams('withEma'), 'withEma'),
       swapIn: () => this.#writeShadows('withEma'),
       restore: () => this.#writeSnapshot('withEma'),
@@ -217,6 +220,7 @@ export class TfjsEma {
    * applies one EMA step after every batch (after the optimizer's step).
    */
   callback() {
+    TfjsEma.#emaOf(this, 'callback');
     return {
       onBatchEnd: async () => {
         this.update();
@@ -225,31 +229,54 @@ export class TfjsEma {
   }
 
   resetNumUpdates() {
-    this.#ema.resetNumUpdates();
+    TfjsEma.#emaOf(this, 'resetNumUpdates').resetNumUpdates();
   }
 
   /** A copy of the EMA weights of one variable, by name. */
   shadow(name) {
-    return this.#ema.shadow(name);
+    return TfjsEma.#emaOf(this, 'shadow').shadow(name);
   }
 
   /** LitEma's state_dict of the EMA (see Ema.stateDict). */
   stateDict() {
-    return this.#ema.stateDict();
+    return TfjsEma.#emaOf(this, 'stateDict').stateDict();
   }
 
   dispose() {
+    TfjsEma.#emaOf(this, 'dispose');
     this.#scope.check('dispose');
     this.#ema.dispose();
   }
 
-  #enter(method, mode) {
-    this.#scope.check(method);
-    checkFree(method, () => this.#targets(), mode);
+  /**
+   * The core EMA of `adapter` for a call of `method`, or a TypeError when the
+   * method was called on something that is not a TfjsEma.
+   */
+  static #emaOf(adapter, method) {
+    if (adapter === null || typeof adapter !== 'object' || !(#ema in adapter)) {
+      throw new TypeError(
+        `ema-wasm: ${method}: called on ${describe(adapter)}, not on a TF.js EMA; call it as ema.${method}, ` +
+          `or bind it (ema.${method}.bind(ema)) before passing it as a callback`,
+      );
+    }
+    return adapter.#ema;
   }
 
-  #targets() {
-    return targetsOf(this.#variables);
+  /**
+   * Runs `action` with the variables held (scope.js). The TF.js calls in it
+   * (dataSync, tf.tensor, assign) may run code of the caller's (wrapped or
+   * fake variables); holding keeps a withEma that code starts off these
+   * variables until this call is done.
+   */
+  #holding(method, mode, action) {
+    TfjsEma.#emaOf(this, method);
+    this.#scope.check(method);
+    const release = hold(method, () => this.#owner(), this.#targets, mode);
+    try {
+      return action();
+    } finally {
+      release();
+    }
   }
 
   #owner() {

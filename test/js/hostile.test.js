@@ -384,7 +384,43 @@ describe('clear errors and limits', () => {
 
   test('more tensors than EMA_MAX_SLOTS is a RangeError naming the limit', async () => {
     const params = Array.from({ length: 1_048_577 }, (_, i) => ({ name: `p${i}`, data: new Float32Array(0) }));
-    await rejectsWith(createEma(params), RangeError, '1,048,577 trainable parameters', 'at most 1,048,576');
+    await rejectsWith(createEma(params), RangeError, 'createEma: params has 1,048,577 entries; at most 1,048,576 (EMA_MAX_SLOTS)');
+    // Checked before any entry is read: a Proxy claiming 2^32 - 1 entries is refused at once.
+    const claims = new Proxy([], { get: (target, key) => (key === 'length' ? 2 ** 32 - 1 : assert.fail(`read ${String(key)}`)) });
+    await rejectsWith(createEma(claims), RangeError, 'params has 4,294,967,295 entries');
+  });
+
+  test('a revoked Proxy as params, options or state is a TypeError that says so', async () => {
+    const ema = await createEma({ w: new Float32Array(1) });
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    throwsWith(() => ema.update(proxy), TypeError, 'update: params cannot be inspected (a revoked Proxy?)');
+    throwsWith(() => ema.save(proxy), TypeError, 'save: options cannot be inspected');
+    throwsWith(() => ema.save({ metadata: proxy }), TypeError, 'save: options.metadata cannot be inspected');
+    throwsWith(() => ema.loadStateDict(proxy), TypeError, 'loadStateDict: state cannot be inspected');
+  });
+
+  test('a method called on something else than its EMA is a TypeError saying how to call it', async () => {
+    const ema = await createEma({ w: new Float32Array(1) });
+    const { update } = ema;
+    throwsWith(() => update({ w: new Float32Array(1) }), TypeError, 'update: called on undefined, not on an EMA', 'ema.update.bind(ema)');
+    throwsWith(() => ema.store.call({}, {}), TypeError, 'store: called on an object (Object), not on an EMA');
+    throwsWith(() => Object.getOwnPropertyDescriptor(Object.getPrototypeOf(ema), 'numUpdates').get.call(null), TypeError, 'numUpdates: called on null');
+    ema.dispose();
+    throwsWith(() => ema.update({ w: new Float32Array(1) }), Error, 'update: this EMA was disposed');
+  });
+
+  test('own getters on the EMA object are never consulted by its methods', async () => {
+    const w = Float32Array.of(1, 2);
+    const ema = await createEma({ w });
+    for (const key of ['numUpdates', 'decay', 'byteLength']) {
+      Object.defineProperty(ema, key, { get: () => assert.fail(`${key} getter ran`) });
+    }
+    ema.update({ w });
+    ema.store({ w, big: new Float32Array(100000) });
+    await ema.withEma({ w }, () => {});
+    await loadEma(ema.save());
+    ema.stateDict();
   });
 
   test('the counter at its limit: update is a RangeError naming it, and changes nothing', async () => {
