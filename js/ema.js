@@ -9,12 +9,12 @@
 // array it can and then reports the ones it could not (#restoreInto).
 
 import { STATUS, WasmCore } from './core.js';
-import { describe, listSome, quoteList } from './describe.js';
+import { clip, describe, listSome, quoteList } from './describe.js';
 import { chooseBuild, compileBuild, instantiate } from './loader.js';
 import { checkFits, creationBytes, inUseBytes, regionBytes, tooLargeMessage } from './memory-budget.js';
 import { shadowKeysFor } from './names.js';
 import { readOptions, refuseDuplicates, refuseUnusable, resolveParams } from './resolve.js';
-import { arrayTarget, checkFree, EmaScope } from './scope.js';
+import { arrayTarget, checkFree, EmaScope, memoryTarget } from './scope.js';
 import {
   checkSavableShape, COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, readFileOptions, stateFromDict, stateFromFile, stateToFile,
 } from './state.js';
@@ -108,11 +108,12 @@ export async function loadEma(bytes, options = {}) {
   const state = await stateFromFile(bytes, prefix, 'loadEma');
   const params = state.shadows.map(({ key, name, shape, data }) => {
     if (name !== undefined && shadowKeysFor([name], 'loadEma')[0] !== key) {
-      throw new Error(`ema-wasm: loadEma: the file's metadata names '${name}' for '${key}', which does not match`);
+      throw new Error(`ema-wasm: loadEma: the file's metadata names '${clip(name)}' for '${clip(key)}', which does not match`);
     }
     return { name: name ?? key, data, shape };
   });
-  const ema = await createEma(params, { decay: state.decay, useNumUpdates: state.numUpdates >= 0, simd });
+  const create = await prepareEma({ decay: state.decay, useNumUpdates: state.numUpdates >= 0, simd }, 'loadEma');
+  const ema = create(params);
   ema.loadStateDict(new Map([[COUNTER_KEY, Int32Array.of(state.numUpdates)]]), { strict: false });
   return ema;
 }
@@ -523,12 +524,15 @@ export class Ema {
     core.check(status, method);
   }
 
-  /** The resident parameters as one held region of this EMA's memory. */
+  /**
+   * What resident calls touch: this EMA's whole memory, not just the
+   * parameters. param() views reach all of it, and the backup that holds the
+   * training weights during withEma must be as safe as the parameters. (A
+   * resident EMA's memory never grows, so its buffer stays the same.)
+   */
   #residentTarget(core) {
-    const last = this.#lengths.length - 1;
-    const start = last < 0 ? 0 : this.#paramOffsets[0];
-    const end = last < 0 ? 0 : this.#paramOffsets[last] + this.#lengths[last];
-    return arrayTarget('the resident parameter region', new Float32Array(core.memory.buffer, start * 4, end - start), end - start);
+    const buffer = core.memory.buffer;
+    return memoryTarget("the resident EMA's memory", buffer, buffer.byteLength);
   }
 
   #owner() {
@@ -598,7 +602,7 @@ export class Ema {
       if (typeof name !== 'string') {
         throw new TypeError(`ema-wasm: ${method}: name must be a string, got ${describe(name)}`);
       }
-      throw new Error(`ema-wasm: ${method}: no tracked parameter named '${name}'; tracked: ${quoteList(this.#names)}`);
+      throw new Error(`ema-wasm: ${method}: no tracked parameter named '${clip(name)}'; tracked: ${quoteList(this.#names)}`);
     }
     return slot;
   }
@@ -633,7 +637,7 @@ export class Ema {
       const slot = this.#slotOf.get(name);
       if (!trainable) {
         if (slot !== undefined) {
-          throw new Error(`ema-wasm: ${method}: parameter '${name}' is tracked but was passed with trainable: false`);
+          throw new Error(`ema-wasm: ${method}: parameter '${clip(name)}' is tracked but was passed with trainable: false`);
         }
         continue;
       }
@@ -642,7 +646,7 @@ export class Ema {
         continue;
       }
       if (length !== lengths[slot]) {
-        throw new Error(`ema-wasm: ${method}: parameter '${name}' has ${length} elements; its shadow has ${lengths[slot]}`);
+        throw new Error(`ema-wasm: ${method}: parameter '${clip(name)}' has ${length} elements; its shadow has ${lengths[slot]}`);
       }
       arrays[slot] = entry;
     }
@@ -672,7 +676,7 @@ export class Ema {
       }
       if (length !== this.#lengths[slot]) {
         throw new Error(
-          `ema-wasm: ${method}: '${key}' has ${length} elements; the shadow of '${this.#names[slot]}' has ${this.#lengths[slot]}`,
+          `ema-wasm: ${method}: '${clip(key)}' has ${length} elements; the shadow of '${clip(this.#names[slot])}' has ${this.#lengths[slot]}`,
         );
       }
       targets.push({ slot, data });
@@ -786,7 +790,7 @@ export class Ema {
       }
       if (entry.unusable === null && entry.length !== lengths[index]) {
         throw new Error(
-          `ema-wasm: ${method}: parameter '${entry.name}' has ${entry.length} elements; ${lengths[index]} were stored`,
+          `ema-wasm: ${method}: parameter '${clip(entry.name)}' has ${entry.length} elements; ${lengths[index]} were stored`,
         );
       }
       targets.push({ index, entry });
@@ -817,7 +821,7 @@ export class Ema {
         entry.unusable ??
         (now === entry.length ? null : unusableReason(entry.data, now) ?? `it now has ${now} elements; ${entry.length} were stored`);
       if (why !== null) {
-        failures.push(`'${entry.name}' (${why})`);
+        failures.push(`'${clip(entry.name)}' (${why})`);
         continue;
       }
       const pointer = core.exports.ema_backup(this.#context, index) >>> 0;
@@ -835,7 +839,7 @@ export class Ema {
 
 /** What calls on these entries touch, for the scopes (scope.js). */
 function targetsOf(entries) {
-  return entries.map(({ name, data, length }) => arrayTarget(`parameter '${name}'`, data, length));
+  return entries.map(({ name, data, length }) => arrayTarget(`parameter '${clip(name)}'`, data, length));
 }
 
 function sameNumbers(a, b) {

@@ -56,8 +56,8 @@ export function shadowKeysFor(names, method = 'createEma') {
     }
     if (RESERVED_KEYS.has(key)) {
       throw new Error(
-        `ema-wasm: ${method}: parameter '${clip(name)}' becomes '${key}' once its dots are removed, ` +
-          `which would overwrite LitEma's own '${key}' buffer; rename the parameter`,
+        `ema-wasm: ${method}: parameter '${clip(name)}' becomes '${clip(key)}' once its dots are removed, ` +
+          `which would overwrite LitEma's own '${clip(key)}' buffer; rename the parameter`,
       );
     }
     if (!owners.has(key)) owners.set(key, []);

@@ -165,11 +165,12 @@ function whereOf(record) {
 }
 
 function checkShape(shape, length, method, name) {
-  let product = 1;
-  for (let d = 0; d < shape.length; d++) product *= shape[d];
+  // A 0 anywhere makes 0, even after dimensions whose product passed 2^53.
+  let product = shape.includes(0) ? 0 : 1;
+  for (let d = 0; d < shape.length && product !== 0; d++) product *= shape[d];
   if (product !== length) {
     throw new Error(
-      `ema-wasm: ${method}: parameter '${name}'.shape [${shape.join(', ')}] holds ${product} elements but its data has ${length}`,
+      `ema-wasm: ${method}: parameter '${clip(name)}'.shape [${shape.join(', ')}] holds ${product} elements but its data has ${length}`,
     );
   }
 }
@@ -188,10 +189,10 @@ function checkEntry(record, method) {
     throw new Error(`ema-wasm: ${method}: ${whereOf(record)}.name is empty; every parameter needs a name`);
   }
   if (typedArrayKind(data) !== 'Float32Array') {
-    throw new TypeError(`ema-wasm: ${method}: parameter '${name}' must be a Float32Array, got ${describe(data)}`);
+    throw new TypeError(`ema-wasm: ${method}: parameter '${clip(name)}' must be a Float32Array, got ${describe(data)}`);
   }
   if (trainable !== undefined && typeof trainable !== 'boolean') {
-    throw new TypeError(`ema-wasm: ${method}: parameter '${name}'.trainable must be a boolean, got ${describe(trainable)}`);
+    throw new TypeError(`ema-wasm: ${method}: parameter '${clip(name)}'.trainable must be a boolean, got ${describe(trainable)}`);
   }
   const length = lengthOf(data);
   const unusable = unusableReason(data, length);
@@ -242,7 +243,7 @@ export function refuseUnusable(entries, method) {
       const unusable = entries.filter((entry) => entry.unusable !== null);
       const [{ name, unusable: why }] = unusable;
       const others = unusable.length > 1 ? ` (and ${quoteList(unusable.slice(1).map((e) => e.name))})` : '';
-      throw new Error(`ema-wasm: ${method}: parameter '${name}' cannot be used: ${why}${others}`);
+      throw new Error(`ema-wasm: ${method}: parameter '${clip(name)}' cannot be used: ${why}${others}`);
     }
   }
 }
@@ -258,7 +259,7 @@ export function readOptions(options, allowed, method) {
   const values = Object.create(null);
   for (const key of Object.keys(options)) {
     if (!allowed.includes(key)) {
-      throw new TypeError(`ema-wasm: ${method}: unknown option '${key}'; expected ${allowed.join(', ')}`);
+      throw new TypeError(`ema-wasm: ${method}: unknown option '${clip(key)}'; expected ${allowed.join(', ')}`);
     }
     values[key] = options[key];
   }

@@ -102,7 +102,7 @@ function resolveBytes(bytes, method) {
 
 /**
  * Parses a safetensors file with the C parser. Returns
- * { tensors: [{ name, dtype, shape, offset, byteLength }], metadata: Map,
+ * { tensors: [{ name, dtype, shape, exactShape, offset, byteLength }], metadata: Map,
  *   bytes } where `bytes` is the file pinned to the length that was parsed,
  * or throws an Error that names the defect and the byte where it was found.
  * The only await comes first: the file is read, parsed and (by the caller,
@@ -145,11 +145,17 @@ export async function parseSafetensors(bytes, method) {
       for (let i = 0; i < count; i++) {
         const rank = exports.ema_st_tensor_rank(parsed, i);
         const shape = [];
-        for (let d = 0; d < rank; d++) shape.push(Number(exports.ema_st_tensor_dim(parsed, i, d)));
+        let exactShape = true; // false when a dimension is past 2^53 - 1, which numbers cannot hold
+        for (let d = 0; d < rank; d++) {
+          const dimension = exports.ema_st_tensor_dim(parsed, i, d);
+          exactShape &&= dimension <= BigInt(Number.MAX_SAFE_INTEGER);
+          shape.push(Number(dimension));
+        }
         tensors.push({
           name: readCString(core, exports.ema_st_tensor_name(parsed, i), exports.ema_st_tensor_name_length(parsed, i)),
           dtype: DTYPE_NAMES[exports.ema_st_tensor_dtype(parsed, i)],
           shape,
+          exactShape,
           offset: Number(exports.ema_st_tensor_file_offset(parsed, i)),
           byteLength: Number(exports.ema_st_tensor_byte_length(parsed, i)),
         });

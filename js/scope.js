@@ -24,14 +24,44 @@ import { bufferOf, byteOffsetOf } from './typed-arrays.js';
 
 // Shared through the realm's global object, so that two copies of this
 // package in one app (two versions, or one bundled twice) still see each
-// other's holds. The entry shape is versioned in the key.
+// other's holds. The entry shape is versioned in the key. The Set is used
+// through the intrinsic Set methods only, so that whatever put it there
+// (a subclass, say) cannot run code in the middle of a call.
 const HOLDS_KEY = Symbol.for('ema-wasm.holds.v1');
-const holds = (globalThis[HOLDS_KEY] ??= new Set());
+const setSize = Object.getOwnPropertyDescriptor(Set.prototype, 'size').get;
+const setAdd = Set.prototype.add;
+const setDelete = Set.prototype.delete;
+const setValues = Set.prototype.values;
+const setIteratorNext = Object.getPrototypeOf(new Set().values()).next;
+
+function isSet(value) {
+  try {
+    setSize.call(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const holds = isSet(globalThis[HOLDS_KEY]) ? globalThis[HOLDS_KEY] : (globalThis[HOLDS_KEY] = new Set());
+
+/** Every open hold, in the order they were opened. */
+function openHolds() {
+  const list = [];
+  const iterator = setValues.call(holds);
+  for (let step = setIteratorNext.call(iterator); !step.done; step = setIteratorNext.call(iterator)) list.push(step.value);
+  return list;
+}
 
 /** What a call touches: an array's memory, labelled for messages. */
 export function arrayTarget(label, array, length) {
   const start = byteOffsetOf(array);
   return { label, buffer: bufferOf(array), start, end: start + length * 4, object: null };
+}
+
+/** What a call touches: the first `byteLength` bytes of `buffer`, all of a memory. */
+export function memoryTarget(label, buffer, byteLength) {
+  return { label, buffer, start: 0, end: byteLength, object: null };
 }
 
 /** What a call touches: an object standing for weights, by identity. */
@@ -84,9 +114,9 @@ function heldBy(hold, target) {
 
 /** `targets` is an array of targets, or a function giving one (built only when some scope is open). */
 function conflictOf(targets, mode) {
-  if (holds.size === 0) return null;
+  if (setSize.call(holds) === 0) return null;
   if (typeof targets === 'function') targets = targets();
-  for (const hold of holds) {
+  for (const hold of openHolds()) {
     if (mode === 'read' && hold.mode === 'read') continue;
     for (const target of targets) {
       if (heldBy(hold, target)) return { target, hold };
@@ -119,8 +149,8 @@ export function hold(method, owner, targets, mode) {
   if (typeof targets === 'function') targets = targets();
   checkFree(method, targets, mode);
   const entry = { method, owner, mode, ...indexOf(targets) };
-  holds.add(entry);
-  return () => holds.delete(entry);
+  setAdd.call(holds, entry);
+  return () => setDelete.call(holds, entry);
 }
 
 /**
@@ -145,9 +175,12 @@ export class EmaScope {
   /**
    * withEma's sequence: holds `targets`, then store(), swapIn(), `await fn()`,
    * and restore() even if swapIn or fn throws (not if store did: then nothing
-   * was swapped). The scope stays open, and the targets held, until the
-   * restore has landed. A restore that fails throws its own error, with fn's
-   * error (if any) as its cause. Returns what fn returns.
+   * was swapped). Steps that return no promise run at once, so with the core
+   * EMA the store, the swap and the start of fn happen inside the withEma()
+   * call itself: no other code can run between them. The scope stays open,
+   * and the targets held, until the restore has landed. A restore that fails
+   * throws its own error, with the error of fn (or of the swap) as its cause.
+   * Returns what fn returns.
    */
   async run(method, owner, targets, { store, swapIn, restore }, fn) {
     this.check(method);
@@ -155,7 +188,8 @@ export class EmaScope {
     this.#open = true;
     try {
       try {
-        await store();
+        const storing = store();
+        if (isPromise(storing)) await storing;
       } catch (error) {
         this.#open = false;
         throw error;
@@ -163,13 +197,15 @@ export class EmaScope {
       let failure = null;
       let result;
       try {
-        await swapIn();
+        const swapping = swapIn();
+        if (isPromise(swapping)) await swapping;
         result = await fn();
       } catch (error) {
         failure = { error };
       }
       try {
-        await restore();
+        const restoring = restore();
+        if (isPromise(restoring)) await restoring;
       } catch (restoreError) {
         // The restore error says what could not be restored; what fn threw
         // travels with it.
@@ -184,4 +220,10 @@ export class EmaScope {
       release();
     }
   }
+}
+
+// A step that returns no promise is not awaited: awaiting would let other
+// code run between the store and the swap.
+function isPromise(value) {
+  return value instanceof Promise;
 }

@@ -55,7 +55,7 @@ export function checkSavableShape(shape, name, method) {
 function scalarOf(value, kind, key, method) {
   if (typeof value === 'number') return value;
   if (typedArrayKind(value) === kind && lengthOf(value) === 1) return value[0];
-  throw new TypeError(`ema-wasm: ${method}: '${key}' must be a number or a ${kind} of one element, got ${describe(value)}`);
+  throw new TypeError(`ema-wasm: ${method}: '${clip(key)}' must be a number or a ${kind} of one element, got ${describe(value)}`);
 }
 
 /**
@@ -73,9 +73,9 @@ export function stateFromDict(state, method) {
       throw new TypeError(`ema-wasm: ${method}: state keys must be strings, got ${describe(key)}`);
     }
     if (key === DECAY_KEY) {
-      result.decay = checkDecayValue(scalarOf(value, 'Float32Array', key, method), `${method}: '${key}'`);
+      result.decay = checkDecayValue(scalarOf(value, 'Float32Array', key, method), `${method}: '${clip(key)}'`);
     } else if (key === COUNTER_KEY) {
-      result.numUpdates = checkCounterValue(scalarOf(value, 'Int32Array', key, method), `${method}: '${key}'`);
+      result.numUpdates = checkCounterValue(scalarOf(value, 'Int32Array', key, method), `${method}: '${clip(key)}'`);
     } else {
       if (typedArrayKind(value) !== 'Float32Array') {
         throw new TypeError(`ema-wasm: ${method}: state '${clip(key)}' must be a Float32Array, got ${describe(value)}`);
@@ -97,13 +97,13 @@ function requireScalar(tensor, dtype, key, method, allTensors) {
     const bare = key.slice(key.lastIndexOf('.') + 1);
     const elsewhere = allTensors.find((t) => t.name.endsWith(`.${bare}`) || t.name === bare);
     const hint = elsewhere
-      ? `; it has '${elsewhere.name}': pass prefix: '${elsewhere.name.slice(0, elsewhere.name.length - bare.length)}'`
+      ? `; it has '${clip(elsewhere.name)}': pass prefix: '${elsewhere.name.slice(0, elsewhere.name.length - bare.length)}'`
       : '';
-    throw new Error(`ema-wasm: ${method}: the file has no '${key}' tensor${hint}`);
+    throw new Error(`ema-wasm: ${method}: the file has no '${clip(key)}' tensor${hint}`);
   }
   if (tensor.dtype !== dtype || tensor.shape.length > 1 || tensor.byteLength !== 4) {
     throw new Error(
-      `ema-wasm: ${method}: '${tensor.name}' must be a ${dtype} scalar, got ${tensor.dtype} of shape [${tensor.shape.join(', ')}]`,
+      `ema-wasm: ${method}: '${clip(tensor.name)}' must be a ${dtype} scalar, got ${tensor.dtype} of shape [${tensor.shape.join(', ')}]`,
     );
   }
 }
@@ -141,15 +141,20 @@ export async function stateFromFile(bytes, prefix, method) {
   for (const [key, tensor] of byKey) {
     if (key === DECAY_KEY || key === COUNTER_KEY) continue;
     if (tensor.dtype !== 'F32') {
-      throw new Error(`ema-wasm: ${method}: shadow '${tensor.name}' must be F32, got ${tensor.dtype}`);
+      throw new Error(`ema-wasm: ${method}: shadow '${clip(tensor.name)}' must be F32, got ${tensor.dtype}`);
+    }
+    if (!tensor.exactShape) {
+      throw new RangeError(
+        `ema-wasm: ${method}: shadow '${clip(tensor.name)}' has a dimension past 2^53 - 1, which a JavaScript number cannot hold exactly`,
+      );
     }
     const name = Object.hasOwn(names, key) && typeof names[key] === 'string' ? names[key] : undefined;
     const data = tensorValues(fileBytes, tensor, Float32Array);
     shadows.push({ key, name, shape: tensor.shape, data, length: data.length });
   }
   return {
-    decay: checkDecayValue(tensorValues(fileBytes, decayTensor, Float32Array)[0], `${method}: '${decayTensor.name}'`),
-    numUpdates: checkCounterValue(tensorValues(fileBytes, counterTensor, Int32Array)[0], `${method}: '${counterTensor.name}'`),
+    decay: checkDecayValue(tensorValues(fileBytes, decayTensor, Float32Array)[0], `${method}: '${clip(decayTensor.name)}'`),
+    numUpdates: checkCounterValue(tensorValues(fileBytes, counterTensor, Int32Array)[0], `${method}: '${clip(counterTensor.name)}'`),
     shadows,
   };
 }
@@ -204,7 +209,7 @@ export function stateToFile(state, { prefix, metadata }, method) {
   for (const { key, name } of state.shadows) {
     if (`${prefix}${key}` === '__metadata__') {
       throw new Error(
-        `ema-wasm: ${method}: parameter '${name}' would be saved as '__metadata__', which safetensors reserves; ` +
+        `ema-wasm: ${method}: parameter '${clip(name)}' would be saved as '__metadata__', which safetensors reserves; ` +
           'save with a prefix or rename the parameter',
       );
     }

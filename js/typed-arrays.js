@@ -17,6 +17,7 @@ const lengthGetter = intrinsicGetter(TypedArrayPrototype, 'length');
 const bufferGetter = intrinsicGetter(TypedArrayPrototype, 'buffer');
 const byteOffsetGetter = intrinsicGetter(TypedArrayPrototype, 'byteOffset');
 const typedArraySet = TypedArrayPrototype.set;
+const typedArrayAt = TypedArrayPrototype.at;
 const resizableGetter = intrinsicGetter(ArrayBuffer.prototype, 'resizable');
 const growableGetter =
   typeof SharedArrayBuffer === 'function' ? intrinsicGetter(SharedArrayBuffer.prototype, 'growable') : undefined;
@@ -83,14 +84,19 @@ export function canResize(buffer) {
 /**
  * Why a typed array of `length` elements (as just read) cannot be used, or
  * null. A detached buffer and a resizable one shrunk below the array both
- * read as length 0, so only length 0 needs the closer look.
+ * read as length 0, like an array that is simply empty; the intrinsic `at`
+ * tells them apart (it throws for the first two only).
  */
 export function unusableReason(array, length) {
   if (length !== 0) return null;
-  const buffer = bufferOf(array);
-  if (isDetached(buffer)) return 'its ArrayBuffer was detached (transferred to a worker, or by ArrayBuffer.transfer)';
-  if (canResize(buffer)) return 'it lies outside its resizable ArrayBuffer, which was shrunk';
-  return null;
+  try {
+    typedArrayAt.call(array, 0);
+    return null;
+  } catch {
+    return isDetached(bufferOf(array))
+      ? 'its ArrayBuffer was detached (transferred to a worker, or by ArrayBuffer.transfer)'
+      : 'it lies outside its resizable ArrayBuffer, which was shrunk';
+  }
 }
 
 /**

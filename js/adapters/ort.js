@@ -18,7 +18,7 @@
 // anything, so a call that throws leaves the EMA exactly as it was.
 
 import { bytesOf } from '../bytes.js';
-import { describe } from '../describe.js';
+import { clip, describe } from '../describe.js';
 import { adapterAccess, prepareEma } from '../ema.js';
 import { readOptions } from '../resolve.js';
 import { hold, objectTarget } from '../scope.js';
@@ -61,7 +61,7 @@ async function readParameters(session, size, method) {
   // and always check the array itself, which is what gets averaged.
   const { type, data } = tensor;
   if ((type !== undefined && type !== 'float32') || typedArrayKind(data) !== 'Float32Array') {
-    const what = type !== undefined ? `a '${type}' tensor` : 'a tensor';
+    const what = type !== undefined ? `a '${clip(String(type))}' tensor` : 'a tensor';
     throw new Error(
       `ema-wasm: ${method}: session.getContiguousParameters(true) must give a float32 tensor, ` +
         `got ${what} whose data is ${describe(data)}`,

@@ -13,26 +13,16 @@
 //   tf.tensor(), so it always gets a fresh copy, never a view into Wasm memory
 //   (which dies when that memory grows).
 
-import { describe, listSome, quoteList } from '../describe.js';
+import { clip, describe, listSome, quoteList } from '../describe.js';
 import { adapterAccess, EMA_OPTION_DEFAULTS, prepareEma } from '../ema.js';
 import { readOptions } from '../resolve.js';
 import { checkFree, hold, objectTarget } from '../scope.js';
 
 const OPTION_KEYS = [...Object.keys(EMA_OPTION_DEFAULTS).filter((key) => key !== 'resident'), 'tf'];
 
-function isVariableLike(value) {
-  return (
-    value !== null &&
-    typeof value === 'object' &&
-    typeof value.name === 'string' &&
-    Array.isArray(value.shape) &&
-    (typeof value.read === 'function' || typeof value.dataSync === 'function')
-  );
-}
-
 /** The tf.Variable behind a LayerVariable (or the variable itself). */
-function tensorOf(variable) {
-  return typeof variable.read === 'function' ? variable.read() : variable;
+function tensorOf(variable, read) {
+  return typeof read === 'function' ? read.call(variable) : variable;
 }
 
 /**
@@ -51,19 +41,25 @@ function resolveVariables(modelOrVariables) {
     );
   }
   return source.slice().map((variable, index) => {
-    if (!isVariableLike(variable)) {
+    const expected = `ema-wasm: createTfjsEma: variable ${index} must be a tf.Variable or LayerVariable`;
+    if (variable === null || typeof variable !== 'object') throw new TypeError(`${expected}, got ${describe(variable)}`);
+    const { name, shape, dtype, read, dataSync, isDisposed: disposed } = variable;
+    if (typeof name !== 'string' || !Array.isArray(shape) || (typeof read !== 'function' && typeof dataSync !== 'function')) {
+      throw new TypeError(`${expected} (with a name, a shape and read() or dataSync()), got ${describe(variable)}`);
+    }
+    if (dtype !== undefined && dtype !== 'float32') {
+      throw new TypeError(`ema-wasm: createTfjsEma: variable '${clip(name)}' has dtype ${dtype}; only float32 is supported`);
+    }
+    if (disposed === true) {
+      throw new Error(`ema-wasm: createTfjsEma: variable '${clip(name)}' was disposed`);
+    }
+    const tensor = tensorOf(variable, read);
+    if (tensor === null || typeof tensor !== 'object' || typeof tensor.dataSync !== 'function') {
       throw new TypeError(
-        `ema-wasm: createTfjsEma: variable ${index} must be a tf.Variable or LayerVariable, got ${describe(variable)}`,
+        `ema-wasm: createTfjsEma: variable '${clip(name)}'.read() must give a tf.Variable (with dataSync()), got ${describe(tensor)}`,
       );
     }
-    const { name, dtype } = variable;
-    if (dtype !== undefined && dtype !== 'float32') {
-      throw new TypeError(`ema-wasm: createTfjsEma: variable '${name}' has dtype ${dtype}; only float32 is supported`);
-    }
-    if (variable.isDisposed === true) {
-      throw new Error(`ema-wasm: createTfjsEma: variable '${name}' was disposed`);
-    }
-    return { variable, tensor: tensorOf(variable), name, shape: variable.shape.slice() };
+    return { variable, tensor, name, shape: shape.slice() };
   });
 }
 
@@ -330,7 +326,7 @@ export class TfjsEma {
     for (const entry of this.#variables) {
       const { variable, name, shape } = entry;
       if (isDisposed(entry)) {
-        failures.push(`'${name}' (it was disposed)`);
+        failures.push(`'${clip(name)}' (it was disposed)`);
         continue;
       }
       try {
@@ -346,7 +342,7 @@ export class TfjsEma {
           tensor.dispose();
         }
       } catch (error) {
-        failures.push(`'${name}' (${error?.message ?? error})`);
+        failures.push(`'${clip(name)}' (${error?.message ?? error})`);
       }
     }
     return failures;
@@ -364,7 +360,7 @@ function refuseDisposed(variables, method) {
 
 /** What calls on these variables touch, for the scopes (scope.js): the tf.Variable objects. */
 function targetsOf(variables) {
-  return variables.map(({ name, tensor }) => objectTarget(`variable '${name}'`, tensor));
+  return variables.map(({ name, tensor }) => objectTarget(`variable '${clip(name)}'`, tensor));
 }
 
 function sizeOf(shape) {

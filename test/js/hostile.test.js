@@ -357,6 +357,18 @@ for (const simd of BUILDS) {
       assert.equal(three.numUpdates, 1);
     });
 
+    test('a resident EMA\'s whole memory is held, its backup included', async () => {
+      const resident = await createEma({ w: Float32Array.of(1, 2, 3, 4) }, { resident: true, simd });
+      const training = Float32Array.of(11, 22, 33, 44);
+      resident.param('w').set(training);
+      const all = new Float32Array(resident.param('w').buffer); // every byte of its memory
+      const other = await createEma({ w: all }, { simd });
+      await resident.withEma(() => {
+        throwsWith(() => other.copyTo({ w: all }), Error, "copyTo: parameter 'w' is held by an open withEma()");
+      });
+      assert.deepEqual(values(resident.param('w')), values(training));
+    });
+
     test('a resident EMA\'s parameters are held too', async () => {
       const resident = await createEma({ w: Float32Array.of(1, 2, 3) }, { resident: true, simd });
       const view = resident.param('w');
@@ -365,7 +377,7 @@ for (const simd of BUILDS) {
         throwsWith(() => other.update({ w: view }), Error, "update: parameter 'w' is held by an open withEma()");
       });
       await other.withEma({ w: view }, () => {
-        throwsWith(() => resident.update(), Error, 'update: the resident parameter region is held by an open withEma()');
+        throwsWith(() => resident.update(), Error, "update: the resident EMA's memory is held by an open withEma()");
       });
     });
   });
@@ -440,6 +452,47 @@ describe('clear errors and limits', () => {
     throwsWith(() => ema.store({ w }), Error, "store: parameter 'w' cannot be used");
     throwsWith(() => ema.copyTo({ w }), Error, "copyTo: parameter 'w' cannot be used");
     throwsWith(() => ema.loadStateDict({ w }, { strict: false }), Error, "loadStateDict: state 'w' cannot be read");
+  });
+
+  test('a megabyte-long name is cut short in every message', async () => {
+    const name = 'n'.repeat(1_000_000);
+    const ema = await createEma({ [name]: new Float32Array(2) });
+    const calls = [
+      () => ema.update({ [name]: new Float64Array(2) }),
+      () => ema.update({ [name]: new Float32Array(3) }),
+      () => ema.update([{ name, data: new Float32Array(2), trainable: false }]),
+      () => ema.shadow(`${name}x`),
+      () => ema.update([{ name, data: new Float32Array(2), shape: [3] }]),
+      () => ema.loadStateDict({ [name]: new Float32Array(3) }, { strict: false }),
+    ];
+    for (const call of calls) {
+      assert.throws(call, (error) => error.message.length < 1000 && error.message.includes('nnn…'));
+    }
+  });
+
+  test('empty arrays on resizable and growable buffers are fine; shrunk ones are named as such', async () => {
+    const resizable = new ArrayBuffer(16, { maxByteLength: 64 });
+    const atEnd = new Float32Array(resizable, 16);
+    const growable = new Float32Array(new SharedArrayBuffer(0, { maxByteLength: 64 }));
+    const ema = await createEma({ atEnd, growable, w: Float32Array.of(1) });
+    ema.update({ atEnd, growable, w: Float32Array.of(2) });
+    resizable.resize(8); // atEnd now lies past the end
+    throwsWith(() => ema.update({ atEnd, growable, w: Float32Array.of(2) }), Error, "parameter 'atEnd' cannot be used: it lies outside its resizable ArrayBuffer");
+  });
+
+  test('a shape product past 2^53 with a zero is 0; a file dimension past 2^53 is refused by name', async () => {
+    const huge = new Array(20).fill(Number.MAX_SAFE_INTEGER).concat(0);
+    await rejectsWith(createEma([{ name: 'w', data: new Float32Array(0), shape: huge }]), RangeError, "createEma: parameter 'w'.shape", 'cannot be saved');
+    // A valid file with an empty shadow whose shape has a dimension past 2^53.
+    const header = JSON.stringify({
+      decay: { dtype: 'F32', shape: [], data_offsets: [0, 4] },
+      num_updates: { dtype: 'I32', shape: [], data_offsets: [4, 8] },
+      w: { dtype: 'F32', shape: [0, 9007199254740993], data_offsets: [8, 8] },
+    });
+    const file = new Uint8Array(8 + header.length + 8);
+    new DataView(file.buffer).setBigUint64(0, BigInt(header.length), true);
+    file.set(new TextEncoder().encode(header), 8);
+    await rejectsWith(loadEma(file), RangeError, "loadEma: shadow 'w' has a dimension past 2^53 - 1");
   });
 
   test('a shape with more than 32 dimensions is a RangeError (the safetensors limit)', async () => {

@@ -75,7 +75,7 @@ for (const simd of BUILDS) {
   describe(`round trips, ${buildName(simd)} build`, () => {
     test('names that are hard to carry: a leading U+FEFF, astral, JSON escapes, __proto__, dots only in places', async () => {
       const names = ['\ufeffw', '\ufeff', '𝔀.𝔴', 'quote".back\\slash', 'tab\tnewline\n', '__proto__', 'constructor',
-        'x.__metadata__', 'ünï.cödé', '\u2028\u2029', '..a..'];
+        'x.__metadata__', 'ünï.cödé', '\u2028\u2029', '..a..', '10', '2', '0', '4294967295'];
       const params = names.map((name, i) => ({ name, data: Float32Array.of(i, -i, i / 3), shape: [3, 1] }));
       const ema = await createEma(params, { decay: 0.75, simd });
       ema.update(params.map(({ name }, i) => ({ name, data: Float32Array.of(1, 2, i) })));

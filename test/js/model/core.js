@@ -34,7 +34,7 @@ const MUTATIONS = [
 const ARRAY_FORM_ONLY = new Set([
   'duplicateName', 'detachingGetter', 'trackedFrozen', 'badName', 'badTrainable', 'badShape', 'hugeRank',
 ]);
-const REGION = { label: 'the resident parameter region', slots: ['R.c', 'R.r'] };
+const REGION = { label: "the resident EMA's memory", slots: ['R.c', 'R.r'] };
 
 /** The world slot an EMA's parameter lives in (E2 may use R's view of 'c'). */
 function slotOf(e, name, alt) {
