@@ -128,9 +128,9 @@ function conflictOf(targets, mode) {
 function refusal(method, { target, hold }) {
   const owner = typeof hold.owner === 'function' ? hold.owner() : hold.owner;
   const holder =
-    hold.mode === 'write'
-      ? `an open ${hold.method}() of ${owner}, which has put EMA weights there until it puts the training weights back`
-      : `${hold.method}() of ${owner}, which is still reading it`;
+    hold.method === 'withEma'
+      ? `an open withEma() of ${owner}, which has put EMA weights there until it puts the training weights back`
+      : `${hold.method}() of ${owner}, which is still ${hold.mode === 'write' ? 'writing' : 'reading'} it`;
   return new Error(`ema-wasm: ${method}: ${clip(target.label)} is held by ${holder}; await that call before calling ${method}()`);
 }
 

@@ -193,6 +193,35 @@ describe('TF.js adapter: restoring and scopes', () => {
   });
 });
 
+describe('TF.js adapter: code that runs inside TF.js calls', () => {
+  test('an assign that starts another EMA\'s withEma mid-copyTo is refused; copyTo writes everything', async () => {
+    const fakeTf = { tensor: (values, shape) => ({ values: Float32Array.from(values), shape, dispose() {} }) };
+    let onAssign = () => {};
+    const variable = (name, values) => ({
+      name, shape: [values.length], dtype: 'float32', isDisposed: false, values: Float32Array.from(values),
+      dataSync() { return this.values; },
+      assign(tensor) { this.values = Float32Array.from(tensor.values); onAssign(); },
+    });
+    const x = variable('x', [1]);
+    const y = variable('y', [1]);
+    const a = await createTfjsEma([x, y], { tf: fakeTf, decay: 0, useNumUpdates: false });
+    const b = await createTfjsEma([x, y], { tf: fakeTf });
+    x.values[0] = 100;
+    y.values[0] = 100;
+    a.update();
+    x.values[0] = 1;
+    y.values[0] = 1;
+    let attempt;
+    onAssign = () => {
+      onAssign = () => {};
+      attempt = b.withEma(() => assert.fail('fn must not run'));
+    };
+    a.copyTo();
+    await assert.rejects(attempt, /withEma: variable 'x' is held by copyTo\(\) of a TF.js EMA of 'x', 'y', which is still writing it/);
+    assert.deepEqual([x.values[0], y.values[0]], [100, 100]);
+  });
+});
+
 describe('TF.js adapter errors', () => {
   after(() => tf.disposeVariables());
   test('bad models, options and calls', async () => {
