@@ -11,6 +11,7 @@ import fc from 'fast-check';
 import { createEma } from '../../../js/index.js';
 import { randomArray } from '../helpers.js';
 import {
+  COMMON_COMMANDS,
   allowed, assertSameBits, awaitEntered, checkBackup, copyOf, detach, EmaModel, gatedScope, heldBy, hostileArray,
   lengthOf, outcomeOf, quote, refused, settle, weights,
 } from './shared.js';
@@ -600,16 +601,7 @@ const CORE_COMMANDS = {
     settle(await outcomeOf(() => (e === RESIDENT ? ema.withEma(params) : ema.withEma(params, 'not a function'))), expected, 'withEma');
   },
 
-  /** dispose() inside the EMA's own withEma is refused (outside, it would end the run). */
-  async dispose(world, { ema: e }) {
-    if (world.models[e].scope === null) return;
-    settle(await outcomeOf(() => world.emas[e].dispose()), refused(Error, 'dispose', 'not allowed while withEma() is running'), 'dispose');
-  },
-
-  async reset(world, { ema: e }) {
-    world.emas[e].resetNumUpdates();
-    world.models[e].numUpdates = 0;
-  },
+  ...COMMON_COMMANDS,
 };
 
 function checkCore(world) {

@@ -10,6 +10,7 @@ import fc from 'fast-check';
 import { createOrtEma } from '../../../js/adapters/ort.js';
 import { randomArray } from '../helpers.js';
 import {
+  COMMON_COMMANDS,
   allowed, assertSameBits, awaitEntered, checkBackup, deferred, EmaModel, gatedScope, hostileArray, outcomeOf, refused,
   settle, weights,
 } from './shared.js';
@@ -323,15 +324,7 @@ const ORT_COMMANDS = {
     }
   },
 
-  async dispose(world, { ema: e }) {
-    if (world.models[e].scope === null) return;
-    settle(await outcomeOf(() => world.emas[e].dispose()), refused(Error, 'dispose', 'not allowed while withEma() is running'), 'dispose');
-  },
-
-  async reset(world, { ema: e }) {
-    world.emas[e].resetNumUpdates();
-    world.models[e].numUpdates = 0;
-  },
+  ...COMMON_COMMANDS,
 };
 
 function checkOrt(world) {

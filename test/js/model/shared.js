@@ -238,3 +238,19 @@ export function checkBackup(ema, m, label) {
   ema.restore(targets);
   for (const { name, data } of targets) assertSameBits(data, m.backup.get(name), `${label} stored '${name}'`);
 }
+
+/**
+ * Commands every world has in the same form: dispose() inside the EMA's own
+ * withEma is refused (outside it would end the run), and resetNumUpdates().
+ */
+export const COMMON_COMMANDS = {
+  async dispose(world, { ema: e }) {
+    if (world.models[e].scope === null) return;
+    settle(await outcomeOf(() => world.emas[e].dispose()), refused(Error, 'dispose', 'not allowed while withEma() is running'), 'dispose');
+  },
+
+  async reset(world, { ema: e }) {
+    world.emas[e].resetNumUpdates();
+    world.models[e].numUpdates = 0;
+  },
+};

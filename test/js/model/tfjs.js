@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { createTfjsEma } from '../../../js/adapters/tfjs.js';
 import { randomArray } from '../helpers.js';
 import {
+  COMMON_COMMANDS,
   allowed, assertSameBits, awaitEntered, checkBackup, EmaModel, gatedScope, heldBy, hostileArray, outcomeOf, quote, refused,
   settle,
   weights,
@@ -260,15 +261,7 @@ const TF_COMMANDS = {
     settle(await outcomeOf(() => world.emas[e].withEma('nope')), refused(TypeError, 'withEma', 'fn must be a function'), 'withEma');
   },
 
-  async dispose(world, { ema: e }) {
-    if (world.models[e].scope === null) return;
-    settle(await outcomeOf(() => world.emas[e].dispose()), refused(Error, 'dispose', 'not allowed while withEma() is running'), 'dispose');
-  },
-
-  async reset(world, { ema: e }) {
-    world.emas[e].resetNumUpdates();
-    world.models[e].numUpdates = 0;
-  },
+  ...COMMON_COMMANDS,
 };
 
 function checkTf(world) {
