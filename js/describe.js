@@ -47,17 +47,18 @@ export function clip(text) {
 
 /** "a, b, c", or the first few items and "and 999,995 more". */
 export function listSome(items) {
-  const all = [...items];
-  const shown = all.slice(0, LISTED_NAMES);
-  const rest = all.length - shown.length;
-  return rest > 0 ? `${shown.join(', ')} and ${rest.toLocaleString('en-US')} more` : shown.join(', ');
+  return joinFirst(items.slice(0, LISTED_NAMES), items.length);
 }
 
 /** "'a', 'b', 'c'", or the first few names and "and 999,995 more". */
 export function quoteList(names) {
   const all = [...names];
-  const quoted = all.slice(0, LISTED_NAMES).map((name) => `'${clip(String(name))}'`);
-  return listSome(quoted.concat(all.slice(LISTED_NAMES)));
+  return joinFirst(all.slice(0, LISTED_NAMES).map((name) => `'${clip(String(name))}'`), all.length);
+}
+
+function joinFirst(shown, total) {
+  const rest = total - shown.length;
+  return rest > 0 ? `${shown.join(', ')} and ${rest.toLocaleString('en-US')} more` : shown.join(', ');
 }
 
 /** A byte count for messages: "4,294,967,296 bytes (4 GiB)". */

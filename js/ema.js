@@ -329,11 +329,9 @@ export class Ema {
   update(params) {
     Ema.#coreOf(this, 'update');
     if (this.#residentCall(params, 'update')) {
-      const core = this.#enter('update');
-      const exports = core.exports;
-      checkFree('update', () => [this.#residentTarget(core)], 'read');
-      this.#checkCounter('update');
-      core.check(exports.ema_update_resident(this.#context, this.#scratch), 'update');
+      const core = this.#enterResident('update', 'read');
+      this.#checkCounter(core, 'update');
+      core.check(core.exports.ema_update_resident(this.#context, this.#scratch), 'update');
       return core.heapF32[this.#scratch >>> 2];
     }
     const entries = resolveParams(params, 'update');
@@ -341,7 +339,7 @@ export class Ema {
     const exports = core.exports;
     const arrays = this.#matchTracked(entries, 'update');
     checkFree('update', () => targetsOf(arrays), 'read');
-    this.#checkCounter('update');
+    this.#checkCounter(core, 'update');
 
     // Everything is checked: from here on nothing can fail. The step opens
     // (the counter advances), then every parameter streams through the
@@ -389,8 +387,7 @@ export class Ema {
   copyTo(params) {
     Ema.#coreOf(this, 'copyTo');
     if (this.#residentCall(params, 'copyTo')) {
-      const core = this.#enter('copyTo');
-      checkFree('copyTo', () => [this.#residentTarget(core)], 'write');
+      const core = this.#enterResident('copyTo', 'write');
       core.check(core.exports.ema_copy_to_resident(this.#context), 'copyTo');
       return;
     }
@@ -405,8 +402,7 @@ export class Ema {
   store(params) {
     Ema.#coreOf(this, 'store');
     if (this.#residentCall(params, 'store')) {
-      const core = this.#enter('store');
-      checkFree('store', () => [this.#residentTarget(core)], 'read');
+      const core = this.#enterResident('store', 'read');
       core.check(core.exports.ema_store_resident(this.#context), 'store');
       return;
     }
@@ -422,8 +418,7 @@ export class Ema {
   restore(params) {
     Ema.#coreOf(this, 'restore');
     if (this.#residentCall(params, 'restore')) {
-      const core = this.#enter('restore');
-      checkFree('restore', () => [this.#residentTarget(core)], 'write');
+      const core = this.#enterResident('restore', 'write');
       this.#restoreResident(core, 'restore');
       return;
     }
@@ -539,8 +534,8 @@ export class Ema {
     return `an EMA of ${quoteList(this.#names)}`;
   }
 
-  #checkCounter(method) {
-    const numUpdates = this.#numUpdatesOf(this.#core);
+  #checkCounter(core, method) {
+    const numUpdates = this.#numUpdatesOf(core);
     if (numUpdates >= MAX_NUM_UPDATES) {
       throw new RangeError(
         `ema-wasm: ${method}: num_updates is ${numUpdates}, the most it can count (EMA_MAX_NUM_UPDATES, so that ` +
@@ -557,6 +552,13 @@ export class Ema {
   #enter(method) {
     const core = Ema.#coreOf(this, method);
     this.#scope.check(method);
+    return core;
+  }
+
+  /** #enter for a resident call, which touches this EMA's own memory as `mode`. */
+  #enterResident(method, mode) {
+    const core = this.#enter(method);
+    checkFree(method, () => [this.#residentTarget(core)], mode);
     return core;
   }
 

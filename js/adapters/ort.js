@@ -117,6 +117,7 @@ export class OrtEma {
   #size;
   #stored = false; // whether this adapter's store() (or withEma) has run
   #scope; // the core EMA's own, so that `.ema` is refused inside withEma too
+  #targets; // what this EMA's calls touch (scope.js): the session, by identity
 
   /** @private Use createOrtEma(). */
   constructor(ema, session, size) {
@@ -124,6 +125,7 @@ export class OrtEma {
     this.#session = session;
     this.#size = size;
     this.#scope = adapterAccess.scopeOf(ema);
+    this.#targets = [objectTarget('the session', session)];
   }
 
   // ---- state ---------------------------------------------------------------
@@ -220,7 +222,7 @@ export class OrtEma {
     if (typeof fn !== 'function') {
       throw new TypeError(`ema-wasm: withEma: fn must be a function, got ${describe(fn)}`);
     }
-    return this.#scope.run('withEma', OWNER, [this.#target()], {
+    return this.#scope.run('withEma', OWNER, this.#targets, {
       store: () => this.#snapshot('withEma'),
       swapIn: () => this.#loadShadow('withEma'),
       restore: () => this.#loadSnapshot('withEma'),
@@ -239,10 +241,6 @@ export class OrtEma {
 
   // ---- internals -----------------------------------------------------------
 
-  #target() {
-    return objectTarget('the session', this.#session);
-  }
-
   /**
    * Runs `action` with the session held (see scope.js) across all of its
    * awaits: a withEma of any EMA of this session cannot swap weights in the
@@ -250,7 +248,7 @@ export class OrtEma {
    */
   async #holding(method, mode, action) {
     this.#scope.check(method);
-    const release = hold(method, OWNER, [this.#target()], mode);
+    const release = hold(method, OWNER, this.#targets, mode);
     try {
       return await action();
     } finally {
