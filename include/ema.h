@@ -140,6 +140,10 @@ size_t ema_byte_length(const ema_ctx* ctx);
  * uses with base `decay`: min(decay, (1+n)/(10+n)) in float32. Pure. */
 float ema_warmup_decay(float decay, int32_t num_updates);
 
+/* 1 when this build's update kernel uses WebAssembly SIMD128, else 0. A
+ * loader handed a compiled module it did not choose asks the module itself. */
+int ema_simd128(void);
+
 /* One whole EMA step with direct pointers: params[i] points at slot i's
  * parameter (ema_slot_length(ctx, i) floats). All pointers are checked before
  * anything changes. If `decay_used` is not NULL it receives the step's decay.

@@ -19,9 +19,10 @@ export const STATUS = Object.freeze({
 const RANGE_STATUSES = new Set([STATUS.OUT_OF_MEMORY, STATUS.TOO_MANY_SLOTS, STATUS.TOO_LARGE, STATUS.COUNTER_OVERFLOW]);
 
 export class WasmCore {
-  constructor({ exports, memory }) {
+  constructor({ exports, memory, module }) {
     this.exports = exports;
     this.memory = memory;
+    this.module = module; // compiled once, shared: the safetensors parser of this EMA uses it too
     this.f32View = new Float32Array(this.memory.buffer);
     this.u32View = new Uint32Array(this.memory.buffer);
   }

@@ -10,7 +10,7 @@
 
 import { STATUS, WasmCore } from './core.js';
 import { clip, describe, listSome, quoteList } from './describe.js';
-import { chooseBuild, compileBuild, instantiate } from './loader.js';
+import { instantiate, loadModule } from './loader.js';
 import { checkFits, creationBytes, inUseBytes, regionBytes, tooLargeMessage } from './memory-budget.js';
 import { shadowKeysFor } from './names.js';
 import { readOptions, refuseDuplicates, refuseUnusable, resolveParams } from './resolve.js';
@@ -26,12 +26,13 @@ const SEGMENT_WORDS = 3; // ema_segment is { slot, offset, count }, uint32 each
 const MAX_SLOTS = 1048576; // EMA_MAX_SLOTS in include/ema.h
 
 /** createEma's options and their defaults. */
-export const EMA_OPTION_DEFAULTS = Object.freeze({ decay: 0.9999, useNumUpdates: true, simd: 'auto', resident: false });
+// wasm: a module to use instead of the built-in builds (see wasm-source.js).
+export const EMA_OPTION_DEFAULTS = Object.freeze({ decay: 0.9999, useNumUpdates: true, simd: 'auto', resident: false, wasm: undefined });
 const EMA_OPTION_KEYS = Object.keys(EMA_OPTION_DEFAULTS);
 
 /** Checks option values already read by readOptions(). */
 function checkOptionValues(values, method) {
-  const { decay, useNumUpdates, simd, resident } = { ...EMA_OPTION_DEFAULTS, ...values };
+  const { decay, useNumUpdates, simd, resident, wasm } = { ...EMA_OPTION_DEFAULTS, ...values };
   if (typeof decay !== 'number') {
     throw new TypeError(`ema-wasm: ${method}: options.decay must be a number, got ${describe(decay)}`);
   }
@@ -47,7 +48,7 @@ function checkOptionValues(values, method) {
   if (typeof resident !== 'boolean') {
     throw new TypeError(`ema-wasm: ${method}: options.resident must be a boolean, got ${describe(resident)}`);
   }
-  return { decay, useNumUpdates, simd, resident };
+  return { decay, useNumUpdates, simd, resident, wasm };
 }
 
 /**
@@ -67,9 +68,8 @@ export async function createEma(params, options = {}) {
  * The adapters use it with their own method name and option list.
  */
 export async function prepareEma(optionValues, method) {
-  const { decay, useNumUpdates, simd, resident } = checkOptionValues(optionValues, method);
-  const build = chooseBuild(simd);
-  const module = await compileBuild(build);
+  const { decay, useNumUpdates, simd, resident, wasm } = checkOptionValues(optionValues, method);
+  const { module, build } = await loadModule(simd, wasm, method);
   return (params) => {
     const entries = resolveParams(params, method);
     refuseDuplicates(entries, method);
@@ -104,15 +104,20 @@ export async function prepareEma(optionValues, method) {
  * LitEma's keys (the dotted names cannot be recovered from those).
  */
 export async function loadEma(bytes, options = {}) {
-  const { prefix = '', simd = 'auto' } = readOptions(options, ['prefix', 'simd'], 'loadEma');
-  const state = await stateFromFile(bytes, prefix, 'loadEma');
+  const { prefix = '', simd = 'auto', wasm } = readOptions(options, ['prefix', 'simd', 'wasm'], 'loadEma');
+  if (simd !== 'auto' && simd !== true && simd !== false) {
+    throw new TypeError(`ema-wasm: loadEma: options.simd must be 'auto', true or false, got ${describe(simd)}`);
+  }
+  // One module for parsing and for the EMA: a Response can be read only once.
+  const { module } = await loadModule(simd, wasm, 'loadEma');
+  const state = await stateFromFile(bytes, prefix, 'loadEma', module);
   const params = state.shadows.map(({ key, name, shape, data }) => {
     if (name !== undefined && shadowKeysFor([name], 'loadEma')[0] !== key) {
       throw new Error(`ema-wasm: loadEma: the file's metadata names '${clip(name)}' for '${clip(key)}', which does not match`);
     }
     return { name: name ?? key, data, shape };
   });
-  const create = await prepareEma({ decay: state.decay, useNumUpdates: state.numUpdates >= 0, simd }, 'loadEma');
+  const create = await prepareEma({ decay: state.decay, useNumUpdates: state.numUpdates >= 0, simd, wasm: wasm === undefined ? undefined : module }, 'loadEma');
   const ema = create(params);
   ema.loadStateDict(new Map([[COUNTER_KEY, Int32Array.of(state.numUpdates)]]), { strict: false });
   return ema;
@@ -316,7 +321,7 @@ export class Ema {
   async loadState(bytes, options = {}) {
     Ema.#coreOf(this, 'loadState');
     const { prefix = '', strict = true } = readOptions(options, ['prefix', 'strict'], 'loadState');
-    const state = await stateFromFile(bytes, prefix, 'loadState');
+    const state = await stateFromFile(bytes, prefix, 'loadState', this.#core.module);
     this.#applyState(Ema.#coreOf(this, 'loadState'), state, strict, 'loadState');
   }
 

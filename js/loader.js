@@ -1,15 +1,22 @@
-// Finds, compiles and instantiates the two WebAssembly builds.
+// Compiles and instantiates the two WebAssembly builds.
 //
-// Each build is compiled once per process (or page) and cached; every EMA gets
-// its own instance, so its arena is returned to the engine when the EMA is
-// disposed and garbage collected, and no EMA can disturb another's memory.
+// The builds travel inside the package as JavaScript (js/wasm/, base64 made
+// by scripts/build-js.mjs), as hash-wasm ships its modules: every bundler,
+// dev server, worker and runtime loads them as plain JS, with no .wasm asset
+// to locate, copy or serve with the right MIME type, and no Node-only code.
+// A caller can still hand over its own module (options.wasm, see
+// wasm-source.js), e.g. for pages whose policy forbids compiling bytes.
+//
+// Each module is compiled once per process (or page) and cached; every EMA
+// gets its own instance, so its arena is returned to the engine when the EMA
+// is disposed and garbage collected, and no EMA can disturb another's memory.
 
 import { MAX_PAGES, PAGE_BYTES, pagesFor } from './memory-budget.js';
+import { moduleFromSource } from './wasm-source.js';
+import { wasmBase64 as scalarBase64 } from './wasm/ema-scalar.js';
+import { wasmBase64 as simdBase64 } from './wasm/ema-simd.js';
 
-const WASM_FILES = {
-  simd: new URL('../dist/ema-simd.wasm', import.meta.url),
-  scalar: new URL('../dist/ema-scalar.wasm', import.meta.url),
-};
+const BUILT_IN_BASE64 = { simd: simdBase64, scalar: scalarBase64 };
 
 // The smallest module that uses a SIMD128 instruction (i8x16.splat and
 // i8x16.popcnt, as in wasm-feature-detect): it validates only where SIMD works.
@@ -28,61 +35,72 @@ export function hasWasmSimd() {
   return simdSupported;
 }
 
-const isNode = typeof process === 'object' && typeof process.versions?.node === 'string';
-
-async function readNodeFile(url) {
-  const { readFile } = await import('node:fs/promises');
-  try {
-    return await readFile(url);
-  } catch (error) {
-    throw new Error(
-      `ema-wasm: cannot read ${url.pathname} (${error.code ?? error.message}). ` +
-        'In a source checkout, build it first with `npm run build`.',
-    );
-  }
+function decodeBase64(text) {
+  if (typeof Uint8Array.fromBase64 === 'function') return Uint8Array.fromBase64(text);
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
 }
 
-async function compileInBrowser(url) {
-  const response = await fetch(url);
-  if (!response.ok) {
-    throw new Error(`ema-wasm: fetching ${url} failed with HTTP ${response.status}`);
-  }
-  // compileStreaming insists on the application/wasm MIME type; servers that
-  // send another one still work through the slower path.
-  if (
-    typeof WebAssembly.compileStreaming === 'function' &&
-    response.headers.get('content-type')?.startsWith('application/wasm')
-  ) {
-    return WebAssembly.compileStreaming(response);
-  }
-  return WebAssembly.compile(await response.arrayBuffer());
-}
+const compiledBuiltIns = new Map();
 
-const compiled = new Map();
-
-/** The compiled module of one build ('simd' or 'scalar'), compiled once. */
-export function compileBuild(build) {
-  let promise = compiled.get(build);
+/** The compiled module of one built-in build ('simd' or 'scalar'), compiled once. */
+function compileBuiltIn(build) {
+  let promise = compiledBuiltIns.get(build);
   if (promise === undefined) {
-    const url = WASM_FILES[build];
-    promise = isNode
-      ? readNodeFile(url).then((bytes) => WebAssembly.compile(bytes))
-      : compileInBrowser(url);
-    // A failed compile should not be cached: the file may appear later.
-    promise.catch(() => compiled.delete(build));
-    compiled.set(build, promise);
+    promise = WebAssembly.compile(decodeBase64(BUILT_IN_BASE64[build]));
+    // A failed compile (a page whose policy forbids it, say) is not cached.
+    promise.catch(() => compiledBuiltIns.delete(build));
+    compiledBuiltIns.set(build, promise);
   }
   return promise;
 }
 
+const buildOfModule = new WeakMap();
+
+/**
+ * Which build a module is ('simd' or 'scalar'), asked of the module itself
+ * (ema_simd128) on a throwaway instance; remembered per module.
+ */
+function buildOf(module) {
+  let build = buildOfModule.get(module);
+  if (build === undefined) {
+    build = instantiate(module).exports.ema_simd128() === 1 ? 'simd' : 'scalar';
+    buildOfModule.set(module, build);
+  }
+  return build;
+}
+
+/**
+ * The module to run and its build, for the `simd` and `wasm` options of
+ * `method`: the built-in build that `simd` picks, or the module `wasm` hands
+ * over, checked against `simd`.
+ */
+export async function loadModule(simd, wasm, method) {
+  if (wasm === undefined) {
+    const build = chooseBuild(simd, method);
+    return { module: await compileBuiltIn(build), build };
+  }
+  const module = await moduleFromSource(wasm, method);
+  const build = buildOf(module);
+  if (simd !== 'auto' && simd !== (build === 'simd')) {
+    throw new Error(
+      `ema-wasm: ${method}: options.simd is ${simd} but options.wasm is the ${build} build; ` +
+        `hand over ema-${simd ? 'simd' : 'scalar'}.wasm, or leave options.simd at 'auto'`,
+    );
+  }
+  return { module, build };
+}
+
 /** Picks the build for a `simd` option of 'auto', true or false. */
-export function chooseBuild(simd) {
+export function chooseBuild(simd, method) {
   if (simd === 'auto') {
     return hasWasmSimd() ? 'simd' : 'scalar';
   }
   if (simd === true && !hasWasmSimd()) {
     throw new Error(
-      'ema-wasm: options.simd is true but this runtime does not support WebAssembly SIMD; ' +
+      `ema-wasm: ${method}: options.simd is true but this runtime does not support WebAssembly SIMD; ` +
         "use simd: 'auto' to fall back to the scalar build",
     );
   }
@@ -132,5 +150,5 @@ export function instantiate(module, expectedBytes = 0) {
     },
   });
   instance.exports._initialize();
-  return { exports: instance.exports, memory };
+  return { exports: instance.exports, memory, module };
 }

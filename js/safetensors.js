@@ -5,7 +5,7 @@
 import { bytesOf } from './bytes.js';
 import { WasmCore } from './core.js';
 import { describe, formatBytes } from './describe.js';
-import { chooseBuild, compileBuild, instantiate } from './loader.js';
+import { instantiate, loadModule } from './loader.js';
 import { lengthOf, pinnedView, typedArrayKind, unusableReason, windowOf } from './typed-arrays.js';
 
 const HEADER_LENGTH_BYTES = 8;
@@ -108,8 +108,8 @@ function resolveBytes(bytes, method) {
  * The only await comes first: the file is read, parsed and (by the caller,
  * synchronously) copied out with no user code in between.
  */
-export async function parseSafetensors(bytes, method) {
-  const module = await compileBuild(chooseBuild('auto'));
+export async function parseSafetensors(bytes, method, module) {
+  module ??= (await loadModule('auto', undefined, method)).module;
   const file = resolveBytes(bytes, method);
   const size = lengthOf(file);
   // Only the header goes into Wasm memory. The C side checks the claimed

@@ -6,7 +6,8 @@
 
 import { clip, describe } from './describe.js';
 import { checkSavableText } from './names.js';
-import { readNamedValues } from './resolve.js';
+import { loadModule } from './loader.js';
+import { readNamedValues, readOptions } from './resolve.js';
 import { encodeSafetensors, parseSafetensors, tensorValues } from './safetensors.js';
 import { lengthOf, pinnedView, typedArrayKind, unusableReason } from './typed-arrays.js';
 
@@ -113,11 +114,11 @@ function requireScalar(tensor, dtype, key, method, allTensors) {
  * `${prefix}num_updates` and every other `${prefix}*` tensor as a shadow.
  * Tensors without the prefix (a checkpoint's model weights) are ignored.
  */
-export async function stateFromFile(bytes, prefix, method) {
+export async function stateFromFile(bytes, prefix, method, module) {
   if (typeof prefix !== 'string') {
     throw new TypeError(`ema-wasm: ${method}: options.prefix must be a string, got ${describe(prefix)}`);
   }
-  const { tensors, metadata, bytes: fileBytes } = await parseSafetensors(bytes, method);
+  const { tensors, metadata, bytes: fileBytes } = await parseSafetensors(bytes, method, module);
   const mine = tensors.filter((tensor) => tensor.name.startsWith(prefix));
   const byKey = new Map(mine.map((tensor) => [tensor.name.slice(prefix.length), tensor]));
 
@@ -230,10 +231,13 @@ export function stateToFile(state, { prefix, metadata }, method) {
  * The `__metadata__` entries of a safetensors file, as an object of strings
  * in file order: what save() wrote (`format`, `ema_wasm.names` and your own
  * `metadata`), or what another writer put there. The file is checked as
- * loadEma checks it.
+ * loadEma checks it. options.wasm hands over the module that parses it
+ * (see createEma).
  */
-export async function readMetadata(bytes) {
-  const { metadata } = await parseSafetensors(bytes, 'readMetadata');
+export async function readMetadata(bytes, options = {}) {
+  const { wasm } = readOptions(options, ['wasm'], 'readMetadata');
+  const module = wasm === undefined ? undefined : (await loadModule('auto', wasm, 'readMetadata')).module;
+  const { metadata } = await parseSafetensors(bytes, 'readMetadata', module);
   const record = Object.create(null);
   for (const [key, value] of metadata) record[key] = value;
   return record;

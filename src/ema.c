@@ -235,6 +235,8 @@ float ema_warmup_decay(float decay, int32_t num_updates) {
     return ratio < decay ? ratio : decay;
 }
 
+int ema_simd128(void) { return EMA_ARCH_WASMSIMD; }
+
 /* Advances the counter and returns the decay of the new step. Call only after
  * checking that the counter can advance. */
 static float advance_step(ema_ctx* ctx) {

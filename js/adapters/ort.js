@@ -25,7 +25,7 @@ import { hold, objectTarget } from '../scope.js';
 import { lengthOf, typedArrayKind } from '../typed-arrays.js';
 
 const SLOT = 'parameters';
-const OPTION_KEYS = ['decay', 'useNumUpdates', 'simd'];
+const OPTION_KEYS = ['decay', 'useNumUpdates', 'simd', 'wasm'];
 const OWNER = 'an onnxruntime-web EMA';
 const SESSION_METHODS = ['getParametersSize', 'getContiguousParameters', 'loadParametersBuffer'];
 

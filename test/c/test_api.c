@@ -405,6 +405,7 @@ static void test_counter(void) {
 }
 
 static void test_warmup_decay(void) {
+    CHECK(ema_simd128() == 0, "the native build's kernel is scalar, got %d", ema_simd128());
     CHECK(f32_bits(ema_warmup_decay(0.9999f, 1)) == f32_bits(2.0f / 11.0f),
           "warmup_decay(0.9999, 1) = 2/11: %a", (double)ema_warmup_decay(0.9999f, 1));
     CHECK(f32_bits(ema_warmup_decay(0.9999f, 2)) == f32_bits(0.25f), "warmup_decay(.., 2)");

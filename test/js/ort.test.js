@@ -221,7 +221,7 @@ describe('onnxruntime-web adapter: arguments and errors', () => {
     const session = fakeSession(4);
     await assert.rejects(createOrtEma(session, { decay: 0.9, warmup: true }), {
       name: 'TypeError',
-      message: "ema-wasm: createOrtEma: unknown option 'warmup'; expected decay, useNumUpdates, simd",
+      message: "ema-wasm: createOrtEma: unknown option 'warmup'; expected decay, useNumUpdates, simd, wasm",
     });
     await assert.rejects(createOrtEma(session, 'fast'), { name: 'TypeError', message: /options must be an object/ });
     await assert.rejects(createOrtEma(session, { decay: 2 }), { name: 'RangeError', message: /decay must be in \[0, 1\]/ });
