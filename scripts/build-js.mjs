@@ -17,6 +17,18 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * Writes `text` to `path` unless it already holds exactly that. A rebuild
+ * that changes nothing then touches nothing, so tests that pack the package
+ * while another test reads js/ or dist/ never see a half-written file.
+ */
+async function writeIfChanged(path, text) {
+  const current = await readFile(path, 'utf8').catch(() => null);
+  if (current === text) return;
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, text);
+}
 const BUILDS = ['simd', 'scalar'];
 
 async function inlineWasm(build) {
@@ -29,9 +41,7 @@ async function inlineWasm(build) {
     `(${bytes.length} bytes, sha256 ${sha256}). Do not edit.\n` +
     `// The ${build === 'simd' ? 'SIMD128' : 'scalar'} build as base64: plain JavaScript that every bundler and runtime loads.\n` +
     `export const wasmBase64 =\n  '${bytes.toString('base64')}';\n`;
-  const target = join(root, 'js', 'wasm', `ema-${build}.js`);
-  await mkdir(dirname(target), { recursive: true });
-  await writeFile(target, source);
+  await writeIfChanged(join(root, 'js', 'wasm', `ema-${build}.js`), source);
   return { build, bytes: bytes.length, base64: source.length };
 }
 
@@ -52,11 +62,11 @@ async function commonJsCopy() {
   const { build } = await import('esbuild');
   const sourceRoot = join(root, 'js');
   const outRoot = join(root, 'dist', 'cjs');
-  await rm(outRoot, { recursive: true, force: true });
   const entryPoints = await listFiles(sourceRoot, '.js');
   const result = await build({
     entryPoints,
     outdir: outRoot,
+    write: false,
     outbase: sourceRoot,
     outExtension: { '.js': '.cjs' },
     format: 'cjs',
@@ -81,12 +91,19 @@ async function commonJsCopy() {
   });
   // A warning here (import.meta in a CommonJS file, say) is a broken require().
   if (result.warnings.length > 0) throw new Error(`build: the CommonJS copy has ${result.warnings.length} warning(s); see above`);
+  const wanted = new Set();
+  for (const file of result.outputFiles) {
+    wanted.add(file.path);
+    await writeIfChanged(file.path, file.text);
+  }
   for (const declaration of await listFiles(sourceRoot, '.d.ts')) {
     const text = await readFile(declaration, 'utf8');
     const target = join(outRoot, relative(sourceRoot, declaration)).replace(/\.d\.ts$/, '.d.cts');
-    await mkdir(dirname(target), { recursive: true });
-    await writeFile(target, text.replace(relativeJs, '$1$2$3.cjs$2'));
+    wanted.add(target);
+    await writeIfChanged(target, text.replace(relativeJs, '$1$2$3.cjs$2'));
   }
+  // Files of modules that no longer exist.
+  for (const stale of await listFiles(outRoot, '')) if (!wanted.has(stale)) await rm(stale);
   return entryPoints.length;
 }
 
