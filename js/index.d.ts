@@ -32,7 +32,25 @@ export interface EmaOptions {
    * and `withEma(fn)` without params. No copy-in on update.
    */
   resident?: boolean;
+  /**
+   * The WebAssembly module to run instead of the built-in one; see {@link WasmSource}.
+   * Needed only where the built-in bytes cannot be compiled (a strict
+   * Content-Security-Policy) or must come from elsewhere (a CDN).
+   */
+  wasm?: WasmSource;
 }
+
+/**
+ * A module handed over in `options.wasm`: a compiled `WebAssembly.Module`,
+ * the bytes of `ema-wasm/ema-simd.wasm` or `ema-wasm/ema-scalar.wasm` (an
+ * `ArrayBuffer` or a typed array), a `Response` or a promise of one (as
+ * `fetch()` gives), or a URL (a `URL`, or a string resolved against the
+ * page). Typed as `object | string`: a `WebAssembly.Module` has no members a
+ * type could check, and naming it would require the DOM lib. Anything else is
+ * a TypeError at run time, and bytes that are not this version's module are
+ * an Error that says what came instead.
+ */
+export type WasmSource = object | string;
 
 /** LitEma's state_dict: `decay`, `num_updates`, then each shadow under its name with dots removed. */
 export type StateDict = Map<string, Float32Array | Int32Array>;
@@ -138,7 +156,15 @@ export interface SaveOptions {
  * Builds an EMA from a safetensors file written by save() or by PyTorch
  * (LitEma's state_dict, optionally under a prefix such as 'model_ema.').
  */
-export declare function loadEma(bytes: Uint8Array, options?: { prefix?: string; simd?: 'auto' | boolean }): Promise<Ema>;
+export declare function loadEma(bytes: Uint8Array, options?: LoadOptions): Promise<Ema>;
+
+/** Options of loadEma (and loadEmaFile): where the state is, and which module runs it. */
+export interface LoadOptions {
+  /** The keys' prefix in the file, such as `'model_ema.'`. Default `''`. */
+  prefix?: string;
+  simd?: 'auto' | boolean;
+  wasm?: WasmSource;
+}
 
 /** Creates an EMA whose shadows start as copies of the trainable parameters. */
 export declare function createEma(params: Params, options?: EmaOptions): Promise<Ema>;
@@ -148,7 +174,7 @@ export declare function createEma(params: Params, options?: EmaOptions): Promise
  * save() wrote (`format`, `ema_wasm.names` and your own `metadata`) or what
  * another writer put there. The file is checked as loadEma checks it.
  */
-export declare function readMetadata(bytes: Uint8Array): Promise<Record<string, string>>;
+export declare function readMetadata(bytes: Uint8Array, options?: { wasm?: WasmSource }): Promise<Record<string, string>>;
 
 /** Whether this runtime supports WebAssembly SIMD128. */
 export declare function hasWasmSimd(): boolean;

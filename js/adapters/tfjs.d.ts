@@ -5,7 +5,8 @@ import type { Ema, EmaOptions, StateDict } from '../index.js';
 /** What the adapter needs of a tf.Variable or a LayerVariable. */
 export interface TfVariableLike {
   readonly name: string;
-  readonly shape: number[];
+  /** A LayerVariable's shape may hold null (an unknown dimension); a weight's never does at run time. */
+  readonly shape: readonly (number | null)[];
   readonly dtype?: string;
   /** A LayerVariable has read(); a tf.Variable has dataSync(). */
   read?: () => unknown;
@@ -14,7 +15,7 @@ export interface TfVariableLike {
 
 /** What the adapter needs of a tf.LayersModel. */
 export interface TfModelLike {
-  readonly trainableWeights: TfVariableLike[];
+  readonly trainableWeights: readonly TfVariableLike[];
 }
 
 export interface TfjsEmaOptions extends Omit<EmaOptions, 'resident'> {
@@ -57,6 +58,6 @@ export declare class TfjsEma {
 
 /** Tracks a LayersModel's trainableWeights, or a list of tf.Variable, keyed by variable name. */
 export declare function createTfjsEma(
-  modelOrVariables: TfModelLike | TfVariableLike[],
+  modelOrVariables: TfModelLike | readonly TfVariableLike[],
   options?: TfjsEmaOptions,
 ): Promise<TfjsEma>;
