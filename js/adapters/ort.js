@@ -38,9 +38,15 @@ function checkSession(session) {
   }
   const missing = SESSION_METHODS.filter((method) => typeof session[method] !== 'function');
   if (missing.length > 0) {
+    // The peer range is open (it must never block an install), so the
+    // version check happens here: what a session without the training API
+    // most likely is, and which onnxruntime-web has one.
+    const inference = typeof session.run === 'function' && missing.length === SESSION_METHODS.length;
     throw new TypeError(
       `ema-wasm: createOrtEma: session must be ${expected}, got ${describe(session)} ` +
-        `without ${missing.join(', ')}`,
+        `without ${missing.join(', ')}${inference ? ' (an InferenceSession, which cannot train)' : ''}. ` +
+        "onnxruntime-web's training API (TrainingSession, from 'onnxruntime-web/training') exists only in " +
+        'versions 1.17.0 to 1.19.2 (1.19.2 in Node); it was removed in 1.20.',
     );
   }
 }

@@ -213,7 +213,16 @@ describe('onnxruntime-web adapter: arguments and errors', () => {
     const partial = { getParametersSize: async () => 3, getContiguousParameters: async () => null };
     await assert.rejects(createOrtEma(partial), {
       name: 'TypeError',
-      message: /got an object \(Object\) without loadParametersBuffer$/,
+      message: /got an object \(Object\) without loadParametersBuffer\. .*training API .* only in versions 1\.17\.0 to 1\.19\.2 .*removed in 1\.20\.$/,
+    });
+  });
+
+  test('an InferenceSession (all onnxruntime-web has from 1.20 on) is named as such, with the versions that can train', async () => {
+    // The shape of onnxruntime-web's InferenceSession: run(), no training methods.
+    const inferenceSession = { run: async () => ({}), release: async () => {}, inputNames: ['input'], outputNames: ['output'] };
+    await assert.rejects(createOrtEma(inferenceSession), {
+      name: 'TypeError',
+      message: /without getParametersSize, getContiguousParameters, loadParametersBuffer \(an InferenceSession, which cannot train\)\. onnxruntime-web's training API .* 1\.17\.0 to 1\.19\.2/,
     });
   });
 
