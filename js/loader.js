@@ -12,7 +12,7 @@
 // is disposed and garbage collected, and no EMA can disturb another's memory.
 
 import { MAX_PAGES, PAGE_BYTES, pagesFor } from './memory-budget.js';
-import { moduleFromSource } from './wasm-source.js';
+import { moduleFromSource, policyHint } from './wasm-source.js';
 import { wasmBase64 as scalarBase64 } from './wasm/ema-scalar.js';
 import { wasmBase64 as simdBase64 } from './wasm/ema-simd.js';
 
@@ -80,7 +80,15 @@ function buildOf(module) {
 export async function loadModule(simd, wasm, method) {
   if (wasm === undefined) {
     const build = chooseBuild(simd, method);
-    return { module: await compileBuiltIn(build), build };
+    try {
+      return { module: await compileBuiltIn(build), build };
+    } catch (error) {
+      throw new Error(
+        `ema-wasm: ${method}: compiling the built-in ${build} module failed (${error.message}). ` +
+          (policyHint(error) ?? 'The JavaScript engine may be out of memory.'),
+        { cause: error },
+      );
+    }
   }
   const module = await moduleFromSource(wasm, method);
   const build = buildOf(module);

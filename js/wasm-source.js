@@ -33,6 +33,20 @@ const FIX =
 
 const compiledUrls = new Map();
 
+/**
+ * Why compiling may have been refused, when the engine's message says it was
+ * a Content-Security-Policy (Chromium: "Wasm code generation disallowed by
+ * embedder"; Firefox and Safari name the CSP): null otherwise.
+ */
+export function policyHint(error) {
+  if (!/disallowed by embedder|content security policy|content-security-policy|\bCSP\b|unsafe-eval/i.test(String(error?.message))) {
+    return null;
+  }
+  return "This page's Content-Security-Policy forbids compiling WebAssembly: allow it with 'wasm-unsafe-eval' in " +
+    "script-src (which permits WebAssembly only, not JavaScript eval), or compile ema-simd.wasm where it is " +
+    'allowed (a worker with its own policy) and hand the WebAssembly.Module over as options.wasm.';
+}
+
 function isWasmModule(value) {
   try {
     WebAssembly.Module.exports(value);
@@ -157,9 +171,12 @@ async function compileBytes(bytes, where, contentType) {
   try {
     module = await WebAssembly.compile(bytes);
   } catch (error) {
+    const hint = policyHint(error);
     throw new Error(
-      `${where} starts like WebAssembly but does not compile (${error.message}); the file may be truncated, ` +
-        `or be the SIMD build in a runtime without WebAssembly SIMD (use ema-scalar.wasm there). ${FIX}`,
+      hint === null
+        ? `${where} starts like WebAssembly but does not compile (${error.message}); the file may be truncated, ` +
+          `or be the SIMD build in a runtime without WebAssembly SIMD (use ema-scalar.wasm there). ${FIX}`
+        : `${where} could not be compiled (${error.message}). ${hint}`,
       { cause: error },
     );
   }
