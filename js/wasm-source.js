@@ -73,7 +73,6 @@ export async function moduleFromSource(source, method) {
   const where = `ema-wasm: ${method}: options.wasm`;
   if (source instanceof Promise) source = await source;
   if (isWasmModule(source)) return checkedModule(source, `${where} (a WebAssembly.Module)`);
-  if (isResponse(source)) return compileResponse(source, `${where} (a Response${source.url ? ` from ${source.url}` : ''})`);
   if (isBytes(source)) {
     const bytes = ArrayBuffer.isView(source)
       ? new Uint8Array(source.buffer, source.byteOffset, source.byteLength).slice()
@@ -81,6 +80,9 @@ export async function moduleFromSource(source, method) {
     return compileBytes(bytes, `${where} (${bytes.length} bytes given)`, null);
   }
   if (typeof source === 'string' || source instanceof URL) return compileUrl(source, where);
+  // Last: the first touch of Response makes Node 18-20 load its fetch
+  // implementation (~40 ms), which the kinds above never need.
+  if (isResponse(source)) return compileResponse(source, `${where} (a Response${source.url ? ` from ${source.url}` : ''})`);
   throw new TypeError(`${where} must be ${ACCEPTED}; got ${describe(source)}`);
 }
 
