@@ -52,6 +52,15 @@ export async function run(command, args, options = {}) {
  */
 export async function packPackage() {
   const directory = await mkdtemp(join(tmpdir(), 'ema-wasm-pack-'));
+  try {
+    return { directory, ...(await packInto(directory)) };
+  } catch (error) {
+    await rm(directory, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function packInto(directory) {
   let tarball = process.env.EMA_WASM_BUNDLER_TARBALL;
   if (tarball) {
     // A given tarball (an older commit's, a published version) instead of the working tree.
@@ -63,7 +72,7 @@ export async function packPackage() {
     tarball = join(directory, tarballs[0]);
   }
   const { stdout } = await run('tar', ['-xzOf', tarball, 'package/package.json']);
-  return { directory, tarball, manifest: JSON.parse(stdout) };
+  return { tarball, manifest: JSON.parse(stdout) };
 }
 
 /**

@@ -224,10 +224,16 @@ describe('the packed package in bundlers and browsers, zero configuration', { sk
 
   before(async () => {
     const { chromium } = await import('playwright-core');
-    [pack, browser] = await Promise.all([
+    // Both settle before anything is thrown, so a failed pack never leaves a
+    // launched browser unclosed (the process would not exit).
+    const [packed, launched] = await Promise.allSettled([
       packPackage(),
       chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS }),
     ]);
+    pack = packed.value;
+    browser = launched.value;
+    if (packed.status === 'rejected') throw packed.reason;
+    if (launched.status === 'rejected') throw launched.reason;
     chromiumVersion = browser.version();
   });
 
@@ -239,11 +245,12 @@ describe('the packed package in bundlers and browsers, zero configuration', { sk
     const commit = (await run('git', ['rev-parse', 'HEAD'], { cwd: REPO_ROOT }).catch(() => ({ stdout: '' }))).stdout.trim();
     // npm pack packs the working tree: say whether it differed from the commit.
     const changes = (await run('git', ['status', '--porcelain', '--', 'js', 'src', 'scripts', 'package.json'], { cwd: REPO_ROOT })
-      .catch(() => ({ stdout: '' }))).stdout.trim();
+      .catch(() => ({ stdout: '' }))).stdout.trimEnd();
     await mkdir(join(REPO_ROOT, 'test-output'), { recursive: true });
     const summary = {
       date: new Date().toISOString(),
       package: { name: pack?.manifest.name, version: pack?.manifest.version },
+      packedFrom: process.env.EMA_WASM_BUNDLER_TARBALL || 'npm pack of the working tree',
       commit,
       workingTreeChanges: changes ? changes.split('\n') : [],
       node: process.version,
