@@ -4,7 +4,7 @@
 // reports are checked against.
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -66,7 +66,13 @@ async function packInto(directory) {
     // A given tarball (an older commit's, a published version) instead of the working tree.
     tarball = resolve(tarball);
   } else {
-    await run('npm', ['pack', '--pack-destination', directory, '--loglevel=error'], { cwd: REPO_ROOT });
+    // --ignore-scripts: `npm test` has built dist/ and js/wasm/ already, and a
+    // second build here could race package.test.js's (which proves that
+    // pack builds) in the shared build folder when test files run in parallel.
+    for (const output of ['js/wasm/ema-simd.js', 'dist/cjs/index.cjs']) {
+      if (!existsSync(join(REPO_ROOT, output))) throw new Error(`${output} is missing: run npm run build first`);
+    }
+    await run('npm', ['pack', '--ignore-scripts', '--pack-destination', directory, '--loglevel=error'], { cwd: REPO_ROOT });
     const tarballs = (await readdir(directory)).filter((name) => name.endsWith('.tgz'));
     if (tarballs.length !== 1) throw new Error(`npm pack: expected one tarball in ${directory}, found ${tarballs.join(', ') || 'none'}`);
     tarball = join(directory, tarballs[0]);
