@@ -227,6 +227,26 @@ const MAIN_JS = `
   }
 `;
 
+const COMPILE_WORKER_JS = `
+  WebAssembly.compileStreaming(fetch('/assets/ema-simd.wasm')).then(
+    (module) => postMessage(module),
+    (error) => postMessage(String(error)),
+  );
+`;
+const MAIN_FROM_WORKER_JS = `
+  import { createEma } from '/js/index.js';
+  const worker = new Worker('/compile-worker.js');
+  worker.onmessage = async ({ data: module }) => {
+    try {
+      const ema = await createEma({ w: Float32Array.of(1, 2) }, { decay: 0.5, useNumUpdates: false, wasm: module });
+      ema.update({ w: Float32Array.of(3, 4) });
+      window.__result = { simd: ema.simd, shadow: Array.from(ema.shadow('w')) };
+    } catch (error) {
+      window.__result = { error: error.name + ': ' + error.message };
+    }
+  };
+`;
+
 describe('options.wasm and Content-Security-Policy in Chromium', { skip: skipBrowser }, () => {
   let server;
   let browser;
@@ -246,6 +266,15 @@ describe('options.wasm and Content-Security-Policy in Chromium', { skip: skipBro
       }
       if (url.pathname === '/main.js') return send(200, 'text/javascript', MAIN_JS);
       if (url.pathname === '/assets/ema-simd.wasm') return send(200, 'application/wasm', SIMD_BYTES);
+      // A worker whose own policy allows compiling: it compiles and posts the Module.
+      if (url.pathname === '/compile-worker.js') {
+        return send(200, 'text/javascript', COMPILE_WORKER_JS, { 'content-security-policy': "script-src 'self' 'wasm-unsafe-eval'" });
+      }
+      if (url.pathname === '/main-from-worker.js') return send(200, 'text/javascript', MAIN_FROM_WORKER_JS);
+      if (url.pathname === '/page-from-worker') {
+        const body = '<!doctype html><meta charset="utf-8"><script type="module" src="/main-from-worker.js"></script>';
+        return send(200, 'text/html', body, { 'content-security-policy': "default-src 'self'; script-src 'self'" });
+      }
       const page = url.searchParams.get('page');
       const policy = url.searchParams.get('csp');
       const headers = policy ? { 'content-security-policy': policy } : {};
@@ -284,6 +313,17 @@ describe('options.wasm and Content-Security-Policy in Chromium', { skip: skipBro
   test("a page whose policy forbids compiling says to allow 'wasm-unsafe-eval' or hand over a module", async () => {
     const result = await resultOf({}, "default-src 'none'; script-src 'self'");
     assert.match(result.error, /^Error: ema-wasm: createEma: compiling the built-in simd module failed \(.*\)\. This page's Content-Security-Policy forbids compiling WebAssembly: allow it with 'wasm-unsafe-eval' in script-src/);
+  });
+
+  test('a page that forbids compiling runs a WebAssembly.Module compiled by a worker whose policy allows it', async () => {
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${server.url}/page-from-worker`);
+      await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 20_000 });
+      assert.deepEqual(await page.evaluate(() => window.__result), { simd: true, shadow: [2, 3] });
+    } finally {
+      await page.close();
+    }
   });
 
   test('a relative URL resolves against the page; a path the server does not have gets its fallback page explained', async () => {
