@@ -42,10 +42,10 @@
 //    and handed over (B, from a copy of the package with js/wasm/ stubbed
 //    out), one child process per run. Two (B) rows: bytes handed to
 //    options.wasm, and bytes compiled by the app and handed over as a
-//    WebAssembly.Module. They differ by more than the compile: options.wasm
-//    asks whether bytes are a Response, and Node loads its whole fetch
-//    implementation (undici, tens of ms) the first time that global is
-//    touched; a Module is recognised before that question.
+//    WebAssembly.Module. (They once differed by ~40 ms: options.wasm asked
+//    whether bytes were a Response, and Node 18-20 load their whole fetch
+//    implementation the first time that global is touched. Bytes are now
+//    recognised before that question.)
 //
 // Both sizes of model: 1M float32 parameters (one 4 MB array) and 1000.
 //
@@ -71,20 +71,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { brotliCompressSync, constants as zlibConstants, gzipSync } from 'node:zlib';
 
+import { CHROMIUM, CHROMIUM_ARGS } from '../test/js/chromium.js';
+
 const execFileAsync = promisify(execFile);
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
 
 const USAGE = `usage: node bench/load.mjs [--json FILE] [--quick] [--no-throttle]
   --json FILE     also write the figures (with date, machine, versions) to FILE
@@ -660,9 +651,7 @@ function printResults(results) {
   );
   console.log(
     "   start: process start -> first update done; import: import('ema-wasm') -> first update done.\n" +
-      '   readFile bytes hands the bytes to options.wasm, whose type checks touch the global Response; Node loads\n' +
-      '   its fetch implementation (undici) the first time one of those globals is touched, which bytes pay for\n' +
-      '   and a compiled Module (checked first) does not: readFile + compile is the asset design without that.',
+      '   readFile bytes hands the bytes to options.wasm; readFile + compile hands over a compiled Module.',
   );
 }
 

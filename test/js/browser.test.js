@@ -8,30 +8,17 @@
 //   sudo apt-get install -y chromium
 // (CI installs it; scripts/bootstrap.sh test does too.)
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { startServer } from '../../scripts/serve.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, skipWithoutChromium } from './chromium.js';
 
-// CHROMIUM_PATH points the test at another Chromium build than Debian's.
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const OUTPUT_DIR = fileURLToPath(new URL('../../test-output/browser/', import.meta.url));
 const RUN_TIMEOUT_MS = 60_000;
 const STEPS = 40;
-
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
 
 /** A raw GET (no URL normalisation, so '/../x' reaches the server as is). */
 function rawGet(baseUrl, path) {
@@ -109,11 +96,7 @@ describe('scripts/serve.mjs', () => {
   });
 });
 
-const skipBrowser = existsSync(CHROMIUM)
-  ? false
-  : `${CHROMIUM} not found; install it with: sudo apt-get install -y chromium`;
-
-describe('demo page in headless Chromium', { skip: skipBrowser }, () => {
+describe('demo page in headless Chromium', { skip: skipWithoutChromium }, () => {
   let server;
   let browser;
 

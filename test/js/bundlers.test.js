@@ -17,7 +17,6 @@
 // Skipped, with a message, when /usr/bin/chromium is missing:
 //   sudo apt-get install -y chromium
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -46,19 +45,8 @@ import {
   runPage,
   startStaticServer,
 } from '../bundlers/harness.js';
+import { CHROMIUM, CHROMIUM_ARGS, skipWithoutChromium } from './chromium.js';
 
-// CHROMIUM_PATH points the test at another Chromium build than Debian's.
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
 const SETUP_TIMEOUT_MS = 120_000;
 const SUMMARY_FILE = join(REPO_ROOT, 'test-output', 'bundlers.json');
 
@@ -211,11 +199,8 @@ function printSummary(results) {
   console.log(`\nema-wasm in bundlers (${SUMMARY_FILE}):\n${lines.join('\n')}\n`);
 }
 
-const skipBrowser = existsSync(CHROMIUM)
-  ? false
-  : `${CHROMIUM} not found; install it with: sudo apt-get install -y chromium`;
 
-describe('the packed package in bundlers and browsers, zero configuration', { skip: skipBrowser }, () => {
+describe('the packed package in bundlers and browsers, zero configuration', { skip: skipWithoutChromium }, () => {
   const expected = expectedReport();
   const results = [];
   let pack;

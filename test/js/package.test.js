@@ -88,8 +88,9 @@ test('npm pack ships both builds; the tarball installs and runs with no compiler
     assert.equal(compilers.trim(), '', 'the restricted PATH must find no compiler');
     run(join(env.PATH, 'npm'), ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball], { cwd: project, env });
 
-    writeFileSync(join(project, 'main.js'), `
-      import { createEma } from 'ema-wasm';
+    // One program, run through import (main.mjs) and through require()
+    // (main.cjs, which resolves the CommonJS copy).
+    const program = `
       const w = Float32Array.of(1, 2, 3);
       const results = [];
       for (const simd of [true, false]) {
@@ -97,29 +98,19 @@ test('npm pack ships both builds; the tarball installs and runs with no compiler
         const decay = ema.update({ 'layer.w': Float32Array.of(3, 4, 5) });
         results.push({ simd: ema.simd, decay, shadow: Array.from(ema.shadow('layer.w')) });
       }
-      console.log(JSON.stringify(results));
-    `);
+      console.log(JSON.stringify({ resolved: RESOLVED, results }));
+    `;
+    writeFileSync(join(project, 'main.mjs'),
+      `import { createEma } from 'ema-wasm';\n${program.replace('RESOLVED', "import.meta.resolve('ema-wasm')")}`);
+    writeFileSync(join(project, 'main.cjs'),
+      `const { createEma } = require('ema-wasm');\n(async () => {${program.replace('RESOLVED', "require.resolve('ema-wasm')")}})();`);
     const expected = [
       { simd: true, decay: 0.5, shadow: [2, 3, 4] },
       { simd: false, decay: 0.5, shadow: [2, 3, 4] },
     ];
-    const output = run(join(env.PATH, 'node'), ['main.js'], { cwd: project, env });
-    assert.deepEqual(JSON.parse(output), expected);
-
-    // The same through require(), which resolves the CommonJS copy.
-    writeFileSync(join(project, 'main.cjs'), `
-      const { createEma } = require('ema-wasm');
-      (async () => {
-        const w = Float32Array.of(1, 2, 3);
-        const results = [];
-        for (const simd of [true, false]) {
-          const ema = await createEma({ 'layer.w': w.slice() }, { decay: 0.5, useNumUpdates: false, simd });
-          const decay = ema.update({ 'layer.w': Float32Array.of(3, 4, 5) });
-          results.push({ simd: ema.simd, decay, shadow: Array.from(ema.shadow('layer.w')) });
-        }
-        console.log(JSON.stringify({ resolved: require.resolve('ema-wasm'), results }));
-      })();
-    `);
+    const imported = JSON.parse(run(join(env.PATH, 'node'), ['main.mjs'], { cwd: project, env }));
+    assert.match(imported.resolved, /node_modules\/ema-wasm\/js\/index\.js$/);
+    assert.deepEqual(imported.results, expected);
     const required = JSON.parse(run(join(env.PATH, 'node'), ['main.cjs'], { cwd: project, env }));
     assert.match(required.resolved, /node_modules\/ema-wasm\/dist\/cjs\/index\.cjs$/);
     assert.deepEqual(required.results, expected);

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { createEma, loadEma, readMetadata } from '../../js/index.js';
 import { createOrtEma } from '../../js/adapters/ort.js';
 import { createTfjsEma } from '../../js/adapters/tfjs.js';
+import { CHROMIUM, CHROMIUM_ARGS, skipWithoutChromium } from './chromium.js';
 import { referenceStep } from './helpers.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -206,10 +207,6 @@ describe('options.wasm in Node', () => {
 
 // ---- in Chromium ----------------------------------------------------------
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
-const skipBrowser = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found; install it with: sudo apt-get install -y chromium`;
 
 /** A page that imports the package by URL and reports createEma's outcome. */
 function pageRunning(options) {
@@ -247,7 +244,7 @@ const MAIN_FROM_WORKER_JS = `
   };
 `;
 
-describe('options.wasm and Content-Security-Policy in Chromium', { skip: skipBrowser }, () => {
+describe('options.wasm and Content-Security-Policy in Chromium', { skip: skipWithoutChromium }, () => {
   let server;
   let browser;
 
