@@ -11,12 +11,13 @@
 import { STATUS, WasmCore } from './core.js';
 import { clip, describe, listSome, quoteList } from './describe.js';
 import { instantiate, loadModule } from './loader.js';
+import { adoptWasmSource } from './wasm-source.js';
 import { checkFits, creationBytes, inUseBytes, regionBytes, tooLargeMessage } from './memory-budget.js';
 import { shadowKeysFor } from './names.js';
 import { readOptions, refuseDuplicates, refuseUnusable, resolveParams } from './resolve.js';
 import { arrayTarget, checkFree, EmaScope, memoryTarget } from './scope.js';
 import {
-  checkSavableShape, COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, readFileOptions, stateFromDict, stateFromFile, stateToFile,
+  checkFileArguments, checkSavableShape, COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, readFileOptions, stateFromDict, stateFromFile, stateToFile,
 } from './state.js';
 import { copyOf, lengthOf, unusableReason, windowOf, writeInto } from './typed-arrays.js';
 
@@ -32,7 +33,9 @@ const EMA_OPTION_KEYS = Object.keys(EMA_OPTION_DEFAULTS);
 
 /** Checks option values already read by readOptions(). */
 function checkOptionValues(values, method) {
-  const { decay, useNumUpdates, simd, resident, wasm } = { ...EMA_OPTION_DEFAULTS, ...values };
+  const { decay, useNumUpdates, simd, resident } = { ...EMA_OPTION_DEFAULTS, ...values };
+  // First: a promise given as options.wasm must not reject unhandled when another option is refused.
+  const wasm = adoptWasmSource(values.wasm);
   if (typeof decay !== 'number') {
     throw new TypeError(`ema-wasm: ${method}: options.decay must be a number, got ${describe(decay)}`);
   }
@@ -104,10 +107,13 @@ export async function prepareEma(optionValues, method) {
  * LitEma's keys (the dotted names cannot be recovered from those).
  */
 export async function loadEma(bytes, options = {}) {
-  const { prefix = '', simd = 'auto', wasm } = readOptions(options, ['prefix', 'simd', 'wasm'], 'loadEma');
+  const { prefix = '', simd = 'auto', wasm: wasmOption } = readOptions(options, ['prefix', 'simd', 'wasm'], 'loadEma');
+  const wasm = adoptWasmSource(wasmOption);
   if (simd !== 'auto' && simd !== true && simd !== false) {
     throw new TypeError(`ema-wasm: loadEma: options.simd must be 'auto', true or false, got ${describe(simd)}`);
   }
+  // The file's arguments are checked before any module is fetched.
+  checkFileArguments(bytes, prefix, 'loadEma');
   // One module for parsing and for the EMA: a Response can be read only once.
   const { module } = await loadModule(simd, wasm, 'loadEma');
   const state = await stateFromFile(bytes, prefix, 'loadEma', module);

@@ -12,7 +12,7 @@
 // is disposed and garbage collected, and no EMA can disturb another's memory.
 
 import { MAX_PAGES, PAGE_BYTES, pagesFor } from './memory-budget.js';
-import { moduleFromSource, policyHint } from './wasm-source.js';
+import { instantiationError, moduleFromSource, policyHint } from './wasm-source.js';
 import { wasmBase64 as scalarBase64 } from './wasm/ema-scalar.js';
 import { wasmBase64 as simdBase64 } from './wasm/ema-simd.js';
 
@@ -66,7 +66,9 @@ const buildOfModule = new WeakMap();
 function buildOf(module) {
   let build = buildOfModule.get(module);
   if (build === undefined) {
-    build = instantiate(module).exports.ema_simd128() === 1 ? 'simd' : 'scalar';
+    const answer = instantiate(module).exports.ema_simd128();
+    if (answer !== 0 && answer !== 1) throw new TypeError(`ema_simd128() answered ${answer}, not 0 or 1`);
+    build = answer === 1 ? 'simd' : 'scalar';
     buildOfModule.set(module, build);
   }
   return build;
@@ -91,7 +93,12 @@ export async function loadModule(simd, wasm, method) {
     }
   }
   const module = await moduleFromSource(wasm, method);
-  const build = buildOf(module);
+  let build;
+  try {
+    build = buildOf(module);
+  } catch (error) {
+    throw instantiationError(`ema-wasm: ${method}: options.wasm`, error);
+  }
   if (simd !== 'auto' && simd !== (build === 'simd')) {
     throw new Error(
       `ema-wasm: ${method}: options.simd is ${simd} but options.wasm is the ${build} build; ` +

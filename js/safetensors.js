@@ -90,7 +90,7 @@ function parserCore(module, headerBytes) {
 }
 
 /** The caller's file as a pinned Uint8Array (see resolve.js), or a TypeError. */
-function resolveBytes(bytes, method) {
+export function resolveFileBytes(bytes, method) {
   if (typedArrayKind(bytes) !== 'Uint8Array') {
     throw new TypeError(`ema-wasm: ${method}: bytes must be a Uint8Array, got ${describe(bytes)}`);
   }
@@ -110,7 +110,7 @@ function resolveBytes(bytes, method) {
  */
 export async function parseSafetensors(bytes, method, module) {
   module ??= (await loadModule('auto', undefined, method)).module;
-  const file = resolveBytes(bytes, method);
+  const file = resolveFileBytes(bytes, method);
   const size = lengthOf(file);
   // Only the header goes into Wasm memory. The C side checks the claimed
   // length itself; this only decides how many bytes to hand it, and hands

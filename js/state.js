@@ -8,7 +8,8 @@ import { clip, describe } from './describe.js';
 import { checkSavableText } from './names.js';
 import { loadModule } from './loader.js';
 import { readNamedValues, readOptions } from './resolve.js';
-import { encodeSafetensors, parseSafetensors, tensorValues } from './safetensors.js';
+import { encodeSafetensors, parseSafetensors, resolveFileBytes, tensorValues } from './safetensors.js';
+import { adoptWasmSource } from './wasm-source.js';
 import { lengthOf, pinnedView, typedArrayKind, unusableReason } from './typed-arrays.js';
 
 export const DECAY_KEY = 'decay';
@@ -109,15 +110,21 @@ function requireScalar(tensor, dtype, key, method, allTensors) {
   }
 }
 
+/** A TypeError unless `bytes` is a readable Uint8Array and `prefix` a string. */
+export function checkFileArguments(bytes, prefix, method) {
+  if (typeof prefix !== 'string') {
+    throw new TypeError(`ema-wasm: ${method}: options.prefix must be a string, got ${describe(prefix)}`);
+  }
+  resolveFileBytes(bytes, method);
+}
+
 /**
  * Reads a safetensors file into the checked form: `${prefix}decay`,
  * `${prefix}num_updates` and every other `${prefix}*` tensor as a shadow.
  * Tensors without the prefix (a checkpoint's model weights) are ignored.
  */
 export async function stateFromFile(bytes, prefix, method, module) {
-  if (typeof prefix !== 'string') {
-    throw new TypeError(`ema-wasm: ${method}: options.prefix must be a string, got ${describe(prefix)}`);
-  }
+  checkFileArguments(bytes, prefix, method);
   const { tensors, metadata, bytes: fileBytes } = await parseSafetensors(bytes, method, module);
   const mine = tensors.filter((tensor) => tensor.name.startsWith(prefix));
   const byKey = new Map(mine.map((tensor) => [tensor.name.slice(prefix.length), tensor]));
@@ -235,7 +242,8 @@ export function stateToFile(state, { prefix, metadata }, method) {
  * (see createEma).
  */
 export async function readMetadata(bytes, options = {}) {
-  const { wasm } = readOptions(options, ['wasm'], 'readMetadata');
+  const wasm = adoptWasmSource(readOptions(options, ['wasm'], 'readMetadata').wasm);
+  resolveFileBytes(bytes, 'readMetadata'); // before any module is fetched
   const module = wasm === undefined ? undefined : (await loadModule('auto', wasm, 'readMetadata')).module;
   const { metadata } = await parseSafetensors(bytes, 'readMetadata', module);
   const record = Object.create(null);

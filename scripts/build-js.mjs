@@ -12,22 +12,25 @@
 // 3. Modes: the .wasm files come out of the linker executable; the package
 //    ships them 0644.
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 /**
- * Writes `text` to `path` unless it already holds exactly that. A rebuild
- * that changes nothing then touches nothing, so tests that pack the package
- * while another test reads js/ or dist/ never see a half-written file.
+ * Writes `text` to `path` unless it already holds exactly that, through a
+ * temporary file and a rename. A rebuild that changes nothing then touches
+ * nothing, and tests that pack the package while another test reads js/ or
+ * dist/ never see a half-written file.
  */
 async function writeIfChanged(path, text) {
   const current = await readFile(path, 'utf8').catch(() => null);
   if (current === text) return;
   await mkdir(dirname(path), { recursive: true });
-  await writeFile(path, text);
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, text);
+  await rename(temporary, path);
 }
 const BUILDS = ['simd', 'scalar'];
 
@@ -55,8 +58,19 @@ async function listFiles(folder, suffix) {
   return found;
 }
 
-/** './x.js' -> './x.cjs' in import specifiers; bare and node: ones stay. */
-const relativeJs = /(from\s+|import\(\s*|require\(\s*)(['"])(\.\.?\/[^'"]*)\.js\2/g;
+/** './x.js' -> './x.cjs' in every quoted relative specifier; bare and node: ones stay. */
+const relativeJs = /(['"])(\.\.?\/[^'"]*)\.js\1/g;
+/** A quoted relative specifier, for the check that every one was rewritten. */
+const relativeSpecifier = /(['"])(\.\.?\/[^'"]*)\1/g;
+
+/** Throws if `text` (a file of the CommonJS copy) still names a relative module that is not a .cjs file. */
+function checkRewritten(path, text) {
+  for (const [, , specifier] of text.matchAll(relativeSpecifier)) {
+    if (!specifier.endsWith('.cjs')) {
+      throw new Error(`build: ${relative(root, path)} still refers to '${specifier}'; relative imports in js/ must name their .js file`);
+    }
+  }
+}
 
 async function commonJsCopy() {
   const { build } = await import('esbuild');
@@ -71,6 +85,9 @@ async function commonJsCopy() {
     outExtension: { '.js': '.cjs' },
     format: 'cjs',
     platform: 'neutral',
+    // import('@tensorflow/tfjs-core') becomes require(): CommonJS hosts that
+    // cannot import (Jest without VM modules) load the peer that way.
+    supported: { 'dynamic-import': false },
     target: 'es2022',
     bundle: true,
     logLevel: 'warning',
@@ -93,14 +110,17 @@ async function commonJsCopy() {
   if (result.warnings.length > 0) throw new Error(`build: the CommonJS copy has ${result.warnings.length} warning(s); see above`);
   const wanted = new Set();
   for (const file of result.outputFiles) {
+    checkRewritten(file.path, file.text);
     wanted.add(file.path);
     await writeIfChanged(file.path, file.text);
   }
   for (const declaration of await listFiles(sourceRoot, '.d.ts')) {
     const text = await readFile(declaration, 'utf8');
     const target = join(outRoot, relative(sourceRoot, declaration)).replace(/\.d\.ts$/, '.d.cts');
+    const rewritten = text.replace(relativeJs, '$1$2.cjs$1');
+    checkRewritten(target, rewritten);
     wanted.add(target);
-    await writeIfChanged(target, text.replace(relativeJs, '$1$2$3.cjs$2'));
+    await writeIfChanged(target, rewritten);
   }
   // Files of modules that no longer exist.
   for (const stale of await listFiles(outRoot, '')) if (!wanted.has(stale)) await rm(stale);

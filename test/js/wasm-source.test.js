@@ -21,6 +21,45 @@ const SIMD_BYTES = readFileSync(`${root}dist/ema-simd.wasm`);
 const SCALAR_BYTES = readFileSync(`${root}dist/ema-scalar.wasm`);
 const HTML_FALLBACK = '<!doctype html>\n<html lang="en"><head><script type="module" src="/@vite/client"></script>';
 
+/**
+ * A module with every export ema-wasm calls (each a function doing nothing)
+ * whose imports are wrong in one way: a memory of at most `memoryMaximum`
+ * pages, or memory imported as a function.
+ */
+function moduleImporting({ memoryMaximum, memoryAsFunction = false }) {
+  const names = ['_initialize', 'malloc', 'free', 'ema_simd128', 'ema_create', 'ema_destroy', 'ema_decay', 'ema_set_decay',
+    'ema_num_updates', 'ema_set_num_updates', 'ema_reset_num_updates', 'ema_shadow', 'ema_byte_length', 'ema_staging',
+    'ema_segment_table', 'ema_step_begin', 'ema_step_apply', 'ema_backup_prepare', 'ema_backup', 'ema_resident_enable',
+    'ema_param', 'ema_update_resident', 'ema_copy_to_resident', 'ema_store_resident', 'ema_restore_resident',
+    'ema_status_string', 'ema_st_parse', 'ema_st_free', 'ema_st_tensor_count', 'ema_st_tensor_name',
+    'ema_st_tensor_name_length', 'ema_st_tensor_dtype', 'ema_st_tensor_rank', 'ema_st_tensor_dim',
+    'ema_st_tensor_file_offset', 'ema_st_tensor_byte_length', 'ema_st_metadata_count', 'ema_st_metadata_key',
+    'ema_st_metadata_key_length', 'ema_st_metadata_value', 'ema_st_metadata_value_length'];
+  const text = (value) => [...new TextEncoder().encode(value)];
+  const vector = (items) => [items.length, ...items.flat()]; // counts below 128 fit one LEB128 byte
+  const section = (id, body) => [id, ...leb128(body.length), ...body];
+  function leb128(value) {
+    const bytes = [];
+    do {
+      let byte = value & 0x7f;
+      value >>>= 7;
+      if (value !== 0) byte |= 0x80;
+      bytes.push(byte);
+    } while (value !== 0);
+    return bytes;
+  }
+  const types = section(1, vector([[0x60, 0, 0]])); // one type: () -> ()
+  const memoryImport = memoryAsFunction ? [0x00, 0] : [0x02, 0x01, 1, ...leb128(memoryMaximum)];
+  const imports = section(2, vector([
+    [...vector(text('env')), ...vector(text('memory')), ...memoryImport],
+    [...vector(text('env')), ...vector(text('emscripten_notify_memory_growth')), 0x00, 0],
+  ]));
+  const functions = section(3, vector(names.map(() => [0])));
+  const exports = section(7, vector(names.map((name, i) => [...vector(text(name)), 0x00, ...leb128(i + 1)])));
+  const code = section(10, vector(names.map(() => [2, 0, 0x0b])));
+  return Uint8Array.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, ...types, ...imports, ...functions, ...exports, ...code]);
+}
+
 /** One update of decay 0.5, no warmup: the shadow bits the module must give. */
 async function runsCorrectly(wasm, expectedSimd, extraOptions = {}) {
   const ema = await createEma({ w: Float32Array.of(1, 2, 3) }, { decay: 0.5, useNumUpdates: false, wasm, ...extraOptions });
@@ -126,13 +165,22 @@ describe('options.wasm in Node', () => {
       message: /'dist\/ema-simd\.wasm' is not an absolute URL, and there is no page location/,
     });
     await assert.rejects(createEma({ w: new Float32Array(1) }, { wasm: new URL('../../dist/ema-simd.wasm', import.meta.url) }), {
+      name: 'TypeError',
       message: /fetch\(\) cannot read file: URLs in Node; hand over the file's bytes/,
+    });
+    await assert.rejects(createEma({ w: new Float32Array(1) }, { wasm: 'C:\\models\\ema-simd.wasm' }), {
+      name: 'TypeError',
+      message: /'C:\\models\\ema-simd\.wasm' is a Windows path, not a URL; hand over the file's bytes/,
     });
   });
 
   test('bytes that are not Wasm, a truncated module, another module, and values of the wrong kind', async () => {
     await assert.rejects(createEma({ w: new Float32Array(1) }, { wasm: new Uint8Array(0) }), {
-      message: /options\.wasm \(0 bytes given\) is not WebAssembly: it starts bytes \(none\)/,
+      message: /options\.wasm \(0 bytes given\) is not WebAssembly: it is empty, where a \.wasm file starts 00 61 73 6d/,
+    });
+    // Not Wasm is found from the first four bytes, before anything is copied or compiled.
+    await assert.rejects(createEma({ w: new Float32Array(1) }, { wasm: new Uint8Array(2 ** 30) }), {
+      message: /\(1,073,741,824 bytes given\) is not WebAssembly: it starts bytes 00 00 00 00/,
     });
     await assert.rejects(createEma({ w: new Float32Array(1) }, { wasm: Uint8Array.of(0x1f, 0x8b, 8, 0, 0, 0) }), {
       message: /\(6 bytes given\) is not WebAssembly: it starts bytes 1f 8b 08 00/,
@@ -143,14 +191,72 @@ describe('options.wasm in Node', () => {
     // The smallest valid module: no exports at all.
     const empty = Uint8Array.of(0, 0x61, 0x73, 0x6d, 1, 0, 0, 0);
     await assert.rejects(createEma({ w: new Float32Array(1) }, { wasm: empty }), {
-      message: /is WebAssembly but not this version's ema-wasm module: it lacks the exports _initialize, malloc, free, ema_simd128, ema_create and \d+ more\. Use ema-simd\.wasm or ema-scalar\.wasm from the same ema-wasm version/,
+      message: /is WebAssembly but not this version's ema-wasm module: it lacks the function exports _initialize, malloc, free, ema_simd128, ema_create and \d+ more\. Use ema-simd\.wasm or ema-scalar\.wasm from the same ema-wasm version/,
     });
+    // All the names, but a memory it cannot share: linking fails, and is named.
+    const narrowMemory = moduleImporting({ memoryMaximum: 10 });
+    await assert.rejects(createEma({ w: new Float32Array(1) }, { wasm: narrowMemory }), {
+      message: /options\.wasm is WebAssembly but not this version's ema-wasm module: instantiating it failed \(LinkError: .*maximum/,
+    });
+    await assert.rejects(createEma({ w: new Float32Array(1) }, { wasm: moduleImporting({ memoryAsFunction: true }) }), {
+      message: /not this version's ema-wasm module: it imports env\.memory \(function\)/,
+    });
+    const detached = new Uint8Array(SIMD_BYTES);
+    structuredClone(detached.buffer, { transfer: [detached.buffer] });
+    await assert.rejects(createEma({ w: new Float32Array(1) }, { wasm: detached }), {
+      name: 'TypeError',
+      message: /options\.wasm: its ArrayBuffer was detached/,
+    });
+    // Own getters that lie about the view are not asked.
+    const liar = new Uint8Array(SIMD_BYTES);
+    Object.defineProperty(liar, 'byteLength', { get: () => assert.fail('byteLength read') });
+    Object.defineProperty(liar, 'buffer', { get: () => assert.fail('buffer read') });
+    await runsCorrectly(liar, true);
     for (const wrong of [42, true, {}, [], () => {}, Symbol('x')]) {
       await assert.rejects(createEma({ w: new Float32Array(1) }, { wasm: wrong }), {
         name: 'TypeError',
         message: /^ema-wasm: createEma: options\.wasm must be a compiled WebAssembly\.Module, the bytes of ema-simd\.wasm or ema-scalar\.wasm \(ArrayBuffer or typed array\), a Response or a promise of one, or a URL; got /,
       });
     }
+  });
+
+  test('a promise: its value is used, its rejection is named, and it never rejects unhandled', async () => {
+    await runsCorrectly(Promise.resolve(new Uint8Array(SIMD_BYTES)), true);
+    await runsCorrectly({ then: (resolve) => resolve(SCALAR_BYTES) }, false); // any thenable
+    await assert.rejects(createEma({ w: new Float32Array(1) }, { wasm: Promise.reject(new Error('offline')) }), {
+      message: /^ema-wasm: createEma: options\.wasm: the promise given was rejected \(offline\)$/,
+    });
+    // Another option refused first: the promise's later rejection is handled all the same.
+    const unhandled = [];
+    const onUnhandled = (reason) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const late = new Promise((resolve, reject) => setTimeout(() => reject(new Error('late')), 10));
+      await assert.rejects(createEma({ w: new Float32Array(1) }, { decay: 2, wasm: late }), { name: 'RangeError' });
+      await assert.rejects(readMetadata(123, { wasm: late }), { name: 'TypeError', message: /bytes must be a Uint8Array/ });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  test('the file arguments of loadEma and readMetadata are checked before any module is fetched', async () => {
+    server.hits.clear();
+    const wasm = `${server.url}/ema-simd.wasm?unfetched`;
+    await assert.rejects(readMetadata(123, { wasm }), { name: 'TypeError', message: /readMetadata: bytes must be a Uint8Array/ });
+    await assert.rejects(loadEma(new Uint8Array(8), { prefix: 5, wasm }), { name: 'TypeError', message: /options\.prefix must be a string/ });
+    assert.equal(server.hits.size, 0);
+  });
+
+  test('a URL failure shared by racing callers names each caller', async () => {
+    const wasm = `${server.url}/missing-for-two.wasm`;
+    const [created, read] = await Promise.allSettled([
+      createEma({ w: new Float32Array(1) }, { wasm }),
+      readMetadata(new Uint8Array(8), { wasm }),
+    ]);
+    assert.match(created.reason.message, /^ema-wasm: createEma: options\.wasm \(.*\): the server answered HTTP 404/);
+    assert.match(read.reason.message, /^ema-wasm: readMetadata: options\.wasm \(.*\): the server answered HTTP 404/);
   });
 
   test('options.simd must agree with the module handed over', async () => {
@@ -169,6 +275,16 @@ describe('options.wasm in Node', () => {
     await assert.rejects(createEma({ w: new Float32Array(1) }, { wasm: response }), {
       name: 'TypeError',
       message: /options\.wasm \(a Response\): its body was already read; a Response can be used once .*hand over the WebAssembly\.Module/,
+    });
+    const locked = new Response(SIMD_BYTES);
+    locked.body.getReader();
+    await assert.rejects(createEma({ w: new Float32Array(1) }, { wasm: locked }), { name: 'TypeError', message: /its body was already read/ });
+    const failing = new Response(new ReadableStream({ pull: (controller) => controller.error(new Error('network dropped')) }));
+    await assert.rejects(createEma({ w: new Float32Array(1) }, { wasm: failing }), {
+      message: /^ema-wasm: createEma: options\.wasm \(a Response\): reading its body failed \(network dropped\)/,
+    });
+    await assert.rejects(createEma({ w: new Float32Array(1) }, { wasm: new Response(new Uint8Array(0)) }), {
+      message: /\(a Response\) is not WebAssembly: it came with no content-type and is empty/,
     });
   });
 
