@@ -295,7 +295,7 @@ async function compileResponse(parts) {
   if (parts.type === 'opaque' || (parts.status === 0 && parts.type !== undefined)) {
     throw new SourceProblem(
       Error,
-      ": is an opaque Response (fetched with mode 'no-cors'), whose bytes cannot be read; fetch it with CORS " +
+      " is an opaque Response (fetched with mode 'no-cors'), whose bytes cannot be read; fetch it with CORS " +
         '(the default mode), or hand over the bytes',
     );
   }

@@ -331,6 +331,8 @@ function pageRunning(options) {
 const MAIN_JS = `
   import { createEma } from '/js/index.js';
   const options = JSON.parse(decodeURIComponent(new URL(import.meta.url).search.slice(1)) || '{}');
+  // { fetch: [url, init] } hands over the promise fetch() gives.
+  if (options.fetch) options.wasm = fetch(...options.fetch), delete options.fetch;
   try {
     const ema = await createEma({ w: Float32Array.of(1, 2) }, { decay: 0.5, useNumUpdates: false, ...options });
     ema.update({ w: Float32Array.of(3, 4) });
@@ -437,6 +439,14 @@ describe('options.wasm and Content-Security-Policy in Chromium', { skip: skipWit
     } finally {
       await page.close();
     }
+  });
+
+  test("another origin: an opaque no-cors Response and a fetch CORS refuses are explained", async () => {
+    const otherOrigin = server.url.replace('127.0.0.1', 'localhost');
+    const opaque = await resultOf({ fetch: [`${otherOrigin}/assets/ema-simd.wasm`, { mode: 'no-cors' }] });
+    assert.match(opaque.error, /^Error: ema-wasm: createEma: options\.wasm \(a Response\) is an opaque Response \(fetched with mode 'no-cors'\), whose bytes cannot be read; fetch it with CORS/);
+    const refused = await resultOf({ wasm: `${otherOrigin}/assets/ema-simd.wasm` });
+    assert.match(refused.error, /^Error: ema-wasm: createEma: options\.wasm \(http:\/\/localhost:\d+\/assets\/ema-simd\.wasm\): fetching it failed \(Failed to fetch\)\. A URL of another origin needs CORS headers \(Access-Control-Allow-Origin\)/);
   });
 
   test('a relative URL resolves against the page; a path the server does not have gets its fallback page explained', async () => {
