@@ -10,7 +10,7 @@
 //
 //   node demo/train-node.mjs [--epochs N] [--decay D] [--no-warmup] [--seed S]
 //
-// Plain Node >= 18, no dependencies. Needs dist/*.wasm (`npm run build`).
+// Plain Node >= 18, no dependencies. Needs the build (`npm run build`: the Wasm inlined in js/wasm/).
 
 import { performance } from 'node:perf_hooks';
 
@@ -73,7 +73,7 @@ async function evaluateBoth(model, ema, test) {
 
 function printHeader(options, model, ema, stepsPerEpoch) {
   const { inputs, hidden, outputs } = MODEL;
-  const build = ema.simd ? 'SIMD128 (dist/ema-simd.wasm)' : 'scalar (dist/ema-scalar.wasm)';
+  const build = ema.simd ? 'SIMD128 (ema-simd.wasm)' : 'scalar (ema-scalar.wasm)';
   console.log('ema-wasm demo: raw SGD weights vs. their exponential moving average');
   console.log(
     `  task      ${TASK.classes}-arm noisy spiral, ${TASK.trainCount} train / ${TASK.testCount} test points, seed ${options.seed}`,

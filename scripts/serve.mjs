@@ -231,9 +231,9 @@ async function main() {
   }
   const host = process.env.HOST || '127.0.0.1';
   try {
-    await stat(path.join(DEFAULT_ROOT, 'dist', 'ema-simd.wasm'));
+    await stat(path.join(DEFAULT_ROOT, 'js', 'wasm', 'ema-simd.js'));
   } catch {
-    console.warn('serve: dist/ema-simd.wasm is missing; build it first with `npm run build`');
+    console.warn('serve: js/wasm/ema-simd.js (the inlined Wasm) is missing; build it first with `npm run build`');
   }
   try {
     const { demoUrl, close } = await startServer({ port, host, log: (message) => console.error(`serve: ${message}`) });

@@ -198,7 +198,7 @@ function showBuild(simd, parameters, tensors) {
   build.classList.toggle('good', simd);
   setText(
     'stat-build-file',
-    `${simd ? 'dist/ema-simd.wasm' : 'dist/ema-scalar.wasm'}\n${parameters.toLocaleString('en')} weights, ${tensors} tensors`,
+    `${simd ? 'ema-simd.wasm' : 'ema-scalar.wasm'}\n${parameters.toLocaleString('en')} weights, ${tensors} tensors`,
   );
 }
 

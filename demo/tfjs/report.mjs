@@ -12,7 +12,7 @@ export function formatCount(number) {
 }
 
 export function printHeader({ options, settings, backend, ema, parameters, data }) {
-  const build = ema.simd ? 'SIMD128 build (dist/ema-simd.wasm)' : 'scalar build (dist/ema-scalar.wasm)';
+  const build = ema.simd ? 'SIMD128 build (ema-simd.wasm)' : 'scalar build (ema-scalar.wasm)';
   console.log('ema-wasm TF.js demo: raw SGD weights vs. their exponential moving average, on MNIST');
   console.log(
     `  data      ${formatCount(data.train.count)} train / ${formatCount(data.test.count)} test digits ` +
