@@ -11,7 +11,6 @@
 import { STATUS, WasmCore } from './core.js';
 import { clip, describe, listSome, quoteList } from './describe.js';
 import { instantiate, loadModule } from './loader.js';
-import { adoptWasmSource } from './wasm-source.js';
 import { checkFits, creationBytes, inUseBytes, regionBytes, tooLargeMessage } from './memory-budget.js';
 import { shadowKeysFor } from './names.js';
 import { readOptions, refuseDuplicates, refuseUnusable, resolveParams } from './resolve.js';
@@ -20,6 +19,7 @@ import {
   checkFileArguments, checkSavableShape, COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, readFileOptions, stateFromDict, stateFromFile, stateToFile,
 } from './state.js';
 import { copyOf, lengthOf, unusableReason, windowOf, writeInto } from './typed-arrays.js';
+import { adoptWasmSource } from './wasm-source.js';
 
 const STAGING_FLOATS = 65536; // EMA_STAGING_FLOATS in include/ema.h
 const SEGMENT_CAPACITY = 4096; // EMA_SEGMENT_CAPACITY in include/ema.h

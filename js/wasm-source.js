@@ -17,7 +17,7 @@ import { bufferOf, byteOffsetOf, isDetached, typedArrayKind } from './typed-arra
 const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d];
 
 /** Every export the JS side calls: a module without them is not this version's. */
-const REQUIRED_EXPORTS = [
+export const REQUIRED_EXPORTS = [
   '_initialize', 'malloc', 'free', 'ema_simd128', 'ema_create', 'ema_destroy', 'ema_decay', 'ema_set_decay',
   'ema_num_updates', 'ema_set_num_updates', 'ema_reset_num_updates', 'ema_shadow', 'ema_byte_length',
   'ema_staging', 'ema_segment_table', 'ema_step_begin', 'ema_step_apply', 'ema_backup_prepare', 'ema_backup',
@@ -150,8 +150,8 @@ function responseParts(value) {
     // A Proxy around a browser's Response: its getters refuse the Proxy.
     throw new SourceProblem(
       TypeError,
-      ` (a Response-like object) cannot be read (${messageOf(error)}); hand over the Response itself, ` +
-        'or its bytes (await response.arrayBuffer())',
+      ` (${describe(value)}) cannot be read (${messageOf(error)}); expected ${ACCEPTED} ` +
+        '(a Response behind a Proxy cannot be read: hand over the Response itself, or its bytes)',
       error,
     );
   }
@@ -162,18 +162,26 @@ function responseParts(value) {
  * so that a rejection is never left unhandled, even when another option is
  * refused first. The result is a native promise of the value, or the value.
  */
+const adoptedPromises = new WeakSet();
+
 export function adoptWasmSource(value) {
   if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return value;
-  const then = value.then;
+  let then;
+  try {
+    then = value.then;
+  } catch {
+    return value; // a revoked Proxy, say: moduleFromSource names it
+  }
   if (typeof then !== 'function') return value;
   const settled = new Promise((resolve, reject) => then.call(value, resolve, reject));
   settled.catch(() => {});
+  adoptedPromises.add(settled);
   return settled;
 }
 
 /**
- * The compiled module that `source` (options.wasm of `method`, after
- * adoptWasmSource) stands for, checked; rejects with an Error or TypeError
+ * The compiled module that `source` (options.wasm of `method`, passed
+ * through adoptWasmSource first) stands for, checked; rejects with an Error or TypeError
  * that names the source and what came.
  */
 export async function moduleFromSource(source, method) {
@@ -181,7 +189,7 @@ export async function moduleFromSource(source, method) {
   let label = where;
   try {
     let given = 'given';
-    if (source instanceof Promise) {
+    if (adoptedPromises.has(source)) {
       try {
         source = await source;
       } catch (error) {
@@ -208,7 +216,8 @@ export async function moduleFromSource(source, method) {
     throw new SourceProblem(TypeError, ` must be ${ACCEPTED}; got ${describe(source)}`);
   } catch (error) {
     if (error instanceof SourceProblem) throw error.named(label);
-    throw error;
+    // A value that broke while being read (a revoked Proxy, say).
+    throw new TypeError(`${label} cannot be read (${messageOf(error)}); expected ${ACCEPTED}`, { cause: error });
   }
 }
 

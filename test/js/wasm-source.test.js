@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { createEma, loadEma, readMetadata } from '../../js/index.js';
 import { createOrtEma } from '../../js/adapters/ort.js';
 import { createTfjsEma } from '../../js/adapters/tfjs.js';
+import { REQUIRED_EXPORTS } from '../../js/wasm-source.js';
 import { CHROMIUM, CHROMIUM_ARGS, skipWithoutChromium } from './chromium.js';
 import { referenceStep } from './helpers.js';
 
@@ -27,14 +28,7 @@ const HTML_FALLBACK = '<!doctype html>\n<html lang="en"><head><script type="modu
  * pages, or memory imported as a function.
  */
 function moduleImporting({ memoryMaximum, memoryAsFunction = false }) {
-  const names = ['_initialize', 'malloc', 'free', 'ema_simd128', 'ema_create', 'ema_destroy', 'ema_decay', 'ema_set_decay',
-    'ema_num_updates', 'ema_set_num_updates', 'ema_reset_num_updates', 'ema_shadow', 'ema_byte_length', 'ema_staging',
-    'ema_segment_table', 'ema_step_begin', 'ema_step_apply', 'ema_backup_prepare', 'ema_backup', 'ema_resident_enable',
-    'ema_param', 'ema_update_resident', 'ema_copy_to_resident', 'ema_store_resident', 'ema_restore_resident',
-    'ema_status_string', 'ema_st_parse', 'ema_st_free', 'ema_st_tensor_count', 'ema_st_tensor_name',
-    'ema_st_tensor_name_length', 'ema_st_tensor_dtype', 'ema_st_tensor_rank', 'ema_st_tensor_dim',
-    'ema_st_tensor_file_offset', 'ema_st_tensor_byte_length', 'ema_st_metadata_count', 'ema_st_metadata_key',
-    'ema_st_metadata_key_length', 'ema_st_metadata_value', 'ema_st_metadata_value_length'];
+  const names = REQUIRED_EXPORTS;
   const text = (value) => [...new TextEncoder().encode(value)];
   const vector = (items) => [items.length, ...items.flat()]; // counts below 128 fit one LEB128 byte
   const section = (id, body) => [id, ...leb128(body.length), ...body];
@@ -212,6 +206,12 @@ describe('options.wasm in Node', () => {
     Object.defineProperty(liar, 'byteLength', { get: () => assert.fail('byteLength read') });
     Object.defineProperty(liar, 'buffer', { get: () => assert.fail('buffer read') });
     await runsCorrectly(liar, true);
+    const { proxy: revoked, revoke } = Proxy.revocable({}, {});
+    revoke();
+    await assert.rejects(createEma({ w: new Float32Array(1) }, { wasm: revoked }), {
+      name: 'TypeError',
+      message: /^ema-wasm: createEma: options\.wasm \(an object whose properties cannot be read \(a Proxy\?\)\) cannot be read \(.*revoked\); expected a compiled WebAssembly\.Module/,
+    });
     for (const wrong of [42, true, {}, [], () => {}, Symbol('x')]) {
       await assert.rejects(createEma({ w: new Float32Array(1) }, { wasm: wrong }), {
         name: 'TypeError',
