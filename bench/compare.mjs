@@ -54,6 +54,7 @@ import { performance } from 'node:perf_hooks';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 
 import { createEma, hasWasmSimd } from '../js/index.js';
+import { createCommandLine, resolvedPath, UsageError } from '../scripts/flags.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const USAGE = `usage: node bench/compare.mjs [--quick] [--only MODEL[,MODEL]] [--json PATH]
@@ -914,43 +915,40 @@ function printTargets(targets) {
   }
 }
 
-class UsageError extends Error {}
-
-function parseArgs(argv) {
-  const options = { quick: false, only: null, jsonPath: path.join(ROOT, 'bench', 'results.json'), native: true, tfjs: true, tfjsLarge: false };
-  for (let index = 0; index < argv.length; index++) {
-    const arg = argv[index];
-    const value = () => {
-      const next = argv[++index];
-      if (next === undefined || next.startsWith('--')) throw new UsageError(`${arg} needs a value\n${USAGE}`);
-      return next;
-    };
-    if (arg === '--quick') options.quick = true;
-    else if (arg === '--only') options.only = value();
-    else if (arg.startsWith('--only=')) options.only = arg.slice(7);
-    else if (arg === '--json') options.jsonPath = path.resolve(value());
-    else if (arg.startsWith('--json=')) options.jsonPath = path.resolve(arg.slice(7));
-    else if (arg === '--no-native') options.native = false;
-    else if (arg === '--no-tfjs') options.tfjs = false;
-    else if (arg === '--tfjs-large') options.tfjsLarge = true;
-    else if (arg === '--help' || arg === '-h') {
-      console.log(USAGE);
-      process.exit(0);
-    } else throw new UsageError(`unknown argument '${arg}'\n${USAGE}`);
-  }
-  if (options.only !== null) {
-    const keys = options.only.split(',').map((key) => key.trim().toLowerCase());
-    const chosen = MODELS.filter((model) => keys.some((key) => model.key.toLowerCase() === key || (key === 'tiny' && model.key === 'tiny2000')));
-    if (chosen.length !== keys.length) throw new UsageError(`--only: unknown model in '${options.only}'\n${USAGE}`);
-    options.models = chosen;
-  } else {
-    options.models = MODELS.filter((model) => model.inDefaultRun !== false);
-  }
-  return options;
+/** The models named by --only (a comma-separated list; 'tiny' is tiny2000). */
+function namedModels(text, flag) {
+  const keys = text.split(',').map((key) => key.trim().toLowerCase());
+  const chosen = MODELS.filter((model) => keys.some((key) => model.key.toLowerCase() === key || (key === 'tiny' && model.key === 'tiny2000')));
+  if (chosen.length !== keys.length) throw new UsageError(`${flag}: unknown model in '${text}'`);
+  return chosen;
 }
 
+const { readOptions } = createCommandLine({
+  program: 'bench/compare',
+  usage: USAGE,
+  defaults: {
+    quick: false,
+    models: MODELS.filter((model) => model.inDefaultRun !== false),
+    jsonPath: path.join(ROOT, 'bench', 'results.json'),
+    native: true,
+    tfjs: true,
+    tfjsLarge: false,
+  },
+  valueFlags: {
+    '--only': ['models', namedModels],
+    '--json': ['jsonPath', resolvedPath],
+  },
+  switches: {
+    '--quick': ['quick', true],
+    '--no-native': ['native', false],
+    '--no-tfjs': ['tfjs', false],
+    '--tfjs-large': ['tfjsLarge', true],
+  },
+});
+
 async function main() {
-  const options = parseArgs(process.argv.slice(2));
+  const options = readOptions(process.argv.slice(2));
+  if (options === null) return;
   const started = performance.now();
   const cpus = os.cpus();
   const environment = {
@@ -1039,11 +1037,14 @@ async function main() {
 }
 
 if (isMainThread) {
+  // process.exit() rather than waiting for the event loop to drain: a worker
+  // or the native child that failed to close must not keep the run alive.
+  // Without an argument it keeps the exit code readOptions() set (2).
   main().then(
-    () => process.exit(0),
+    () => process.exit(),
     (error) => {
-      console.error(error instanceof UsageError ? error.message : error instanceof Error ? error.stack : error);
-      process.exit(error instanceof UsageError ? 2 : 1);
+      console.error(error instanceof Error ? error.stack : error);
+      process.exit(1);
     },
   );
 } else {

@@ -71,6 +71,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { brotliCompressSync, constants as zlibConstants, gzipSync } from 'node:zlib';
 
+import { createCommandLine, nonEmptyPath } from '../scripts/flags.mjs';
 import { CHROMIUM, CHROMIUM_ARGS } from '../test/js/chromium.js';
 
 const execFileAsync = promisify(execFile);
@@ -100,20 +101,18 @@ const RUN_TIMEOUT_MS = 60_000;
 
 // ---- command line ----------------------------------------------------------
 
-function parseArguments(argv) {
-  const options = { json: null, quick: false, throttle: true };
-  for (let i = 0; i < argv.length; i++) {
-    const argument = argv[i];
-    if (argument === '--json') {
-      options.json = argv[++i];
-      if (!options.json) fail(`--json needs a file name\n${USAGE}`);
-    } else if (argument === '--quick') options.quick = true;
-    else if (argument === '--no-throttle') options.throttle = false;
-    else if (argument === '--help' || argument === '-h') {
-      console.log(USAGE);
-      process.exit(0);
-    } else fail(`unknown argument '${argument}'\n${USAGE}`);
-  }
+const commandLine = createCommandLine({
+  program: 'bench/load',
+  usage: USAGE,
+  defaults: { json: null, quick: false, throttle: true },
+  valueFlags: { '--json': ['json', nonEmptyPath] },
+  switches: { '--quick': ['quick', true], '--no-throttle': ['throttle', false] },
+});
+
+/** The options, with the run counts --quick implies; null when the script should stop (--help, a bad flag). */
+function readOptions(args) {
+  const options = commandLine.readOptions(args);
+  if (options === null) return null;
   // 20 cold page loads per variant and size locally; the slow network costs
   // about a second a load, so fewer there (and only the 1M model: the network
   // does not care how big the model is, the page does the same work).
@@ -666,7 +665,8 @@ async function importDevDependency(name) {
 }
 
 async function main() {
-  const options = parseArguments(process.argv.slice(2));
+  const options = readOptions(process.argv.slice(2));
+  if (options === null) return;
   const esbuild = await importDevDependency('esbuild');
   const { chromium } = await importDevDependency('playwright-core');
   const started = performance.now();

@@ -14,6 +14,8 @@ import path from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 
+import { createCommandLine, resolvedPath } from './flags.mjs';
+
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BEGIN = '<!-- perf:begin -->';
 const END = '<!-- perf:end -->';
@@ -25,31 +27,26 @@ const COMPACT = new Set([
   'tfjsCpuIdiomatic', 'tfjsCpuAdapter', 'tfjsWasmIdiomatic', 'tfjsWasmAdapter', 'copyTo', 'set',
 ]);
 
-function parseArgs(argv) {
-  const options = {
+// No check on --json and --readme beyond a non-empty path: a missing or
+// wrong file is reported by main() when it is read.
+const { readOptions } = createCommandLine({
+  program: 'readme-perf',
+  usage: USAGE,
+  defaults: {
     json: path.join(ROOT, 'bench', 'results.json'),
     readme: path.join(ROOT, 'README.md'),
     write: false,
     compact: false,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const value = () => {
-      const next = argv[++i];
-      if (next === undefined) throw new Error(`${arg} needs a value\n${USAGE}`);
-      return path.resolve(next);
-    };
-    if (arg === '--json') options.json = value();
-    else if (arg === '--readme') options.readme = value();
-    else if (arg === '--write') options.write = true;
-    else if (arg === '--compact') options.compact = true;
-    else if (arg === '--help' || arg === '-h') {
-      console.log(USAGE);
-      process.exit(0);
-    } else throw new Error(`unknown argument '${arg}'\n${USAGE}`);
-  }
-  return options;
-}
+  },
+  valueFlags: {
+    '--json': ['json', resolvedPath],
+    '--readme': ['readme', resolvedPath],
+  },
+  switches: {
+    '--write': ['write', true],
+    '--compact': ['compact', true],
+  },
+});
 
 function ms(value) {
   if (value < 1) return value.toFixed(3);
@@ -121,7 +118,8 @@ function markdown(results, { compact }) {
 }
 
 function main() {
-  const options = parseArgs(process.argv.slice(2));
+  const options = readOptions(process.argv.slice(2));
+  if (options === null) return;
   let results;
   try {
     results = JSON.parse(readFileSync(options.json, 'utf8'));

@@ -1,8 +1,8 @@
 // Command-line flags of demo/train-node.mjs: its defaults, usage text and
-// flag table. Parsing and the value checks are shared with the TF.js demo,
-// in lib/cli.mjs.
+// flag table. Parsing and the value checks are shared with the other
+// scripts of the repository, in scripts/flags.mjs.
 
-import { createCommandLine, numberFromZeroToOne, positiveInteger, uint32 } from './cli.mjs';
+import { createCommandLine, numberFromZeroToOne, positiveInteger, uint32 } from '../../scripts/flags.mjs';
 
 export const DEFAULTS = Object.freeze({ epochs: 8, decay: 0.99, warmup: true, seed: 1 });
 
@@ -34,9 +34,9 @@ export const { parseFlags, readOptions } = createCommandLine({
   usage: USAGE,
   defaults: DEFAULTS,
   valueFlags: {
-    '--epochs': ['epochs', positiveInteger('--epochs')],
-    '--decay': ['decay', numberFromZeroToOne('--decay')],
-    '--seed': ['seed', uint32('--seed')],
+    '--epochs': ['epochs', positiveInteger],
+    '--decay': ['decay', numberFromZeroToOne],
+    '--seed': ['seed', uint32],
   },
   switches: { '--no-warmup': ['warmup', false] },
 });

@@ -1,8 +1,8 @@
 // Command-line flags of demo/train-tfjs.mjs: its defaults, usage text and
-// flag table. Parsing and the value checks it shares with train-node.mjs
-// are in lib/cli.mjs.
+// flag table. Parsing and the value checks are shared with the other
+// scripts of the repository, in scripts/flags.mjs.
 
-import { createCommandLine, numberFromZeroToOne, positiveInteger, uint32, UsageError } from '../lib/cli.mjs';
+import { createCommandLine, nonEmptyPath, numberFromZeroToOne, oneOf, positiveInteger, uint32 } from '../../scripts/flags.mjs';
 
 export const BACKENDS = Object.freeze(['cpu', 'wasm']);
 
@@ -44,23 +44,6 @@ Options:
   -h, --help        show this help and exit
 `;
 
-// Values only this script takes; the shared checks are in lib/cli.mjs.
-function backendName(flag) {
-  return (text) => {
-    if (!BACKENDS.includes(text)) {
-      throw new UsageError(`${flag} must be ${BACKENDS.join(' or ')}, got '${text}'`);
-    }
-    return text;
-  };
-}
-
-function nonEmptyPath(flag) {
-  return (text) => {
-    if (text === '') throw new UsageError(`${flag} needs a non-empty path`);
-    return text;
-  };
-}
-
 /**
  * parseFlags(args) reads `args` (process.argv without node and the script)
  * into { epochs, decay, warmup, backend, batchSize, out, weights, seed, help }
@@ -72,13 +55,13 @@ export const { parseFlags, readOptions } = createCommandLine({
   usage: USAGE,
   defaults: DEFAULTS,
   valueFlags: {
-    '--epochs': ['epochs', positiveInteger('--epochs')],
-    '--decay': ['decay', numberFromZeroToOne('--decay')],
-    '--backend': ['backend', backendName('--backend')],
-    '--batch-size': ['batchSize', positiveInteger('--batch-size')],
-    '--out': ['out', nonEmptyPath('--out')],
-    '--weights': ['weights', nonEmptyPath('--weights')],
-    '--seed': ['seed', uint32('--seed')],
+    '--epochs': ['epochs', positiveInteger],
+    '--decay': ['decay', numberFromZeroToOne],
+    '--backend': ['backend', oneOf(BACKENDS)],
+    '--batch-size': ['batchSize', positiveInteger],
+    '--out': ['out', nonEmptyPath],
+    '--weights': ['weights', nonEmptyPath],
+    '--seed': ['seed', uint32],
   },
   switches: { '--no-warmup': ['warmup', false] },
 });
