@@ -1,0 +1,279 @@
+// The base of the adapters (tfjs.js, ort.js): an EMA of weights that live
+// outside it, in TF.js variables or an onnxruntime-web session.
+//
+// An adapter supplies only a weight source: what its calls hold (scope.js),
+// how to read the weights as the params the core EMA takes, and how to write
+// values into them. Everything else is here, the same for every adapter:
+// options, creating the core EMA, the members forwarded to it, save and
+// loadState, store/restore, the withEma scope, dispose, and the errors.
+//
+// A kind of adapter is described by a plain object:
+//
+//   create    its create function's name ('createTfjsEma'), for messages
+//   options   its own option keys, besides the core's (all but 'resident')
+//   weightsIn where its weights live, to say why 'resident' is refused
+//   open(target, ownOptions, method)
+//             checks what was passed for weights and loads what reaching
+//             them needs; gives (or resolves to) the weight source
+//
+// and a weight source, one per EMA, by:
+//
+//   owner     names the EMA in scope refusals (a string, or a function
+//             giving one, called only for a message)
+//   targets   what its calls touch, for scope.js (built once)
+//   slots     [{ name, length }]: the weights, in the core EMA's order
+//   read(method)             the weights now, as params for the core EMA
+//   write(valueOf, method)   writes valueOf(name) into every weight
+//   writeBack(values, method) puts values.get(name) back into every weight
+//                            it can, then throws naming those it could not
+//
+// valueOf(name) and values.get(name) are fresh Float32Arrays the source may
+// keep (never views into Wasm memory). A source is synchronous (TF.js) or
+// asynchronous (onnxruntime-web): read and the writes return values or
+// promises, and every method here returns what the source gives, chained by
+// then(). A synchronous source stays synchronous: nothing waits, so no other
+// code runs between reading the weights and copying them into the arena.
+
+import { describe } from '../describe.js';
+import { adapterAccess, EMA_OPTION_DEFAULTS, prepareEma } from '../ema.js';
+import { readOptions } from '../resolve.js';
+import { hold } from '../scope.js';
+
+const CORE_OPTION_KEYS = Object.keys(EMA_OPTION_DEFAULTS).filter((key) => key !== 'resident');
+
+/**
+ * Creates an `Adapter` (a subclass of WeightSourceEma) of the weights
+ * `target` stands for: reads the options once, prepares the core EMA, opens
+ * the weight source, then reads the weights and copies them in with the
+ * source held, so that no withEma of another EMA of these weights can swap
+ * its own in meanwhile.
+ */
+export async function createWeightSourceEma(Adapter, kind, target, options) {
+  const method = kind.create;
+  if (options !== null && typeof options === 'object' && Object.hasOwn(options, 'resident')) {
+    throw new TypeError(`ema-wasm: ${method}: option 'resident' is not available here: the weights live in ${kind.weightsIn}`);
+  }
+  const values = readOptions(options, [...CORE_OPTION_KEYS, ...kind.options], method);
+  const coreValues = {};
+  const ownValues = {};
+  for (const key of Object.keys(values)) {
+    if (kind.options.includes(key)) ownValues[key] = values[key];
+    else coreValues[key] = values[key];
+  }
+  const create = await prepareEma(coreValues, method);
+  const source = await kind.open(target, ownValues, method);
+  return holding(method, source, 'read', () => then(source.read(method), (params) => new Adapter(create(params), source, kind)));
+}
+
+/** See WeightSourceEma's static block: the checked core EMA, for an adapter's own members. */
+export let liveEmaOf;
+
+export class WeightSourceEma {
+  #ema; // the core Ema; null once disposed
+  #source; // null once disposed
+  #kind;
+  #scope; // the core EMA's own, so that `.ema` is refused inside withEma too
+  #stored = false; // whether this adapter's store() (or withEma) has run
+
+  /** @private Use the adapter's create function. */
+  constructor(ema, source, kind) {
+    this.#ema = ema;
+    this.#source = source;
+    this.#kind = kind;
+    this.#scope = adapterAccess.scopeOf(ema);
+  }
+
+  // ---- state, forwarded to the core EMA ------------------------------------
+
+  /** The underlying core EMA, for advanced use; its store/restore share this adapter's snapshot. */
+  get ema() {
+    return WeightSourceEma.#live(this, 'ema');
+  }
+
+  /** Updates since creation or reset; -1 when warmup is off. */
+  get numUpdates() {
+    return WeightSourceEma.#live(this, 'numUpdates').numUpdates;
+  }
+
+  /** The base decay, as the float32 value LitEma stores. */
+  get decay() {
+    return WeightSourceEma.#live(this, 'decay').decay;
+  }
+
+  get names() {
+    return WeightSourceEma.#live(this, 'names').names;
+  }
+
+  /** True when the SIMD128 build runs, false for the scalar build. */
+  get simd() {
+    return WeightSourceEma.#live(this, 'simd').simd;
+  }
+
+  /** A copy of the EMA weights of one weight, by name. */
+  shadow(name) {
+    return WeightSourceEma.#live(this, 'shadow').shadow(name);
+  }
+
+  /** LitEma's state_dict (see Ema.stateDict); every value is a copy. */
+  stateDict() {
+    return WeightSourceEma.#live(this, 'stateDict').stateDict();
+  }
+
+  /** LitEma.reset_num_updates(): the counter goes to 0, turning warmup on. */
+  resetNumUpdates() {
+    WeightSourceEma.#live(this, 'resetNumUpdates').resetNumUpdates();
+  }
+
+  /** The EMA as a safetensors file (see Ema.save). */
+  save(options) {
+    return WeightSourceEma.#live(this, 'save').save(options);
+  }
+
+  /**
+   * Loads a safetensors file into the EMA (see Ema.loadState). The weights
+   * are not touched: copyTo() writes the loaded shadows into them.
+   */
+  async loadState(bytes, options) {
+    return WeightSourceEma.#live(this, 'loadState').loadState(bytes, options);
+  }
+
+  // ---- what reads or writes the weights -------------------------------------
+
+  /** One EMA step from the weights' current values; returns the decay used. */
+  update() {
+    return this.#holding('update', 'read', (source) =>
+      then(source.read('update'), (params) => WeightSourceEma.#live(this, 'update').update(params)),
+    );
+  }
+
+  /** LitEma.copy_to: writes the EMA weights into the weights. */
+  copyTo() {
+    return this.#holding('copyTo', 'write', (source) => this.#writeShadows(source, 'copyTo'));
+  }
+
+  /** LitEma.store: snapshots the weights' current values, replacing an earlier snapshot. */
+  store() {
+    return this.#holding('store', 'read', (source) => this.#storeFrom(source, 'store'));
+  }
+
+  /**
+   * LitEma.restore: writes the snapshot back into every weight that can take
+   * it, then throws naming those that could not; the snapshot stays stored.
+   */
+  restore() {
+    return this.#holding('restore', 'write', (source) => this.#writeStored(source, 'restore'));
+  }
+
+  /**
+   * LitEma's ema_scope: store, copyTo, `await fn()`, then restore even if fn
+   * (or copyTo) throws. Returns what fn returns. The weights stay held until
+   * the training weights are back, so no call of any EMA of them can land in
+   * between.
+   */
+  async withEma(fn) {
+    WeightSourceEma.#live(this, 'withEma');
+    if (typeof fn !== 'function') {
+      throw new TypeError(`ema-wasm: withEma: fn must be a function, got ${describe(fn)}`);
+    }
+    const source = this.#source;
+    return this.#scope.run('withEma', source.owner, source.targets, {
+      store: () => this.#storeFrom(source, 'withEma'),
+      swapIn: () => this.#writeShadows(source, 'withEma'),
+      restore: () => this.#writeStored(source, 'withEma'),
+    }, fn);
+  }
+
+  /** Frees the arena; every later call throws. Calling it again does nothing. The weights are not touched. */
+  dispose() {
+    if (!WeightSourceEma.#isAdapter(this)) WeightSourceEma.#live(this, 'dispose'); // throws: not an adapter
+    if (this.#ema === null) return;
+    this.#scope.check('dispose');
+    this.#ema.dispose();
+    this.#ema = null;
+    this.#source = null; // let the model or session be collected even if the EMA is kept
+  }
+
+  // ---- internals -------------------------------------------------------------
+
+  /**
+   * Runs action(source) with the weights held (scope.js) until what it
+   * returns has settled: reading or writing them may run the caller's code
+   * (a wrapped variable, a session's promise), and no withEma of any EMA of
+   * these weights may swap them in the middle.
+   */
+  #holding(method, mode, action) {
+    WeightSourceEma.#live(this, method);
+    this.#scope.check(method);
+    const source = this.#source;
+    return holding(method, source, mode, () => action(source));
+  }
+
+  #storeFrom(source, method) {
+    return then(source.read(method), (params) => {
+      adapterAccess.store(WeightSourceEma.#live(this, method), params, method);
+      this.#stored = true;
+    });
+  }
+
+  /** Each shadow is a fresh copy out of Wasm memory, made when the source asks for it. */
+  #writeShadows(source, method) {
+    return source.write((name) => WeightSourceEma.#live(this, method).shadow(name), method);
+  }
+
+  #writeStored(source, method) {
+    const ema = WeightSourceEma.#live(this, method);
+    if (!this.#stored) {
+      throw new Error(`ema-wasm: ${method}: nothing is stored; call store() first`);
+    }
+    // Into arrays of our own, which cannot fail: the source then has owned
+    // copies, and the snapshot stays stored whatever the source does.
+    const values = source.slots.map(({ name, length }) => ({ name, data: new Float32Array(length) }));
+    adapterAccess.restore(ema, values, method);
+    return source.writeBack(new Map(values.map(({ name, data }) => [name, data])), method);
+  }
+
+  static #isAdapter(value) {
+    return value !== null && typeof value === 'object' && #ema in value;
+  }
+
+  /**
+   * The core EMA of `adapter` for a call of `method`: a TypeError when the
+   * method was called on something else, an Error once disposed.
+   */
+  static #live(adapter, method) {
+    if (!WeightSourceEma.#isAdapter(adapter)) {
+      throw new TypeError(
+        `ema-wasm: ${method}: called on ${describe(adapter)}, not on an EMA; call it as ema.${method}, ` +
+          `or bind it (ema.${method}.bind(ema)) before passing it as a callback`,
+      );
+    }
+    if (adapter.#ema === null) {
+      throw new Error(`ema-wasm: ${method}: this EMA was disposed; create a new one with ${adapter.#kind.create}()`);
+    }
+    return adapter.#ema;
+  }
+
+  static {
+    liveEmaOf = (adapter, method) => WeightSourceEma.#live(adapter, method);
+  }
+}
+
+/** Runs action() with the source's weights held until what it returns has settled. */
+function holding(method, source, mode, action) {
+  const release = hold(method, source.owner, source.targets, mode);
+  let result;
+  try {
+    result = action();
+  } catch (error) {
+    release();
+    throw error;
+  }
+  if (result instanceof Promise) return result.finally(release);
+  release();
+  return result;
+}
+
+/** next(value) once `value` is there: at once for a value, once settled for a promise. */
+function then(value, next) {
+  return value instanceof Promise ? value.then(next) : next(value);
+}
