@@ -1,4 +1,7 @@
-// The Ema class: LitEma's API over one instance of the C core.
+// Creating EMAs, and the Ema class: LitEma's API over an arena
+// (boundary.js), taking the caller's arrays on every call. A resident EMA,
+// whose parameters live in the arena, is its own class (resident-ema.js);
+// what both share is BaseEma (base-ema.js).
 //
 // Every public method reads its arguments once, through the resolution seam
 // (resolve.js), checks all of them against the EMA, and only then touches the
@@ -8,22 +11,19 @@
 // withEma): its job is to give the training weights back, so it writes every
 // array it can and then reports the ones it could not (#restoreInto).
 
-import { STATUS, WasmCore } from './core.js';
+import { BaseEma, emaInternals } from './base-ema.js';
+import { EmaArena } from './boundary.js';
 import { clip, describe, listSome, quoteList } from './describe.js';
-import { instantiate, loadModule } from './loader.js';
+import { loadModule } from './loader.js';
 import { checkFits, creationBytes, inUseBytes, regionBytes, tooLargeMessage } from './memory-budget.js';
 import { shadowKeysFor } from './names.js';
 import { readOptions, refuseDuplicates, refuseUnusable, resolveParams } from './resolve.js';
-import { arrayTarget, checkFree, EmaScope, memoryTarget } from './scope.js';
-import {
-  checkFileArguments, checkSavableShape, COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, readFileOptions, stateFromDict, stateFromFile, stateToFile,
-} from './state.js';
-import { copyOf, lengthOf, unusableReason, windowOf, writeInto } from './typed-arrays.js';
+import { ResidentEma } from './resident-ema.js';
+import { arrayTarget, checkFree } from './scope.js';
+import { checkFileArguments, checkSavableShape, COUNTER_KEY, stateFromFile } from './state.js';
+import { lengthOf, unusableReason } from './typed-arrays.js';
 import { adoptWasmSource } from './wasm-source.js';
 
-const STAGING_FLOATS = 65536; // EMA_STAGING_FLOATS in include/ema.h
-const SEGMENT_CAPACITY = 4096; // EMA_SEGMENT_CAPACITY in include/ema.h
-const SEGMENT_WORDS = 3; // ema_segment is { slot, offset, count }, uint32 each
 const MAX_SLOTS = 1048576; // EMA_MAX_SLOTS in include/ema.h
 
 /** createEma's options and their defaults. */
@@ -56,7 +56,8 @@ function checkOptionValues(values, method) {
 
 /**
  * Creates an EMA of the trainable entries of `params`, with shadows starting
- * as copies of them (as LitEma does).
+ * as copies of them (as LitEma does): an Ema, or with `resident: true` a
+ * ResidentEma.
  */
 export async function createEma(params, options = {}) {
   const create = await prepareEma(readOptions(options, EMA_OPTION_KEYS, 'createEma'), 'createEma');
@@ -94,9 +95,12 @@ export async function prepareEma(optionValues, method) {
     checkFits(method, what, needed);
     // Size memory for one store() of the tracked arrays as well (what
     // withEma needs) when that fits, so evaluating never grows it.
-    const expected = resident ? needed : needed + regionBytes(lengths);
-    const core = new WasmCore(instantiate(module, expected));
-    return new Ema(core, build, tracked, keys, { decay, useNumUpdates, resident, method, what, needed });
+    const expectedBytes = resident ? needed : needed + regionBytes(lengths);
+    // The arrays were pinned by the seam and no user code ran since.
+    const initial = tracked.map((entry) => entry.data);
+    const arena = new EmaArena(module, { decay, useNumUpdates, lengths, resident, initial, expectedBytes, method, what, needed });
+    const Kind = resident ? ResidentEma : Ema;
+    return new Kind(arena, build, tracked, keys);
   };
 }
 
@@ -132,203 +136,22 @@ export async function loadEma(bytes, options = {}) {
 /** See Ema's static block: what the adapters may do inside their own scopes. */
 export let adapterAccess;
 
-export class Ema {
-  #core;
-  #context = 0;
-  #build;
-  #names; // tracked parameter names, in order
-  #keys; // LitEma shadow keys (dots removed), same order
-  #shapes;
-  #lengths;
-  #slotOf; // name -> slot index
-  #shadowOffsets; // float index of each shadow in linear memory
-  #scratch; // 4 bytes for out-parameters
+const { arenaOf, enter, scopeOf, tracked, checkCounter, owner } = emaInternals;
+
+/** An EMA that takes the model's arrays on every call. */
+export class Ema extends BaseEma {
   #stored = null; // { names, lengths, indexOf } of the last store, or null
-  #paramOffsets = null; // resident mode: float index of each parameter
-  #scope = new EmaScope();
-  #shadowViews = null; // see #shadowViewsOf
-  #shadowViewsBuffer = null;
 
-  /** @private Use createEma(). */
-  constructor(core, build, tracked, keys, { decay, useNumUpdates, resident, method, what, needed }) {
-    this.#core = core;
-    this.#build = build;
-    this.#names = tracked.map((entry) => entry.name);
-    this.#keys = keys;
-    this.#shapes = tracked.map(({ shape, length }) => (shape === undefined ? [length] : shape.slice()));
-    this.#lengths = tracked.map((entry) => entry.length);
-    this.#slotOf = new Map(this.#names.map((name, slot) => [name, slot]));
-
-    const exports = core.exports;
-    const outOfMemory = (status) => {
-      if (status === STATUS.OUT_OF_MEMORY) throw new RangeError(tooLargeMessage(method, what, needed));
-      core.check(status, `${method}: allocating the arena`);
-    };
-    this.#scratch = core.malloc(8, method);
-    const lengthsPointer = core.mallocU32(this.#lengths, method);
-    try {
-      outOfMemory(exports.ema_create(this.#scratch, decay, useNumUpdates ? 1 : 0, tracked.length, lengthsPointer));
-    } finally {
-      core.free(lengthsPointer);
-    }
-    this.#context = core.heapU32[this.#scratch >>> 2];
-    this.#shadowOffsets = this.#names.map((_, slot) => exports.ema_shadow(this.#context, slot) >>> 2);
-    if (resident) {
-      outOfMemory(exports.ema_resident_enable(this.#context));
-      this.#paramOffsets = this.#names.map((_, slot) => exports.ema_param(this.#context, slot) >>> 2);
-    }
-
-    // The arrays were pinned by the seam and no user code ran since.
-    const heap = core.heapF32;
-    tracked.forEach(({ data }, slot) => {
-      heap.set(data, this.#shadowOffsets[slot]);
-      if (resident) heap.set(data, this.#paramOffsets[slot]);
-    });
-  }
-
-  // ---- state ---------------------------------------------------------------
-
-  /** The base decay, as the float32 value LitEma stores. */
-  get decay() {
-    const core = Ema.#coreOf(this, 'decay');
-    return this.#decayOf(core);
-  }
-
-  /** Updates since creation or reset; -1 when warmup is off. */
-  get numUpdates() {
-    const core = Ema.#coreOf(this, 'numUpdates');
-    return this.#numUpdatesOf(core);
-  }
-
-  /** Tracked parameter names, in creation order (a copy). */
-  get names() {
-    Ema.#coreOf(this, 'names');
-    return this.#names.slice();
-  }
-
-  /** True when the SIMD128 build runs, false for the scalar build. */
-  get simd() {
-    Ema.#coreOf(this, 'simd');
-    return this.#build === 'simd';
-  }
-
-  /** True when the parameters live in the arena (createEma with resident: true). */
+  /** False: the parameters stay the caller's arrays (see ResidentEma). */
   get resident() {
-    Ema.#coreOf(this, 'resident');
-    return this.#paramOffsets !== null;
+    Ema.#check(this, 'resident');
+    return false;
   }
 
-  /**
-   * Resident mode: the parameter `name` itself, a Float32Array over this
-   * EMA's WebAssembly memory, to train in place. A resident EMA allocates
-   * everything when it is created, so the view stays valid for the EMA's
-   * whole life; after dispose() it must not be used. (Calling param() again
-   * always gives a valid view.)
-   */
-  param(name) {
-    const core = Ema.#coreOf(this, 'param');
-    if (this.#paramOffsets === null) {
-      throw new Error('ema-wasm: param: this EMA is not resident; create it with { resident: true }');
-    }
-    const slot = this.#slotFor(name, 'param');
-    return new Float32Array(core.memory.buffer, this.#paramOffsets[slot] * 4, this.#lengths[slot]);
-  }
-
-  /** Bytes the arena holds in linear memory (shadows, staging, backup). */
-  get byteLength() {
-    const core = Ema.#coreOf(this, 'byteLength');
-    return this.#byteLengthOf(core);
-  }
-
-  /** LitEma.reset_num_updates(): the counter goes to 0, turning warmup on. */
-  resetNumUpdates() {
-    const core = Ema.#coreOf(this, 'resetNumUpdates');
-    core.check(core.exports.ema_reset_num_updates(this.#context), 'resetNumUpdates');
-  }
-
-  /** A copy of the shadow of parameter `name`. */
-  shadow(name) {
-    const core = Ema.#coreOf(this, 'shadow');
-    const slot = this.#slotFor(name, 'shadow');
-    return copyOf(core.heapF32, this.#shadowOffsets[slot], this.#lengths[slot], Float32Array);
-  }
-
-  /** Shape of a tracked parameter (a copy), as given at creation. */
-  shape(name) {
-    Ema.#coreOf(this, 'shape');
-    const slot = this.#slotFor(name, 'shape');
-    return this.#shapes[slot].slice();
-  }
-
-  /**
-   * LitEma's state_dict(): 'decay' (Float32Array of 1), 'num_updates'
-   * (Int32Array of 1), then each shadow under its name with the dots removed.
-   * Every value is a copy.
-   */
-  stateDict() {
-    const core = Ema.#coreOf(this, 'stateDict');
-    const state = new Map();
-    state.set(DECAY_KEY, Float32Array.of(this.#decayOf(core)));
-    state.set(COUNTER_KEY, Int32Array.of(this.#numUpdatesOf(core)));
-    const heap = core.heapF32;
-    this.#keys.forEach((key, slot) => {
-      state.set(key, copyOf(heap, this.#shadowOffsets[slot], this.#lengths[slot], Float32Array));
-    });
-    return state;
-  }
-
-  /**
-   * LitEma's load_state_dict: 'decay', 'num_updates' and each shadow under
-   * its LitEma key, as stateDict() returns them (a Map or a plain object).
-   * strict (default): exactly the tracked keys, no more, no fewer; otherwise
-   * what is present is loaded and unknown keys are ignored. All or nothing.
-   */
-  loadStateDict(state, options = {}) {
-    Ema.#coreOf(this, 'loadStateDict');
-    const { strict = true } = readOptions(options, ['strict'], 'loadStateDict');
-    const checked = stateFromDict(state, 'loadStateDict');
-    // Reading ran the caller's getters, which may have disposed this EMA.
-    this.#applyState(Ema.#coreOf(this, 'loadStateDict'), checked, strict, 'loadStateDict');
-  }
-
-  /**
-   * The state as a safetensors file: '<prefix>decay' (F32 scalar),
-   * '<prefix>num_updates' (I32 scalar) and each shadow as F32 under
-   * '<prefix><LitEma key>' with its shape. The metadata records the dotted
-   * names; `metadata` adds string entries of your own.
-   */
-  save(options = {}) {
-    Ema.#coreOf(this, 'save');
-    // Options first: reading them runs the caller's getters, which must not
-    // run between taking the state and copying it into the file.
-    const fileOptions = readFileOptions(readOptions(options, ['prefix', 'metadata'], 'save'), 'save');
-    const core = Ema.#coreOf(this, 'save');
-    const buffer = core.memory.buffer;
-    const state = {
-      decay: this.#decayOf(core),
-      numUpdates: this.#numUpdatesOf(core),
-      // Views are fine here: stateToFile copies them before any other code
-      // can run.
-      shadows: this.#keys.map((key, slot) => ({
-        key,
-        name: this.#names[slot],
-        shape: this.#shapes[slot],
-        data: new Float32Array(buffer, this.#shadowOffsets[slot] * 4, this.#lengths[slot]),
-      })),
-    };
-    return stateToFile(state, fileOptions, 'save');
-  }
-
-  /**
-   * Loads a safetensors file (from save() or PyTorch) into this EMA, under
-   * `prefix`. Same rules as loadStateDict; a file that fails any check
-   * changes nothing.
-   */
-  async loadState(bytes, options = {}) {
-    Ema.#coreOf(this, 'loadState');
-    const { prefix = '', strict = true } = readOptions(options, ['prefix', 'strict'], 'loadState');
-    const state = await stateFromFile(bytes, prefix, 'loadState', this.#core.module);
-    this.#applyState(Ema.#coreOf(this, 'loadState'), state, strict, 'loadState');
+  /** Only a ResidentEma has its parameters in the arena. */
+  param() {
+    Ema.#check(this, 'param');
+    throw new Error('ema-wasm: param: this EMA is not resident; create it with { resident: true }');
   }
 
   // ---- the EMA step --------------------------------------------------------
@@ -338,87 +161,33 @@ export class Ema {
    * Returns the decay the step used (float32 value).
    */
   update(params) {
-    Ema.#coreOf(this, 'update');
-    if (this.#residentCall(params, 'update')) {
-      const core = this.#enterResident('update', 'read');
-      this.#checkCounter(core, 'update');
-      core.check(core.exports.ema_update_resident(this.#context, this.#scratch), 'update');
-      return core.heapF32[this.#scratch >>> 2];
-    }
+    Ema.#check(this, 'update');
     const entries = resolveParams(params, 'update');
-    const core = this.#enter('update');
-    const exports = core.exports;
+    const arena = enter(this, 'update');
     const arrays = this.#matchTracked(entries, 'update');
     checkFree('update', () => targetsOf(arrays), 'read');
-    this.#checkCounter(core, 'update');
-
-    // Everything is checked: from here on nothing can fail. The step opens
-    // (the counter advances), then every parameter streams through the
-    // staging window, several small ones per window, each full window
-    // applied with one call into Wasm.
-    core.check(exports.ema_step_begin(this.#context, this.#scratch), 'update');
-    const decayUsed = core.heapF32[this.#scratch >>> 2];
-    // Wasm returns pointers as i32: above 2 GiB they read negative here.
-    const stagingPointer = exports.ema_staging(this.#context) >>> 0;
-    const segmentPointer = exports.ema_segment_table(this.#context) >>> 0;
-    const buffer = core.memory.buffer;
-    const staging = new Float32Array(buffer, stagingPointer, STAGING_FLOATS);
-    const segments = new Uint32Array(buffer, segmentPointer, SEGMENT_CAPACITY * SEGMENT_WORDS);
-    let staged = 0;
-    let segmentCount = 0;
-    const flush = () => {
-      core.check(exports.ema_step_apply(this.#context, segmentPointer, segmentCount, stagingPointer), 'update');
-      staged = 0;
-      segmentCount = 0;
-    };
-    for (let slot = 0; slot < arrays.length; slot++) {
-      const { data, length } = arrays[slot];
-      for (let offset = 0; offset < length; ) {
-        const count = Math.min(length - offset, STAGING_FLOATS - staged);
-        // A whole array is copied from its internal slots; a piece goes
-        // through a window built from them (never subarray: @@species).
-        staging.set(count === length ? data : windowOf(data, offset, count, Float32Array), staged);
-        const word = segmentCount * SEGMENT_WORDS;
-        segments[word] = slot;
-        segments[word + 1] = offset;
-        segments[word + 2] = count;
-        segmentCount += 1;
-        staged += count;
-        offset += count;
-        if (staged === STAGING_FLOATS || segmentCount === SEGMENT_CAPACITY) flush();
-      }
-    }
-    if (segmentCount > 0) flush();
-    return decayUsed;
+    checkCounter(this, arena, 'update');
+    // Everything is checked: from here on nothing can fail.
+    return arena.update(arrays.map((entry) => entry.data));
   }
 
   // ---- swapping weights ----------------------------------------------------
 
   /** LitEma.copy_to(model): writes every shadow into its trainable array. */
   copyTo(params) {
-    Ema.#coreOf(this, 'copyTo');
-    if (this.#residentCall(params, 'copyTo')) {
-      const core = this.#enterResident('copyTo', 'write');
-      core.check(core.exports.ema_copy_to_resident(this.#context), 'copyTo');
-      return;
-    }
+    Ema.#check(this, 'copyTo');
     const entries = resolveParams(params, 'copyTo');
-    const core = this.#enter('copyTo');
+    const arena = enter(this, 'copyTo');
     const arrays = this.#matchTracked(entries, 'copyTo');
     checkFree('copyTo', () => targetsOf(arrays), 'write');
-    this.#copyShadowsInto(core, arrays);
+    arena.copyShadowsInto(arrays.map((entry) => entry.data));
   }
 
   /** LitEma.store(parameters): snapshots every array given, trainable or not. */
   store(params) {
-    Ema.#coreOf(this, 'store');
-    if (this.#residentCall(params, 'store')) {
-      const core = this.#enterResident('store', 'read');
-      core.check(core.exports.ema_store_resident(this.#context), 'store');
-      return;
-    }
+    Ema.#check(this, 'store');
     const entries = resolveParams(params, 'store');
-    this.#storeChecked(this.#enter('store'), entries, 'store');
+    this.#storeChecked(enter(this, 'store'), entries, 'store');
   }
 
   /**
@@ -427,14 +196,9 @@ export class Ema {
    * is named in the error thrown afterwards, and stays stored.
    */
   restore(params) {
-    Ema.#coreOf(this, 'restore');
-    if (this.#residentCall(params, 'restore')) {
-      const core = this.#enterResident('restore', 'write');
-      this.#restoreResident(core, 'restore');
-      return;
-    }
+    Ema.#check(this, 'restore');
     const entries = resolveParams(params, 'restore');
-    this.#restoreChecked(this.#enter('restore'), entries, 'restore');
+    this.#restoreChecked(enter(this, 'restore'), entries, 'restore');
   }
 
   /**
@@ -443,34 +207,22 @@ export class Ema {
    * no EMA may store, restore, copy into or update from them.
    */
   async withEma(params, fn) {
-    Ema.#coreOf(this, 'withEma');
-    if (this.#paramOffsets !== null) {
-      if (typeof params !== 'function' || fn !== undefined) {
-        throw new TypeError('ema-wasm: withEma: this EMA is resident: call withEma(fn), without params');
-      }
-      const core = this.#enter('withEma');
-      const exports = core.exports;
-      return this.#scope.run('withEma', () => this.#owner(), [this.#residentTarget(core)], {
-        store: () => core.check(exports.ema_store_resident(this.#context), 'withEma'),
-        swapIn: () => core.check(exports.ema_copy_to_resident(this.#context), 'withEma'),
-        restore: () => this.#restoreResident(core, 'withEma'),
-      }, params);
-    }
+    Ema.#check(this, 'withEma');
     if (typeof fn !== 'function') {
       const hint = typeof params === 'function' ? ' (call withEma(params, fn))' : '';
       throw new TypeError(`ema-wasm: withEma: fn must be a function, got ${describe(fn)}${hint}`);
     }
     const entries = resolveParams(params, 'withEma');
-    const core = this.#enter('withEma');
-    const trackedArrays = this.#matchTracked(entries, 'withEma');
+    const arena = enter(this, 'withEma');
+    const trackedArrays = this.#matchTracked(entries, 'withEma').map((entry) => entry.data);
     let stored;
-    return this.#scope.run('withEma', () => this.#owner(), targetsOf(entries), {
+    return scopeOf(this).run('withEma', () => owner(this), targetsOf(entries), {
       store: () => {
-        this.#storeEntries(core, entries, 'withEma');
+        this.#storeEntries(arena, entries, 'withEma');
         stored = this.#matchStored(entries, 'withEma');
       },
-      swapIn: () => this.#copyShadowsInto(core, trackedArrays),
-      restore: () => this.#restoreInto(core, stored, 'withEma'),
+      swapIn: () => arena.copyShadowsInto(trackedArrays),
+      restore: () => this.#restoreInto(arena, stored, 'withEma'),
     }, fn);
   }
 
@@ -482,142 +234,37 @@ export class Ema {
    */
   static {
     adapterAccess = Object.freeze({
-      scopeOf: (ema) => ema.#scope,
+      scopeOf: (ema) => {
+        Ema.#check(ema, 'withEma');
+        return scopeOf(ema);
+      },
       store: (ema, params, method) => {
+        Ema.#check(ema, method);
         const entries = resolveParams(params, method);
-        ema.#storeChecked(Ema.#coreOf(ema, method), entries, method);
+        ema.#storeChecked(arenaOf(ema, method), entries, method);
       },
       restore: (ema, params, method) => {
+        Ema.#check(ema, method);
         const entries = resolveParams(params, method);
-        ema.#restoreChecked(Ema.#coreOf(ema, method), entries, method);
+        ema.#restoreChecked(arenaOf(ema, method), entries, method);
       },
     });
-  }
-
-  /** Frees the arena. Every later call throws. Calling it again does nothing. */
-  dispose() {
-    if (!Ema.#isEma(this)) Ema.#coreOf(this, 'dispose'); // throws: not an EMA
-    if (this.#core === null) return;
-    this.#scope.check('dispose');
-    this.#core.exports.ema_destroy(this.#context);
-    this.#core = null;
-    this.#context = 0;
-    this.#shadowViews = null;
-    this.#shadowViewsBuffer = null;
   }
 
   // ---- internals -----------------------------------------------------------
 
   /**
-   * Resident EMAs take no params: their parameters are in the arena. True
-   * for a resident call; throws if params are given to a resident EMA.
+   * A TypeError unless `ema` is an Ema (a method passed as a callback loses
+   * its object; a ResidentEma has methods of its own); an Error once disposed.
    */
-  #residentCall(params, method) {
-    if (this.#paramOffsets === null) return false;
-    if (params !== undefined) {
-      throw new TypeError(
-        `ema-wasm: ${method}: this EMA is resident and takes no params; train in ema.param(name) and call ${method}()`,
-      );
-    }
-    return true;
-  }
-
-  #restoreResident(core, method) {
-    const status = core.exports.ema_restore_resident(this.#context);
-    if (status === STATUS.NOTHING_STORED) {
-      throw new Error(`ema-wasm: ${method}: nothing is stored; call store() first`);
-    }
-    core.check(status, method);
-  }
-
-  /**
-   * What resident calls touch: this EMA's whole memory, not just the
-   * parameters. param() views reach all of it, and the backup that holds the
-   * training weights during withEma must be as safe as the parameters. (A
-   * resident EMA's memory never grows, so its buffer stays the same.)
-   */
-  #residentTarget(core) {
-    const buffer = core.memory.buffer;
-    return memoryTarget("the resident EMA's memory", buffer, buffer.byteLength);
-  }
-
-  #owner() {
-    return `an EMA of ${quoteList(this.#names)}`;
-  }
-
-  #checkCounter(core, method) {
-    const numUpdates = this.#numUpdatesOf(core);
-    if (numUpdates >= MAX_NUM_UPDATES) {
-      throw new RangeError(
-        `ema-wasm: ${method}: num_updates is ${numUpdates}, the most it can count (EMA_MAX_NUM_UPDATES, so that ` +
-          "LitEma's int32 (10 + num_updates) cannot overflow); call resetNumUpdates() or load a state with a smaller count",
-      );
-    }
-  }
-
-  /**
-   * The checks every call that changes state makes after it has read its
-   * arguments (reading runs the caller's getters, which may have disposed
-   * this EMA or opened its withEma): returns the core.
-   */
-  #enter(method) {
-    const core = Ema.#coreOf(this, method);
-    this.#scope.check(method);
-    return core;
-  }
-
-  /** #enter for a resident call, which touches this EMA's own memory as `mode`. */
-  #enterResident(method, mode) {
-    const core = this.#enter(method);
-    checkFree(method, () => [this.#residentTarget(core)], mode);
-    return core;
-  }
-
-  static #isEma(value) {
-    return value !== null && typeof value === 'object' && #core in value;
-  }
-
-  /**
-   * The core of `ema` for a call of `method`: throws a TypeError when the
-   * method was called on something else (a method passed as a callback loses
-   * its object), and an Error once the EMA is disposed.
-   */
-  static #coreOf(ema, method) {
-    if (!Ema.#isEma(ema)) {
+  static #check(ema, method) {
+    if (ema === null || typeof ema !== 'object' || !(#stored in ema)) {
       throw new TypeError(
         `ema-wasm: ${method}: called on ${describe(ema)}, not on an EMA; call it as ema.${method}, ` +
           `or bind it (ema.${method}.bind(ema)) before passing it as a callback`,
       );
     }
-    if (ema.#core === null) {
-      throw new Error(`ema-wasm: ${method}: this EMA was disposed; create a new one`);
-    }
-    return ema.#core;
-  }
-
-  // The state as the core holds it, never through the public getters: an own
-  // getter on the instance must not run in the middle of a call.
-  #decayOf(core) {
-    return core.exports.ema_decay(this.#context);
-  }
-
-  #numUpdatesOf(core) {
-    return core.exports.ema_num_updates(this.#context);
-  }
-
-  #byteLengthOf(core) {
-    return core.exports.ema_byte_length(this.#context) >>> 0;
-  }
-
-  #slotFor(name, method) {
-    const slot = this.#slotOf.get(name);
-    if (slot === undefined) {
-      if (typeof name !== 'string') {
-        throw new TypeError(`ema-wasm: ${method}: name must be a string, got ${describe(name)}`);
-      }
-      throw new Error(`ema-wasm: ${method}: no tracked parameter named '${clip(name)}'; tracked: ${quoteList(this.#names)}`);
-    }
-    return slot;
+    arenaOf(ema, method);
   }
 
   /**
@@ -629,8 +276,7 @@ export class Ema {
    * update itself.
    */
   #matchTracked(entries, method) {
-    const names = this.#names;
-    const lengths = this.#lengths;
+    const { names, lengths, slotOf } = tracked(this);
     if (entries.length === names.length) {
       let slot = 0;
       for (; slot < names.length; slot++) {
@@ -647,7 +293,7 @@ export class Ema {
     const unknown = [];
     for (const entry of entries) {
       const { name, length, trainable } = entry;
-      const slot = this.#slotOf.get(name);
+      const slot = slotOf.get(name);
       if (!trainable) {
         if (slot !== undefined) {
           throw new Error(`ema-wasm: ${method}: parameter '${clip(name)}' is tracked but was passed with trainable: false`);
@@ -676,77 +322,20 @@ export class Ema {
     return arrays;
   }
 
-  /** Checks a whole state against this EMA, then applies it. */
-  #applyState(core, state, strict, method) {
-    const slotOfKey = new Map(this.#keys.map((key, slot) => [key, slot]));
-    const targets = [];
-    const unknown = [];
-    for (const { key, data, length } of state.shadows) {
-      const slot = slotOfKey.get(key);
-      if (slot === undefined) {
-        unknown.push(key);
-        continue;
-      }
-      if (length !== this.#lengths[slot]) {
-        throw new Error(
-          `ema-wasm: ${method}: '${clip(key)}' has ${length} elements; the shadow of '${clip(this.#names[slot])}' has ${this.#lengths[slot]}`,
-        );
-      }
-      targets.push({ slot, data });
-    }
-    if (strict) {
-      if (unknown.length > 0) {
-        throw new Error(`ema-wasm: ${method}: unexpected keys ${quoteList(unknown)} (pass strict: false to ignore them)`);
-      }
-      const given = new Set(state.shadows.map(({ key }) => key));
-      const missing = this.#keys.filter((key) => !given.has(key));
-      if (state.decay === undefined) missing.unshift(DECAY_KEY);
-      if (state.numUpdates === undefined) missing.unshift(COUNTER_KEY);
-      if (missing.length > 0) {
-        throw new Error(`ema-wasm: ${method}: missing keys ${quoteList(missing)} (pass strict: false to load a part)`);
-      }
-    }
-
-    const exports = core.exports;
-    if (state.decay !== undefined) core.check(exports.ema_set_decay(this.#context, state.decay), method);
-    if (state.numUpdates !== undefined) core.check(exports.ema_set_num_updates(this.#context, state.numUpdates), method);
-    const heap = core.heapF32;
-    for (const { slot, data } of targets) heap.set(data, this.#shadowOffsets[slot]);
-  }
-
-  #copyShadowsInto(core, arrays) {
-    const views = this.#shadowViewsOf(core);
-    for (let slot = 0; slot < arrays.length; slot++) writeInto(arrays[slot].data, views[slot]);
-  }
-
-  /**
-   * One view per shadow, kept between calls (making thousands of views per
-   * copyTo cost more than the copy) and re-made only when memory has grown.
-   * Internal: never handed out.
-   */
-  #shadowViewsOf(core) {
-    const buffer = core.memory.buffer;
-    if (this.#shadowViews === null || this.#shadowViewsBuffer !== buffer) {
-      this.#shadowViews = this.#shadowOffsets.map((start, slot) => new Float32Array(buffer, start * 4, this.#lengths[slot]));
-      this.#shadowViewsBuffer = buffer;
-    }
-    return this.#shadowViews;
-  }
-
-  #storeChecked(core, entries, method) {
+  #storeChecked(arena, entries, method) {
     refuseDuplicates(entries, method);
     refuseUnusable(entries, method);
     checkFree(method, () => targetsOf(entries), 'read');
-    this.#storeEntries(core, entries, method);
+    this.#storeEntries(arena, entries, method);
   }
 
-  #restoreChecked(core, entries, method) {
+  #restoreChecked(arena, entries, method) {
     const targets = this.#matchStored(entries, method);
     checkFree(method, () => targetsOf(targets.map(({ entry }) => entry)), 'write');
-    this.#restoreInto(core, targets, method);
+    this.#restoreInto(arena, targets, method);
   }
 
-  #storeEntries(core, entries, method) {
+  #storeEntries(arena, entries, method) {
     if (entries.length > MAX_SLOTS) {
       throw new RangeError(
         `ema-wasm: ${method}: ${entries.length.toLocaleString('en-US')} arrays to store; ` +
@@ -759,22 +348,9 @@ export class Ema {
     const what = `the backup of ${entries.length} ${entries.length === 1 ? 'array' : 'arrays'}`;
     const backupBytes = regionBytes(lengths);
     const reused = this.#stored !== null && sameNumbers(this.#stored.lengths, lengths);
-    if (!reused) checkFits(method, what, backupBytes, inUseBytes(this.#byteLengthOf(core)));
-    const lengthsPointer = core.mallocU32(lengths, method);
-    try {
-      const status = core.exports.ema_backup_prepare(this.#context, entries.length, lengthsPointer);
-      if (status === STATUS.OUT_OF_MEMORY) {
-        throw new RangeError(tooLargeMessage(method, what, backupBytes, inUseBytes(this.#byteLengthOf(core))));
-      }
-      core.check(status, method);
-    } finally {
-      core.free(lengthsPointer);
-    }
-    // The backup was just allocated (memory may have grown): fresh view.
-    const heap = core.heapF32;
-    entries.forEach(({ data }, index) => {
-      heap.set(data, core.exports.ema_backup(this.#context, index) >>> 2);
-    });
+    if (!reused) checkFits(method, what, backupBytes, inUseBytes(arena.byteLength));
+    const outOfMemory = () => new RangeError(tooLargeMessage(method, what, backupBytes, inUseBytes(arena.byteLength)));
+    arena.store(entries.map((entry) => entry.data), lengths, method, outOfMemory);
     this.#stored = {
       names: entries.map((entry) => entry.name),
       lengths,
@@ -825,8 +401,7 @@ export class Ema {
    * since the targets were resolved (withEma's fn), so each array is measured
    * again here. The backup is kept: a later restore() can still write it.
    */
-  #restoreInto(core, targets, method) {
-    const buffer = core.memory.buffer;
+  #restoreInto(arena, targets, method) {
     const failures = [];
     for (const { index, entry } of targets) {
       const now = lengthOf(entry.data);
@@ -837,8 +412,7 @@ export class Ema {
         failures.push(`'${clip(entry.name)}' (${why})`);
         continue;
       }
-      const pointer = core.exports.ema_backup(this.#context, index) >>> 0;
-      writeInto(entry.data, new Float32Array(buffer, pointer, entry.length));
+      arena.restoreInto(index, entry.data, entry.length);
     }
     if (failures.length > 0) {
       throw new Error(

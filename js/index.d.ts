@@ -55,8 +55,9 @@ export type WasmSource = object | string;
 /** LitEma's state_dict: `decay`, `num_updates`, then each shadow under its name with dots removed. */
 export type StateDict = Map<string, Float32Array | Int32Array>;
 
-export declare class Ema {
-  private constructor();
+/** What every kind of EMA has: LitEma's state, checkpoints and disposal. */
+export declare abstract class BaseEma {
+  protected constructor();
 
   /** The base decay, as the float32 value LitEma stores. */
   readonly decay: number;
@@ -68,51 +69,9 @@ export declare class Ema {
   readonly simd: boolean;
   /** Bytes the arena holds in WebAssembly memory (shadows, staging window, backup). */
   readonly byteLength: number;
-  /** True when created with `resident: true`. */
+  /** True for a ResidentEma (created with `resident: true`). */
   readonly resident: boolean;
 
-  /**
-   * Resident mode: the parameter itself, a view into this EMA's WebAssembly
-   * memory, to train in place. Valid for the EMA's whole life (a resident EMA
-   * never grows its memory after creation); do not use it after dispose().
-   */
-  param(name: string): Float32Array;
-
-  /**
-   * One EMA step over every tracked parameter (LitEma.forward). Every tracked
-   * name must be present with its length; untrainable entries are skipped.
-   * Returns the decay the step used.
-   */
-  update(params: Params): number;
-  /** Resident mode: one EMA step from the resident parameters, with no copy-in. */
-  update(): number;
-  /** Writes every shadow into its array in place (LitEma.copy_to). */
-  copyTo(params: Params): void;
-  /** Resident mode: shadows into the resident parameters. */
-  copyTo(): void;
-  /** Snapshots every given array, trainable or not (LitEma.store). Replaces an earlier snapshot. */
-  store(params: Params): void;
-  /** Resident mode: snapshot of the resident parameters (no allocation). */
-  store(): void;
-  /**
-   * Writes the snapshot back, matched by name; names and lengths must match
-   * the store. Throws if nothing was stored. An array that cannot be written
-   * (its buffer was detached) does not stop the others: every other array is
-   * written, then one Error names each array left out; the snapshot is kept.
-   */
-  restore(params: Params): void;
-  /** Resident mode: the snapshot back into the resident parameters. */
-  restore(): void;
-  /**
-   * store, copyTo, `await fn()`, then restore even if fn throws (LitEma's
-   * ema_scope). Until the restore is done, the arrays are held: no EMA may
-   * update from, store, restore, copy into or create from them. If the
-   * restore cannot write an array, the promise rejects with an Error naming
-   * it (and fn's error, if any, as its `cause`).
-   */
-  withEma<T>(params: Params, fn: () => T | Promise<T>): Promise<T>;
-  /** Resident mode: runs fn with the EMA weights in the resident parameters. */
-  withEma<T>(fn: () => T | Promise<T>): Promise<T>;
   /** Sets the update counter to 0, turning warmup on (LitEma.reset_num_updates). */
   resetNumUpdates(): void;
   /** A copy of one shadow. */
@@ -138,6 +97,65 @@ export declare class Ema {
   loadState(bytes: Uint8Array, options?: { prefix?: string; strict?: boolean }): Promise<void>;
   /** Frees the arena; every later call throws. Repeating it does nothing. */
   dispose(): void;
+}
+
+/** An EMA that takes the model's arrays on every call (createEma without `resident`). */
+export declare class Ema extends BaseEma {
+  private constructor();
+  readonly resident: false;
+
+  /**
+   * One EMA step over every tracked parameter (LitEma.forward). Every tracked
+   * name must be present with its length; untrainable entries are skipped.
+   * Returns the decay the step used.
+   */
+  update(params: Params): number;
+  /** Writes every shadow into its array in place (LitEma.copy_to). */
+  copyTo(params: Params): void;
+  /** Snapshots every given array, trainable or not (LitEma.store). Replaces an earlier snapshot. */
+  store(params: Params): void;
+  /**
+   * Writes the snapshot back, matched by name; names and lengths must match
+   * the store. Throws if nothing was stored. An array that cannot be written
+   * (its buffer was detached) does not stop the others: every other array is
+   * written, then one Error names each array left out; the snapshot is kept.
+   */
+  restore(params: Params): void;
+  /**
+   * store, copyTo, `await fn()`, then restore even if fn throws (LitEma's
+   * ema_scope). Until the restore is done, the arrays are held: no EMA may
+   * update from, store, restore, copy into or create from them. If the
+   * restore cannot write an array, the promise rejects with an Error naming
+   * it (and fn's error, if any, as its `cause`).
+   */
+  withEma<T>(params: Params, fn: () => T | Promise<T>): Promise<T>;
+}
+
+/**
+ * An EMA whose parameters live in its arena (createEma with `resident: true`):
+ * train in `param(name)`; update, copyTo, store, restore and withEma take no
+ * arrays and copy nothing in.
+ */
+export declare class ResidentEma extends BaseEma {
+  private constructor();
+  readonly resident: true;
+
+  /**
+   * The parameter itself, a view into this EMA's WebAssembly memory, to train
+   * in place. Valid for the EMA's whole life (a resident EMA never grows its
+   * memory after creation); do not use it after dispose().
+   */
+  param(name: string): Float32Array;
+  /** One EMA step from the resident parameters, with no copy-in; returns the decay used. */
+  update(): number;
+  /** Shadows into the resident parameters. */
+  copyTo(): void;
+  /** Snapshot of the resident parameters (no allocation). */
+  store(): void;
+  /** The snapshot back into the resident parameters; throws if nothing was stored. */
+  restore(): void;
+  /** Runs fn with the EMA weights in the resident parameters, then puts the training weights back. */
+  withEma<T>(fn: () => T | Promise<T>): Promise<T>;
 }
 
 /** What loadStateDict accepts. */
@@ -167,7 +185,9 @@ export interface LoadOptions {
 }
 
 /** Creates an EMA whose shadows start as copies of the trainable parameters. */
-export declare function createEma(params: Params, options?: EmaOptions): Promise<Ema>;
+export declare function createEma(params: Params, options: EmaOptions & { resident: true }): Promise<ResidentEma>;
+export declare function createEma(params: Params, options?: EmaOptions & { resident?: false }): Promise<Ema>;
+export declare function createEma(params: Params, options?: EmaOptions): Promise<Ema | ResidentEma>;
 
 /**
  * The `__metadata__` entries of a safetensors file, in file order: what

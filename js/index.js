@@ -2,6 +2,8 @@
 // float32, computed by a C core compiled to WebAssembly (SIMD128 where the
 // runtime has it, scalar otherwise).
 export { createEma, Ema, loadEma } from './ema.js';
+export { BaseEma } from './base-ema.js';
+export { ResidentEma } from './resident-ema.js';
 export { hasWasmSimd } from './loader.js';
 export { shadowKey } from './names.js';
 export { readMetadata } from './state.js';

@@ -1,4 +1,5 @@
-// Compiles and instantiates the two WebAssembly builds.
+// Chooses and compiles the WebAssembly module an EMA runs (instances are
+// made by boundary.js).
 //
 // The builds travel inside the package as JavaScript (js/wasm/, base64 made
 // by scripts/build-js.mjs), as hash-wasm ships its modules: every bundler,
@@ -11,7 +12,7 @@
 // gets its own instance, so its arena is returned to the engine when the EMA
 // is disposed and garbage collected, and no EMA can disturb another's memory.
 
-import { MAX_PAGES, PAGE_BYTES, pagesFor } from './memory-budget.js';
+import { buildOf } from './boundary.js';
 import { instantiationError, moduleFromSource, policyHint } from './wasm-source.js';
 import { wasmBase64 as scalarBase64 } from './wasm/ema-scalar.js';
 import { wasmBase64 as simdBase64 } from './wasm/ema-simd.js';
@@ -57,18 +58,13 @@ function compileBuiltIn(build) {
   return promise;
 }
 
+// Which build a handed-over module is, asked once per module.
 const buildOfModule = new WeakMap();
 
-/**
- * Which build a module is ('simd' or 'scalar'), asked of the module itself
- * (ema_simd128) on a throwaway instance; remembered per module.
- */
-function buildOf(module) {
+function rememberedBuildOf(module) {
   let build = buildOfModule.get(module);
   if (build === undefined) {
-    const answer = instantiate(module).exports.ema_simd128();
-    if (answer !== 0 && answer !== 1) throw new TypeError(`ema_simd128() answered ${answer}, not 0 or 1`);
-    build = answer === 1 ? 'simd' : 'scalar';
+    build = buildOf(module);
     buildOfModule.set(module, build);
   }
   return build;
@@ -95,7 +91,7 @@ export async function loadModule(simd, wasm, method) {
   const module = await moduleFromSource(wasm, method);
   let build;
   try {
-    build = buildOf(module);
+    build = rememberedBuildOf(module);
   } catch (error) {
     throw instantiationError(`ema-wasm: ${method}: options.wasm`, error);
   }
@@ -122,48 +118,5 @@ export function chooseBuild(simd, method) {
   return simd ? 'simd' : 'scalar';
 }
 
-const MIN_PAGES = 16; // -sINITIAL_MEMORY=1MB: the module's own data and stack
-
-/**
- * A memory of `pages` pages if the engine grants it, else smaller: the arena
- * can still grow later, so asking big is an optimisation, not a requirement.
- * Its maximum stops one page short of 4 GiB (see memory-budget.js).
- */
-function createMemory(pages) {
-  for (let initial = Math.min(Math.max(pages, MIN_PAGES), MAX_PAGES); ; initial = Math.max(MIN_PAGES, initial >> 1)) {
-    try {
-      return new WebAssembly.Memory({ initial, maximum: MAX_PAGES });
-    } catch (error) {
-      if (!(error instanceof RangeError)) throw error;
-      if (initial === MIN_PAGES) {
-        throw new RangeError(
-          `ema-wasm: this JavaScript engine refused to create a WebAssembly memory of ${MIN_PAGES * PAGE_BYTES} bytes ` +
-            `(${error.message}); the process may be out of memory or address space`,
-        );
-      }
-    }
-  }
-}
-
-/**
- * A fresh instance of a compiled build, initialised and ready for calls, with
- * a memory of at least `expectedBytes` (the module imports its memory).
- *
- * Sizing memory up front matters beyond saving a few copies: growing it
- * detaches the old ArrayBuffer, and the first detach in a V8 isolate turns
- * every typed-array loop in it into a slower form for good (~1.6x), including
- * the user's own training loop. Untouched pages cost no physical memory.
- */
-export function instantiate(module, expectedBytes = 0) {
-  const memory = createMemory(pagesFor(expectedBytes));
-  const instance = new WebAssembly.Instance(module, {
-    env: {
-      memory,
-      // Views are re-made lazily when the buffer changes (WasmCore.heapF32),
-      // so there is nothing to do when memory grows.
-      emscripten_notify_memory_growth() {},
-    },
-  });
-  instance.exports._initialize();
-  return { exports: instance.exports, memory, module };
-}
+// Tests instantiate modules directly.
+export { instantiate } from './boundary.js';

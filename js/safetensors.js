@@ -3,19 +3,15 @@
 // bytes come from outside and every defect must be caught and named.
 
 import { bytesOf } from './bytes.js';
-import { WasmCore } from './core.js';
+import { parseSafetensorsHeader } from './boundary.js';
 import { describe, formatBytes } from './describe.js';
-import { instantiate, loadModule } from './loader.js';
+import { loadModule } from './loader.js';
 import { lengthOf, pinnedView, typedArrayKind, unusableReason, windowOf } from './typed-arrays.js';
 
 const HEADER_LENGTH_BYTES = 8;
 const MAX_HEADER_BYTES = 100_000_000; // EMA_ST_MAX_HEADER_BYTES
-const DTYPE_NAMES = [null, 'BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'I16', 'U16', 'F16', 'BF16',
-  'I32', 'U32', 'F32', 'F64', 'I64', 'U64'];
 
 const utf8 = new TextEncoder();
-// ignoreBOM: a name that starts with U+FEFF must come back with it.
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** A JSON object of [key, string] pairs, in their order. */
 function jsonObject(pairs) {
@@ -72,23 +68,6 @@ function allocateFile(byteLength, method) {
   }
 }
 
-function readCString(core, pointer, length) {
-  // decode() copies; the view is never kept.
-  return utf8Decoder.decode(new Uint8Array(core.memory.buffer, pointer, length));
-}
-
-/**
- * A fresh instance of the core, sized for a header of `headerBytes`, for one
- * parse: its memory never grows (no ArrayBuffer detach, see loader.js) and is
- * dropped with it. Compiling is cached, so this costs little.
- */
-function parserCore(module, headerBytes) {
-  // The header, the decoded names (no longer than the header) and the tensor
-  // table: ~300 bytes per entry, and an entry takes at least ~45 header
-  // bytes, doubled for the table's growth. Untouched pages cost nothing.
-  return new WasmCore(instantiate(module, 16 * headerBytes + 65536));
-}
-
 /** The caller's file as a pinned Uint8Array (see resolve.js), or a TypeError. */
 export function resolveFileBytes(bytes, method) {
   if (typedArrayKind(bytes) !== 'Uint8Array') {
@@ -124,57 +103,9 @@ export async function parseSafetensors(bytes, method, module) {
       headerEnd = HEADER_LENGTH_BYTES + Number(claimed);
     }
   }
-  const core = parserCore(module, headerEnd);
-  const exports = core.exports;
-  const input = core.malloc(headerEnd + 24, method);
-  const out = input + ((headerEnd + 7) & ~7); // file pointer, then the u64 error offset
-  try {
-    new Uint8Array(core.memory.buffer).set(windowOf(file, 0, headerEnd, Uint8Array), input);
-    const status = exports.ema_st_parse(input, headerEnd, BigInt(size), out, out + 8);
-    if (status !== 0) {
-      const where = new DataView(core.memory.buffer).getBigUint64(out + 8, true);
-      throw new Error(
-        `ema-wasm: ${method}: not a valid safetensors file: ${core.statusString(status)} ` +
-          `(at byte ${where}, status ${status})`,
-      );
-    }
-    const parsed = core.heapU32[out >>> 2];
-    try {
-      const tensors = [];
-      const count = exports.ema_st_tensor_count(parsed);
-      for (let i = 0; i < count; i++) {
-        const rank = exports.ema_st_tensor_rank(parsed, i);
-        const shape = [];
-        let exactShape = true; // false when a dimension is past 2^53 - 1, which numbers cannot hold
-        for (let d = 0; d < rank; d++) {
-          const dimension = exports.ema_st_tensor_dim(parsed, i, d);
-          exactShape &&= dimension <= BigInt(Number.MAX_SAFE_INTEGER);
-          shape.push(Number(dimension));
-        }
-        tensors.push({
-          name: readCString(core, exports.ema_st_tensor_name(parsed, i), exports.ema_st_tensor_name_length(parsed, i)),
-          dtype: DTYPE_NAMES[exports.ema_st_tensor_dtype(parsed, i)],
-          shape,
-          exactShape,
-          offset: Number(exports.ema_st_tensor_file_offset(parsed, i)),
-          byteLength: Number(exports.ema_st_tensor_byte_length(parsed, i)),
-        });
-      }
-      const metadata = new Map();
-      const entries = exports.ema_st_metadata_count(parsed);
-      for (let i = 0; i < entries; i++) {
-        metadata.set(
-          readCString(core, exports.ema_st_metadata_key(parsed, i), exports.ema_st_metadata_key_length(parsed, i)),
-          readCString(core, exports.ema_st_metadata_value(parsed, i), exports.ema_st_metadata_value_length(parsed, i)),
-        );
-      }
-      return { tensors, metadata, bytes: file };
-    } finally {
-      exports.ema_st_free(parsed);
-    }
-  } finally {
-    core.free(input);
-  }
+  // A window on the caller's bytes: no user code runs before it is copied into Wasm memory.
+  const { tensors, metadata } = parseSafetensorsHeader(module, windowOf(file, 0, headerEnd, Uint8Array), size, method);
+  return { tensors, metadata, bytes: file };
 }
 
 /** A tensor's values as an owned, aligned typed array (a copy). */

@@ -22,7 +22,7 @@ export const REQUIRED_EXPORTS = [
   'ema_num_updates', 'ema_set_num_updates', 'ema_reset_num_updates', 'ema_shadow', 'ema_byte_length',
   'ema_staging', 'ema_segment_table', 'ema_step_begin', 'ema_step_apply', 'ema_backup_prepare', 'ema_backup',
   'ema_resident_enable', 'ema_param', 'ema_update_resident', 'ema_copy_to_resident', 'ema_store_resident',
-  'ema_restore_resident', 'ema_status_string', 'ema_st_parse', 'ema_st_free', 'ema_st_tensor_count',
+  'ema_restore_resident', 'ema_status_string', 'ema_st_parse', 'ema_st_tensor_count',
   'ema_st_tensor_name', 'ema_st_tensor_name_length', 'ema_st_tensor_dtype', 'ema_st_tensor_rank',
   'ema_st_tensor_dim', 'ema_st_tensor_file_offset', 'ema_st_tensor_byte_length', 'ema_st_metadata_count',
   'ema_st_metadata_key', 'ema_st_metadata_key_length', 'ema_st_metadata_value', 'ema_st_metadata_value_length',

@@ -417,7 +417,10 @@ describe('clear errors and limits', () => {
     const { update } = ema;
     throwsWith(() => update({ w: new Float32Array(1) }), TypeError, 'update: called on undefined, not on an EMA', 'ema.update.bind(ema)');
     throwsWith(() => ema.store.call({}, {}), TypeError, 'store: called on an object (Object), not on an EMA');
-    throwsWith(() => Object.getOwnPropertyDescriptor(Object.getPrototypeOf(ema), 'numUpdates').get.call(null), TypeError, 'numUpdates: called on null');
+    // The getter is inherited (BaseEma): find it on the prototype chain.
+    let prototype = Object.getPrototypeOf(ema);
+    while (!Object.hasOwn(prototype, 'numUpdates')) prototype = Object.getPrototypeOf(prototype);
+    throwsWith(() => Object.getOwnPropertyDescriptor(prototype, 'numUpdates').get.call(null), TypeError, 'numUpdates: called on null');
     ema.dispose();
     throwsWith(() => ema.update({ w: new Float32Array(1) }), Error, 'update: this EMA was disposed');
   });

@@ -1,6 +1,6 @@
 // Compiled by test/js/types.test.js with `tsc --noEmit --strict`: the
 // declarations must accept what the README shows and reject misuse.
-import { createEma, hasWasmSimd, readMetadata, shadowKey, type Ema, type StateDict } from 'ema-wasm';
+import { createEma, hasWasmSimd, readMetadata, shadowKey, type BaseEma, type Ema, type StateDict } from 'ema-wasm';
 
 async function main(): Promise<void> {
   const weight = new Float32Array(6);
@@ -86,5 +86,18 @@ async function residentUsage(): Promise<void> {
   ema.copyTo();
   ema.restore();
   void [decay, loss, ema.resident];
+  const kind: true = ema.resident;
+  void kind;
+  // @ts-expect-error: a resident EMA takes no params
+  ema.update({ w });
+  // @ts-expect-error: a resident EMA's withEma takes only fn
+  await ema.withEma({ w }, () => 0);
+  const plain = await createEma({ w: new Float32Array(4) });
+  // @ts-expect-error: an EMA that is not resident needs params
+  plain.update();
+  // @ts-expect-error: only a ResidentEma has param()
+  plain.param('w');
+  const either: BaseEma = Math.random() > 0.5 ? ema : plain;
+  void either.save();
 }
 void residentUsage;

@@ -1,0 +1,255 @@
+// What every kind of EMA shares: the tracked names and shapes, LitEma's state
+// (decay, counter, shadows), checkpoints, disposal, the scope of its withEma
+// and the checks every call makes. How parameters reach the arena is each
+// kind's own: Ema takes the caller's arrays (ema.js), ResidentEma keeps them
+// in the arena (resident-ema.js).
+
+import { clip, describe, quoteList } from './describe.js';
+import { readOptions } from './resolve.js';
+import { EmaScope } from './scope.js';
+import { COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, readFileOptions, stateFromDict, stateFromFile, stateToFile } from './state.js';
+
+/** See BaseEma's static block: what the kinds of EMA reach of the base. */
+export let emaInternals;
+
+export class BaseEma {
+  #arena;
+  #build;
+  #names; // tracked parameter names, in order
+  #keys; // LitEma shadow keys (dots removed), same order
+  #shapes;
+  #lengths;
+  #slotOf; // name -> slot index
+  #scope = new EmaScope();
+
+  /** @private Use createEma(). */
+  constructor(arena, build, tracked, keys) {
+    this.#arena = arena;
+    this.#build = build;
+    this.#names = tracked.map((entry) => entry.name);
+    this.#keys = keys;
+    this.#shapes = tracked.map(({ shape, length }) => (shape === undefined ? [length] : shape.slice()));
+    this.#lengths = tracked.map((entry) => entry.length);
+    this.#slotOf = new Map(this.#names.map((name, slot) => [name, slot]));
+  }
+
+  // ---- state ---------------------------------------------------------------
+
+  /** The base decay, as the float32 value LitEma stores. */
+  get decay() {
+    return BaseEma.#arenaOf(this, 'decay').decay;
+  }
+
+  /** Updates since creation or reset; -1 when warmup is off. */
+  get numUpdates() {
+    return BaseEma.#arenaOf(this, 'numUpdates').numUpdates;
+  }
+
+  /** Tracked parameter names, in creation order (a copy). */
+  get names() {
+    BaseEma.#arenaOf(this, 'names');
+    return this.#names.slice();
+  }
+
+  /** True when the SIMD128 build runs, false for the scalar build. */
+  get simd() {
+    BaseEma.#arenaOf(this, 'simd');
+    return this.#build === 'simd';
+  }
+
+  /** Bytes the arena holds in linear memory (shadows, staging, backup). */
+  get byteLength() {
+    return BaseEma.#arenaOf(this, 'byteLength').byteLength;
+  }
+
+  /** LitEma.reset_num_updates(): the counter goes to 0, turning warmup on. */
+  resetNumUpdates() {
+    BaseEma.#arenaOf(this, 'resetNumUpdates').resetNumUpdates('resetNumUpdates');
+  }
+
+  /** A copy of the shadow of parameter `name`. */
+  shadow(name) {
+    const arena = BaseEma.#arenaOf(this, 'shadow');
+    return arena.shadow(this.#slotFor(name, 'shadow'));
+  }
+
+  /** Shape of a tracked parameter (a copy), as given at creation. */
+  shape(name) {
+    BaseEma.#arenaOf(this, 'shape');
+    return this.#shapes[this.#slotFor(name, 'shape')].slice();
+  }
+
+  /**
+   * LitEma's state_dict(): 'decay' (Float32Array of 1), 'num_updates'
+   * (Int32Array of 1), then each shadow under its name with the dots removed.
+   * Every value is a copy.
+   */
+  stateDict() {
+    const arena = BaseEma.#arenaOf(this, 'stateDict');
+    const state = new Map();
+    state.set(DECAY_KEY, Float32Array.of(arena.decay));
+    state.set(COUNTER_KEY, Int32Array.of(arena.numUpdates));
+    this.#keys.forEach((key, slot) => state.set(key, arena.shadow(slot)));
+    return state;
+  }
+
+  /**
+   * LitEma's load_state_dict: 'decay', 'num_updates' and each shadow under
+   * its LitEma key, as stateDict() returns them (a Map or a plain object).
+   * strict (default): exactly the tracked keys, no more, no fewer; otherwise
+   * what is present is loaded and unknown keys are ignored. All or nothing.
+   */
+  loadStateDict(state, options = {}) {
+    BaseEma.#arenaOf(this, 'loadStateDict');
+    const { strict = true } = readOptions(options, ['strict'], 'loadStateDict');
+    const checked = stateFromDict(state, 'loadStateDict');
+    // Reading ran the caller's getters, which may have disposed this EMA.
+    this.#applyState(BaseEma.#arenaOf(this, 'loadStateDict'), checked, strict, 'loadStateDict');
+  }
+
+  /**
+   * The state as a safetensors file: '<prefix>decay' (F32 scalar),
+   * '<prefix>num_updates' (I32 scalar) and each shadow as F32 under
+   * '<prefix><LitEma key>' with its shape. The metadata records the dotted
+   * names; `metadata` adds string entries of your own.
+   */
+  save(options = {}) {
+    BaseEma.#arenaOf(this, 'save');
+    // Options first: reading them runs the caller's getters, which must not
+    // run between taking the state and copying it into the file.
+    const fileOptions = readFileOptions(readOptions(options, ['prefix', 'metadata'], 'save'), 'save');
+    const arena = BaseEma.#arenaOf(this, 'save');
+    // stateToFile copies the shadows' views before any other code can run.
+    return arena.readShadows((views) => stateToFile({
+      decay: arena.decay,
+      numUpdates: arena.numUpdates,
+      shadows: this.#keys.map((key, slot) => ({ key, name: this.#names[slot], shape: this.#shapes[slot], data: views[slot] })),
+    }, fileOptions, 'save'));
+  }
+
+  /**
+   * Loads a safetensors file (from save() or PyTorch) into this EMA, under
+   * `prefix`. Same rules as loadStateDict; a file that fails any check
+   * changes nothing.
+   */
+  async loadState(bytes, options = {}) {
+    const { module } = BaseEma.#arenaOf(this, 'loadState');
+    const { prefix = '', strict = true } = readOptions(options, ['prefix', 'strict'], 'loadState');
+    const state = await stateFromFile(bytes, prefix, 'loadState', module);
+    this.#applyState(BaseEma.#arenaOf(this, 'loadState'), state, strict, 'loadState');
+  }
+
+  /** Frees the arena. Every later call throws. Calling it again does nothing. */
+  dispose() {
+    if (!BaseEma.#isEma(this)) BaseEma.#arenaOf(this, 'dispose'); // throws: not an EMA
+    if (this.#arena === null) return;
+    this.#scope.check('dispose');
+    this.#arena.dispose();
+    this.#arena = null;
+  }
+
+  /**
+   * For the kinds of EMA (ema.js, resident-ema.js) only: the arena and the
+   * checks a call makes, the scope, and what is tracked.
+   */
+  static {
+    emaInternals = Object.freeze({
+      arenaOf: (ema, method) => BaseEma.#arenaOf(ema, method),
+      enter: (ema, method) => ema.#enter(method),
+      scopeOf: (ema) => ema.#scope,
+      tracked: (ema) => ({ names: ema.#names, lengths: ema.#lengths, slotOf: ema.#slotOf }),
+      slotFor: (ema, name, method) => ema.#slotFor(name, method),
+      checkCounter: (ema, arena, method) => BaseEma.#checkCounter(arena, method),
+      owner: (ema) => `an EMA of ${quoteList(ema.#names)}`,
+    });
+  }
+
+  // ---- internals -----------------------------------------------------------
+
+  static #isEma(value) {
+    return value !== null && typeof value === 'object' && #arena in value;
+  }
+
+  /**
+   * The arena of `ema` for a call of `method`: throws a TypeError when the
+   * method was called on something else (a method passed as a callback loses
+   * its object), and an Error once the EMA is disposed.
+   */
+  static #arenaOf(ema, method) {
+    if (!BaseEma.#isEma(ema)) {
+      throw new TypeError(
+        `ema-wasm: ${method}: called on ${describe(ema)}, not on an EMA; call it as ema.${method}, ` +
+          `or bind it (ema.${method}.bind(ema)) before passing it as a callback`,
+      );
+    }
+    if (ema.#arena === null) {
+      throw new Error(`ema-wasm: ${method}: this EMA was disposed; create a new one`);
+    }
+    return ema.#arena;
+  }
+
+  /**
+   * The checks every call that changes state makes after it has read its
+   * arguments (reading runs the caller's getters, which may have disposed
+   * this EMA or opened its withEma): returns the arena.
+   */
+  #enter(method) {
+    const arena = BaseEma.#arenaOf(this, method);
+    this.#scope.check(method);
+    return arena;
+  }
+
+  static #checkCounter(arena, method) {
+    const numUpdates = arena.numUpdates;
+    if (numUpdates >= MAX_NUM_UPDATES) {
+      throw new RangeError(
+        `ema-wasm: ${method}: num_updates is ${numUpdates}, the most it can count (EMA_MAX_NUM_UPDATES, so that ` +
+          "LitEma's int32 (10 + num_updates) cannot overflow); call resetNumUpdates() or load a state with a smaller count",
+      );
+    }
+  }
+
+  #slotFor(name, method) {
+    const slot = this.#slotOf.get(name);
+    if (slot === undefined) {
+      if (typeof name !== 'string') {
+        throw new TypeError(`ema-wasm: ${method}: name must be a string, got ${describe(name)}`);
+      }
+      throw new Error(`ema-wasm: ${method}: no tracked parameter named '${clip(name)}'; tracked: ${quoteList(this.#names)}`);
+    }
+    return slot;
+  }
+
+  /** Checks a whole state against this EMA, then applies it. */
+  #applyState(arena, state, strict, method) {
+    const slotOfKey = new Map(this.#keys.map((key, slot) => [key, slot]));
+    const shadows = [];
+    const unknown = [];
+    for (const { key, data, length } of state.shadows) {
+      const slot = slotOfKey.get(key);
+      if (slot === undefined) {
+        unknown.push(key);
+        continue;
+      }
+      if (length !== this.#lengths[slot]) {
+        throw new Error(
+          `ema-wasm: ${method}: '${clip(key)}' has ${length} elements; the shadow of '${clip(this.#names[slot])}' has ${this.#lengths[slot]}`,
+        );
+      }
+      shadows.push({ slot, data });
+    }
+    if (strict) {
+      if (unknown.length > 0) {
+        throw new Error(`ema-wasm: ${method}: unexpected keys ${quoteList(unknown)} (pass strict: false to ignore them)`);
+      }
+      const given = new Set(state.shadows.map(({ key }) => key));
+      const missing = this.#keys.filter((key) => !given.has(key));
+      if (state.decay === undefined) missing.unshift(DECAY_KEY);
+      if (state.numUpdates === undefined) missing.unshift(COUNTER_KEY);
+      if (missing.length > 0) {
+        throw new Error(`ema-wasm: ${method}: missing keys ${quoteList(missing)} (pass strict: false to load a part)`);
+      }
+    }
+    arena.loadState({ decay: state.decay, numUpdates: state.numUpdates, shadows }, method);
+  }
+}

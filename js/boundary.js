@@ -1,0 +1,443 @@
+// The Wasm boundary, in one place: every instance and its memory, every call
+// into the module's exports, every pointer and every view of linear memory
+// lives in this file. The rest of js/ speaks in names, arrays and options.
+//
+// Views die when memory grows (its ArrayBuffer is replaced), so none leaves
+// this file except where a method says so: shadows and backups are copied
+// out, caller arrays are copied in, and the resident parameter views of
+// EmaArena.paramView live as long as a resident arena, whose memory never
+// grows after creation.
+
+import { MAX_PAGES, PAGE_BYTES, pagesFor, tooLargeMessage } from './memory-budget.js';
+import { copyOf, windowOf, writeInto } from './typed-arrays.js';
+
+/** The status codes JS reacts to (include/ema_status.h; numbers are pinned). */
+const STATUS = Object.freeze({
+  OK: 0,
+  OUT_OF_MEMORY: 3,
+  NOTHING_STORED: 7,
+  TOO_MANY_SLOTS: 8,
+  TOO_LARGE: 9,
+  COUNTER_OVERFLOW: 12,
+});
+
+// Statuses that mean a size or count is past a limit: RangeError, like JS's own.
+const RANGE_STATUSES = new Set([STATUS.OUT_OF_MEMORY, STATUS.TOO_MANY_SLOTS, STATUS.TOO_LARGE, STATUS.COUNTER_OVERFLOW]);
+
+const STAGING_FLOATS = 65536; // EMA_STAGING_FLOATS in include/ema_stream.h
+const SEGMENT_CAPACITY = 4096; // EMA_SEGMENT_CAPACITY
+const SEGMENT_WORDS = 3; // ema_segment is { slot, offset, count }, uint32 each
+const MIN_PAGES = 16; // -sINITIAL_MEMORY=1MB: the module's own data and stack
+
+// ---- instances ------------------------------------------------------------
+
+/**
+ * A memory of `pages` pages if the engine grants it, else smaller: the arena
+ * can still grow later, so asking big is an optimisation, not a requirement.
+ * Its maximum stops one page short of 4 GiB (see memory-budget.js).
+ */
+function createMemory(pages) {
+  for (let initial = Math.min(Math.max(pages, MIN_PAGES), MAX_PAGES); ; initial = Math.max(MIN_PAGES, initial >> 1)) {
+    try {
+      return new WebAssembly.Memory({ initial, maximum: MAX_PAGES });
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      if (initial === MIN_PAGES) {
+        throw new RangeError(
+          `ema-wasm: this JavaScript engine refused to create a WebAssembly memory of ${MIN_PAGES * PAGE_BYTES} bytes ` +
+            `(${error.message}); the process may be out of memory or address space`,
+        );
+      }
+    }
+  }
+}
+
+/**
+ * A fresh instance of a compiled build, initialised and ready for calls, with
+ * a memory of at least `expectedBytes` (the module imports its memory).
+ *
+ * Sizing memory up front matters beyond saving a few copies: growing it
+ * detaches the old ArrayBuffer, and the first detach in a V8 isolate turns
+ * every typed-array loop in it into a slower form for good (~1.6x), including
+ * the user's own training loop. Untouched pages cost no physical memory.
+ */
+export function instantiate(module, expectedBytes = 0) {
+  const memory = createMemory(pagesFor(expectedBytes));
+  const instance = new WebAssembly.Instance(module, {
+    env: {
+      memory,
+      // Views are re-made lazily when the buffer changes (Instance.heapF32),
+      // so there is nothing to do when memory grows.
+      emscripten_notify_memory_growth() {},
+    },
+  });
+  instance.exports._initialize();
+  return new Instance(instance.exports, memory, module);
+}
+
+/**
+ * Which build a module is ('simd' or 'scalar'), asked of the module itself
+ * (ema_simd128) on a throwaway instance. Throws when the module cannot be
+ * instantiated or answers nonsense.
+ */
+export function buildOf(module) {
+  const answer = instantiate(module).exports.ema_simd128();
+  if (answer !== 0 && answer !== 1) throw new TypeError(`ema_simd128() answered ${answer}, not 0 or 1`);
+  return answer === 1 ? 'simd' : 'scalar';
+}
+
+/** One instance of the C core and the typed-array views over its memory. */
+class Instance {
+  constructor(exports, memory, module) {
+    this.exports = exports;
+    this.memory = memory;
+    this.module = module;
+    this.f32View = new Float32Array(memory.buffer);
+    this.u32View = new Uint32Array(memory.buffer);
+  }
+
+  /** Float32 view of all of memory, valid until the next call that allocates. */
+  get heapF32() {
+    if (this.f32View.buffer !== this.memory.buffer) this.f32View = new Float32Array(this.memory.buffer);
+    return this.f32View;
+  }
+
+  get heapU32() {
+    if (this.u32View.buffer !== this.memory.buffer) this.u32View = new Uint32Array(this.memory.buffer);
+    return this.u32View;
+  }
+
+  /** Allocates `byteLength` bytes in linear memory (may grow it). */
+  malloc(byteLength, method) {
+    // >>> 0: Wasm returns pointers as i32, negative above 2 GiB.
+    const pointer = this.exports.malloc(Math.max(byteLength, 4)) >>> 0;
+    if (pointer === 0) {
+      throw new RangeError(tooLargeMessage(method, 'working space', byteLength, this.memory.buffer.byteLength));
+    }
+    return pointer;
+  }
+
+  free(pointer) {
+    this.exports.free(pointer);
+  }
+
+  /** Copies a list of uint32 into freshly allocated memory; free it after. */
+  mallocU32(values, method) {
+    const pointer = this.malloc(values.length * 4, method);
+    this.heapU32.set(values, pointer >>> 2);
+    return pointer;
+  }
+
+  /** A NUL-terminated or `length`-byte UTF-8 string at `pointer`, decoded (a copy). */
+  string(pointer, length, decoder = new TextDecoder()) {
+    if (length === undefined) length = new Uint8Array(this.memory.buffer, pointer).indexOf(0);
+    return decoder.decode(new Uint8Array(this.memory.buffer, pointer, length));
+  }
+
+  /** Throws when a C call did not return EMA_OK. */
+  check(status, what) {
+    if (status === STATUS.OK) return;
+    const message = `ema-wasm: ${what} failed: ${this.string(this.exports.ema_status_string(status))} (status ${status})`;
+    throw RANGE_STATUSES.has(status) ? new RangeError(message) : new Error(message);
+  }
+}
+
+// ---- an EMA's arena ---------------------------------------------------------
+
+/**
+ * One EMA context in its own instance: the shadows (and, resident, the
+ * parameters), the LitEma state, the backup, and the streaming update. Slots
+ * are numbered in creation order; `arrays` arguments are caller typed arrays
+ * already checked by the caller (resolve.js), indexed by slot or in the
+ * order given.
+ */
+export class EmaArena {
+  #instance;
+  #context;
+  #scratch; // 8 bytes for out-parameters
+  #lengths;
+  #shadowOffsets; // float index of each shadow in linear memory
+  #paramOffsets = null; // resident: float index of each parameter
+  #shadowViews = null; // see #shadowViewsOf
+  #shadowViewsBuffer = null;
+
+  /**
+   * Creates the context in a new instance sized for `expectedBytes`, and
+   * copies `initial[slot]` into each shadow (and resident parameter). An
+   * allocation failure is a RangeError naming `what` and `needed`.
+   */
+  constructor(module, { decay, useNumUpdates, lengths, resident, initial, expectedBytes, method, what, needed }) {
+    const instance = instantiate(module, expectedBytes);
+    const exports = instance.exports;
+    const outOfMemory = (status) => {
+      if (status === STATUS.OUT_OF_MEMORY) throw new RangeError(tooLargeMessage(method, what, needed));
+      instance.check(status, `${method}: allocating the arena`);
+    };
+    this.#instance = instance;
+    this.#lengths = lengths.slice();
+    this.#scratch = instance.malloc(8, method);
+    const lengthsPointer = instance.mallocU32(lengths, method);
+    try {
+      outOfMemory(exports.ema_create(this.#scratch, decay, useNumUpdates ? 1 : 0, lengths.length, lengthsPointer));
+    } finally {
+      instance.free(lengthsPointer);
+    }
+    this.#context = instance.heapU32[this.#scratch >>> 2];
+    this.#shadowOffsets = lengths.map((_, slot) => exports.ema_shadow(this.#context, slot) >>> 2);
+    if (resident) {
+      outOfMemory(exports.ema_resident_enable(this.#context));
+      this.#paramOffsets = lengths.map((_, slot) => exports.ema_param(this.#context, slot) >>> 2);
+    }
+    const heap = instance.heapF32;
+    initial.forEach((data, slot) => {
+      heap.set(data, this.#shadowOffsets[slot]);
+      if (resident) heap.set(data, this.#paramOffsets[slot]);
+    });
+  }
+
+  /** The compiled module (the safetensors parser of this EMA uses it too). */
+  get module() {
+    return this.#instance.module;
+  }
+
+  get decay() {
+    return this.#instance.exports.ema_decay(this.#context);
+  }
+
+  get numUpdates() {
+    return this.#instance.exports.ema_num_updates(this.#context);
+  }
+
+  /** Bytes the context holds (shadows, staging window, segment table, backup, resident parameters). */
+  get byteLength() {
+    return this.#instance.exports.ema_byte_length(this.#context) >>> 0;
+  }
+
+  resetNumUpdates(method) {
+    this.#instance.check(this.#instance.exports.ema_reset_num_updates(this.#context), method);
+  }
+
+  /** Sets what a loaded state holds: the decay and counter when given, and shadows by slot. */
+  loadState({ decay, numUpdates, shadows }, method) {
+    const instance = this.#instance;
+    if (decay !== undefined) instance.check(instance.exports.ema_set_decay(this.#context, decay), method);
+    if (numUpdates !== undefined) instance.check(instance.exports.ema_set_num_updates(this.#context, numUpdates), method);
+    const heap = instance.heapF32;
+    for (const { slot, data } of shadows) heap.set(data, this.#shadowOffsets[slot]);
+  }
+
+  /** A copy of one shadow. */
+  shadow(slot) {
+    return copyOf(this.#instance.heapF32, this.#shadowOffsets[slot], this.#lengths[slot], Float32Array);
+  }
+
+  /**
+   * Calls `use(views)` with a view of every shadow, and returns what it
+   * returns. The views die with the call: `use` must copy what it keeps and
+   * must not call into this arena.
+   */
+  readShadows(use) {
+    return use(this.#shadowViewsOf());
+  }
+
+  /**
+   * One EMA step over `arrays` (one per slot, in slot order, each of its
+   * slot's length). Returns the decay the step used. The caller has checked
+   * everything, including the counter: nothing here can fail.
+   */
+  update(arrays) {
+    const instance = this.#instance;
+    const exports = instance.exports;
+    // The step opens (the counter advances), then every parameter streams
+    // through the staging window, several small ones per window, each full
+    // window applied with one call into Wasm.
+    instance.check(exports.ema_step_begin(this.#context, this.#scratch), 'update');
+    const decayUsed = instance.heapF32[this.#scratch >>> 2];
+    // Wasm returns pointers as i32: above 2 GiB they read negative here.
+    const stagingPointer = exports.ema_staging(this.#context) >>> 0;
+    const segmentPointer = exports.ema_segment_table(this.#context) >>> 0;
+    const buffer = instance.memory.buffer;
+    const staging = new Float32Array(buffer, stagingPointer, STAGING_FLOATS);
+    const segments = new Uint32Array(buffer, segmentPointer, SEGMENT_CAPACITY * SEGMENT_WORDS);
+    let staged = 0;
+    let segmentCount = 0;
+    const flush = () => {
+      instance.check(exports.ema_step_apply(this.#context, segmentPointer, segmentCount, stagingPointer), 'update');
+      staged = 0;
+      segmentCount = 0;
+    };
+    for (let slot = 0; slot < arrays.length; slot++) {
+      const data = arrays[slot];
+      const length = this.#lengths[slot];
+      for (let offset = 0; offset < length; ) {
+        const count = Math.min(length - offset, STAGING_FLOATS - staged);
+        // A whole array is copied from its internal slots; a piece goes
+        // through a window built from them (never subarray: @@species).
+        staging.set(count === length ? data : windowOf(data, offset, count, Float32Array), staged);
+        const word = segmentCount * SEGMENT_WORDS;
+        segments[word] = slot;
+        segments[word + 1] = offset;
+        segments[word + 2] = count;
+        segmentCount += 1;
+        staged += count;
+        offset += count;
+        if (staged === STAGING_FLOATS || segmentCount === SEGMENT_CAPACITY) flush();
+      }
+    }
+    if (segmentCount > 0) flush();
+    return decayUsed;
+  }
+
+  /** Writes every shadow into `arrays` (one per slot, in slot order). */
+  copyShadowsInto(arrays) {
+    const views = this.#shadowViewsOf();
+    for (let slot = 0; slot < arrays.length; slot++) writeInto(arrays[slot], views[slot]);
+  }
+
+  /**
+   * Replaces the backup with copies of `arrays` (any lengths). An allocation
+   * failure is a RangeError from `outOfMemory()`; nothing else can fail.
+   */
+  store(arrays, lengths, method, outOfMemory) {
+    const instance = this.#instance;
+    const lengthsPointer = instance.mallocU32(lengths, method);
+    try {
+      const status = instance.exports.ema_backup_prepare(this.#context, arrays.length, lengthsPointer);
+      if (status === STATUS.OUT_OF_MEMORY) throw outOfMemory();
+      instance.check(status, method);
+    } finally {
+      instance.free(lengthsPointer);
+    }
+    // The backup was just allocated (memory may have grown): fresh view.
+    const heap = instance.heapF32;
+    arrays.forEach((data, index) => {
+      heap.set(data, instance.exports.ema_backup(this.#context, index) >>> 2);
+    });
+  }
+
+  /** Writes backup number `index` (of `length` floats) into `target`. */
+  restoreInto(index, target, length) {
+    const pointer = this.#instance.exports.ema_backup(this.#context, index) >>> 0;
+    writeInto(target, new Float32Array(this.#instance.memory.buffer, pointer, length));
+  }
+
+  // ---- resident parameters --------------------------------------------------
+
+  /** The resident parameter of `slot`: a view, valid while this arena lives (its memory never grows). */
+  paramView(slot) {
+    return new Float32Array(this.#instance.memory.buffer, this.#paramOffsets[slot] * 4, this.#lengths[slot]);
+  }
+
+  /** The whole memory, which resident views reach: what a resident call touches. */
+  get memoryBuffer() {
+    return this.#instance.memory.buffer;
+  }
+
+  updateResident(method) {
+    this.#instance.check(this.#instance.exports.ema_update_resident(this.#context, this.#scratch), method);
+    return this.#instance.heapF32[this.#scratch >>> 2];
+  }
+
+  copyToResident(method) {
+    this.#instance.check(this.#instance.exports.ema_copy_to_resident(this.#context), method);
+  }
+
+  storeResident(method) {
+    this.#instance.check(this.#instance.exports.ema_store_resident(this.#context), method);
+  }
+
+  /** Puts the stored parameters back; false when nothing was stored. */
+  restoreResident(method) {
+    const status = this.#instance.exports.ema_restore_resident(this.#context);
+    if (status === STATUS.NOTHING_STORED) return false;
+    this.#instance.check(status, method);
+    return true;
+  }
+
+  /** Frees the context; the instance and its memory go with the arena. */
+  dispose() {
+    this.#instance.exports.ema_destroy(this.#context);
+    this.#context = 0;
+    this.#shadowViews = null;
+    this.#shadowViewsBuffer = null;
+  }
+
+  /**
+   * One view per shadow, kept between calls (making thousands of views per
+   * copyTo cost more than the copy) and re-made only when memory has grown.
+   */
+  #shadowViewsOf() {
+    const buffer = this.#instance.memory.buffer;
+    if (this.#shadowViews === null || this.#shadowViewsBuffer !== buffer) {
+      this.#shadowViews = this.#shadowOffsets.map((start, slot) => new Float32Array(buffer, start * 4, this.#lengths[slot]));
+      this.#shadowViewsBuffer = buffer;
+    }
+    return this.#shadowViews;
+  }
+}
+
+// ---- the safetensors header parser ------------------------------------------
+
+const DTYPE_NAMES = [null, 'BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'I16', 'U16', 'F16', 'BF16',
+  'I32', 'U32', 'F32', 'F64', 'I64', 'U64']; // ema_st_dtype in include/ema_safetensors.h
+// ignoreBOM: a name that starts with U+FEFF must come back with it.
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * Parses a safetensors header with the C parser (src/safetensors.c), in a
+ * fresh instance of `module` whose memory is sized for it and dropped after.
+ * `header` holds the file's first bytes (the length field and the header);
+ * `fileSize` is the whole file's. Returns { tensors: [{ name, dtype, shape,
+ * exactShape, offset, byteLength }], metadata: Map }, or throws an Error
+ * naming the defect and the byte where it was found.
+ */
+export function parseSafetensorsHeader(module, header, fileSize, method) {
+  // The header, the decoded names (no longer than the header) and the tensor
+  // table: ~300 bytes per entry, and an entry takes at least ~45 header
+  // bytes, doubled for the table's growth. Untouched pages cost nothing.
+  const instance = instantiate(module, 16 * header.length + 65536);
+  const exports = instance.exports;
+  const input = instance.malloc(header.length + 24, method);
+  const out = input + ((header.length + 7) & ~7); // file pointer, then the u64 error offset
+  new Uint8Array(instance.memory.buffer).set(header, input);
+  const status = exports.ema_st_parse(input, header.length, BigInt(fileSize), out, out + 8);
+  if (status !== 0) {
+    const where = new DataView(instance.memory.buffer).getBigUint64(out + 8, true);
+    throw new Error(
+      `ema-wasm: ${method}: not a valid safetensors file: ${instance.string(exports.ema_status_string(status))} ` +
+        `(at byte ${where}, status ${status})`,
+    );
+  }
+  const parsed = instance.heapU32[out >>> 2];
+  const text = (pointer, length) => instance.string(pointer, length, utf8Decoder);
+  const tensors = [];
+  const count = exports.ema_st_tensor_count(parsed);
+  for (let i = 0; i < count; i++) {
+    const rank = exports.ema_st_tensor_rank(parsed, i);
+    const shape = [];
+    let exactShape = true; // false when a dimension is past 2^53 - 1, which numbers cannot hold
+    for (let d = 0; d < rank; d++) {
+      const dimension = exports.ema_st_tensor_dim(parsed, i, d);
+      exactShape &&= dimension <= BigInt(Number.MAX_SAFE_INTEGER);
+      shape.push(Number(dimension));
+    }
+    tensors.push({
+      name: text(exports.ema_st_tensor_name(parsed, i), exports.ema_st_tensor_name_length(parsed, i)),
+      dtype: DTYPE_NAMES[exports.ema_st_tensor_dtype(parsed, i)],
+      shape,
+      exactShape,
+      offset: Number(exports.ema_st_tensor_file_offset(parsed, i)),
+      byteLength: Number(exports.ema_st_tensor_byte_length(parsed, i)),
+    });
+  }
+  const metadata = new Map();
+  const entries = exports.ema_st_metadata_count(parsed);
+  for (let i = 0; i < entries; i++) {
+    metadata.set(
+      text(exports.ema_st_metadata_key(parsed, i), exports.ema_st_metadata_key_length(parsed, i)),
+      text(exports.ema_st_metadata_value(parsed, i), exports.ema_st_metadata_value_length(parsed, i)),
+    );
+  }
+  // The instance is dropped whole: no need to free the parse or the input.
+  return { tensors, metadata };
+}

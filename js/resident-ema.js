@@ -1,0 +1,123 @@
+// A resident EMA: the parameters themselves live in the arena, next to their
+// shadows. The training loop works in ema.param(name) views, and update,
+// copyTo, store, restore and withEma take no arrays: there is nothing to copy
+// in, and each is one call into Wasm.
+
+import { BaseEma, emaInternals } from './base-ema.js';
+import { describe } from './describe.js';
+import { checkFree, memoryTarget } from './scope.js';
+
+const { enter, scopeOf, slotFor, checkCounter, owner } = emaInternals;
+
+export class ResidentEma extends BaseEma {
+  // The brand of this kind (methods check it); the arena keeps what is stored.
+  #resident = true;
+
+  /** True: the parameters live in the arena. */
+  get resident() {
+    ResidentEma.#check(this, 'resident', []);
+    return this.#resident;
+  }
+
+  /**
+   * The parameter `name` itself, a Float32Array over this EMA's WebAssembly
+   * memory, to train in place. A resident EMA allocates everything when it is
+   * created, so the view stays valid for the EMA's whole life; after
+   * dispose() it must not be used. (Calling param() again always gives a
+   * valid view.)
+   */
+  param(name) {
+    const arena = ResidentEma.#check(this, 'param', []);
+    return arena.paramView(slotFor(this, name, 'param'));
+  }
+
+  /** LitEma.forward(model) over the resident parameters; returns the decay used. */
+  update(...args) {
+    ResidentEma.#check(this, 'update', args);
+    const arena = this.#enter('update', 'read');
+    checkCounter(this, arena, 'update');
+    return arena.updateResident('update');
+  }
+
+  /** LitEma.copy_to(model): the shadows into the resident parameters. */
+  copyTo(...args) {
+    ResidentEma.#check(this, 'copyTo', args);
+    this.#enter('copyTo', 'write').copyToResident('copyTo');
+  }
+
+  /** LitEma.store(parameters): snapshots the resident parameters. */
+  store(...args) {
+    ResidentEma.#check(this, 'store', args);
+    this.#enter('store', 'read').storeResident('store');
+  }
+
+  /** LitEma.restore(parameters): the snapshot back into the resident parameters. */
+  restore(...args) {
+    ResidentEma.#check(this, 'restore', args);
+    this.#restore(this.#enter('restore', 'write'), 'restore');
+  }
+
+  /**
+   * LitEma's ema_scope over the resident parameters: store, copyTo,
+   * `await fn()`, then restore even if fn throws. Until the restore lands, no
+   * EMA may touch this EMA's memory.
+   */
+  async withEma(fn, ...rest) {
+    ResidentEma.#check(this, 'withEma', []);
+    if (typeof fn !== 'function' || rest[0] !== undefined) {
+      throw new TypeError('ema-wasm: withEma: this EMA is resident: call withEma(fn), without params');
+    }
+    const arena = enter(this, 'withEma');
+    return scopeOf(this).run('withEma', () => owner(this), [ResidentEma.#memoryOf(arena)], {
+      store: () => arena.storeResident('withEma'),
+      swapIn: () => arena.copyToResident('withEma'),
+      restore: () => this.#restore(arena, 'withEma'),
+    }, fn);
+  }
+
+  // ---- internals -----------------------------------------------------------
+
+  /**
+   * A TypeError unless `ema` is a ResidentEma called with no params; an Error
+   * once disposed. Returns the arena.
+   */
+  static #check(ema, method, args) {
+    if (ema === null || typeof ema !== 'object' || !(#resident in ema)) {
+      throw new TypeError(
+        `ema-wasm: ${method}: called on ${describe(ema)}, not on an EMA; call it as ema.${method}, ` +
+          `or bind it (ema.${method}.bind(ema)) before passing it as a callback`,
+      );
+    }
+    const arena = emaInternals.arenaOf(ema, method);
+    if (args.length > 0 && args[0] !== undefined) {
+      throw new TypeError(
+        `ema-wasm: ${method}: this EMA is resident and takes no params; train in ema.param(name) and call ${method}()`,
+      );
+    }
+    return arena;
+  }
+
+  /**
+   * What resident calls touch: this EMA's whole memory, not just the
+   * parameters. param() views reach all of it, and the backup that holds the
+   * training weights during withEma must be as safe as the parameters. (A
+   * resident EMA's memory never grows, so its buffer stays the same.)
+   */
+  static #memoryOf(arena) {
+    const buffer = arena.memoryBuffer;
+    return memoryTarget("the resident EMA's memory", buffer, buffer.byteLength);
+  }
+
+  /** The checks of a resident call that touches this EMA's memory as `mode`; returns the arena. */
+  #enter(method, mode) {
+    const arena = enter(this, method);
+    checkFree(method, () => [ResidentEma.#memoryOf(arena)], mode);
+    return arena;
+  }
+
+  #restore(arena, method) {
+    if (!arena.restoreResident(method)) {
+      throw new Error(`ema-wasm: ${method}: nothing is stored; call store() first`);
+    }
+  }
+}
