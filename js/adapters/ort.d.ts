@@ -3,7 +3,8 @@
 // imported: any object of the shape below is accepted, and onnxruntime-web's
 // TrainingSession (1.17 to 1.19.2) has that shape.
 
-import type { Ema, EmaOptions, StateDict } from '../index.js';
+import type { EmaOptions } from '../index.js';
+import type { WeightSourceEma } from './weight-source-ema.js';
 
 /** What the adapter reads from `getContiguousParameters`: a float32 tensor. */
 export interface OrtTensorLike {
@@ -28,19 +29,11 @@ export type OrtEmaOptions = Omit<EmaOptions, 'resident'>;
  * parameter named `'parameters'` of shape `[size]`. Methods that read or write
  * the session's weights are async because the session's are.
  */
-export declare class OrtEma {
+export declare class OrtEma extends WeightSourceEma {
   private constructor();
 
-  /** The underlying core Ema, for advanced use. Its store/restore share this adapter's snapshot. */
-  readonly ema: Ema;
   /** Number of trainable parameters tracked (`getParametersSize(true)`). */
   readonly size: number;
-  /** The base decay, as the float32 value LitEma stores. */
-  readonly decay: number;
-  /** Updates since creation or the last reset; -1 when warmup is off. */
-  readonly numUpdates: number;
-  /** True when the SIMD128 build runs, false for the scalar build. */
-  readonly simd: boolean;
 
   /**
    * One EMA step with the session's current trainable parameters (call it after
@@ -54,20 +47,8 @@ export declare class OrtEma {
   store(): Promise<void>;
   /** Loads the snapshot back into the session. Throws if nothing was stored. */
   restore(): Promise<void>;
-  /**
-   * store, copyTo, `await fn()`, then restore even if fn throws (LitEma's
-   * ema_scope). The session is held until the training weights are loaded
-   * back: meanwhile every other call of any EMA of this session is refused.
-   */
-  withEma<T>(fn: () => T | Promise<T>): Promise<T>;
   /** A copy of the whole EMA vector, in `getContiguousParameters` order. */
   shadow(): Float32Array;
-  /** LitEma's state_dict: `decay`, `num_updates`, `parameters`; every value is a copy. */
-  stateDict(): StateDict;
-  /** Sets the update counter to 0, turning warmup on (LitEma.reset_num_updates). */
-  resetNumUpdates(): void;
-  /** Frees the arena; every later call throws. Repeating it does nothing. The session is not released. */
-  dispose(): void;
 }
 
 /**

@@ -1,6 +1,7 @@
 // Types for ema-wasm/tfjs. TF.js types are described structurally so that this
 // file does not require @tensorflow/tfjs-core to be installed to type-check.
-import type { Ema, EmaOptions, StateDict } from '../index.js';
+import type { EmaOptions } from '../index.js';
+import type { WeightSourceEma } from './weight-source-ema.js';
 
 /** What the adapter needs of a tf.Variable or a LayerVariable. */
 export interface TfVariableLike {
@@ -23,14 +24,9 @@ export interface TfjsEmaOptions extends Omit<EmaOptions, 'resident'> {
   tf?: { tensor: (...args: any[]) => any };
 }
 
-export declare class TfjsEma {
+/** An EMA of TF.js variables; every call that reads or writes them is synchronous, as TF.js's are. */
+export declare class TfjsEma extends WeightSourceEma {
   private constructor();
-  /** The underlying core EMA; its names are the variable names. */
-  readonly ema: Ema;
-  readonly numUpdates: number;
-  readonly decay: number;
-  readonly names: string[];
-  readonly simd: boolean;
   /** One EMA step from the variables' current values (dataSync per variable); returns the decay used. */
   update(): number;
   /** Writes the EMA weights into the variables (assign of a fresh tensor, disposed after). */
@@ -43,17 +39,8 @@ export declare class TfjsEma {
    * was stored.
    */
   restore(): void;
-  /**
-   * Runs fn with the EMA weights in the model and puts the training weights
-   * back, even if fn throws. Until then no EMA may touch these variables.
-   */
-  withEma<T>(fn: () => T | Promise<T>): Promise<T>;
   /** A callback for model.fit that updates the EMA after every batch. */
   callback(): { onBatchEnd: (batch: number, logs?: unknown) => Promise<void> };
-  resetNumUpdates(): void;
-  shadow(name: string): Float32Array;
-  stateDict(): StateDict;
-  dispose(): void;
 }
 
 /** Tracks a LayersModel's trainableWeights, or a list of tf.Variable, keyed by variable name. */

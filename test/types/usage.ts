@@ -41,9 +41,25 @@ async function tfjsUsage(model: { trainableWeights: { name: string; shape: numbe
   const decay: number = ema.update();
   const loss: number = await ema.withEma(() => 0.5);
   const callbacks = [ema.callback()];
-  void [decay, loss, callbacks];
+  ema.copyTo();
+  ema.store();
+  ema.restore();
+  const bytes: Uint8Array = ema.save({ prefix: 'model_ema.', metadata: { step: '1' } });
+  await ema.loadState(bytes, { prefix: 'model_ema.', strict: true });
+  const kernel: Float32Array = ema.shadow('dense/kernel');
+  const core: Ema = ema.ema;
+  const names: string[] = ema.names;
+  void [decay, loss, callbacks, kernel, core, names, ema.numUpdates, ema.decay, ema.simd, ema.stateDict()];
   // @ts-expect-error: update takes no arguments in the adapter
   ema.update(model);
+  // @ts-expect-error: a TF.js EMA's shadows are per variable, by name
+  ema.shadow();
+  // @ts-expect-error: TF.js calls are synchronous: update returns the decay, not a promise
+  const pending: Promise<number> = ema.update();
+  // @ts-expect-error: the adapter takes no 'resident' option
+  await createTfjsEma(model, { resident: true });
+  void pending;
+  ema.dispose();
 }
 void tfjsUsage;
 
@@ -54,9 +70,22 @@ async function ortUsage(session: OrtTrainingSessionLike): Promise<void> {
   const decay: number = await ema.update();
   await ema.withEma(async () => undefined);
   const vector: Float32Array = ema.shadow();
-  void [decay, vector, ema.size];
+  await ema.copyTo();
+  await ema.store();
+  await ema.restore();
+  const bytes: Uint8Array = ema.save();
+  await ema.loadState(bytes);
+  await ema.copyTo();
+  const names: string[] = ema.names;
+  void [decay, vector, ema.size, names, ema.ema.save()];
   // @ts-expect-error: the session is required
   await createOrtEma();
+  // @ts-expect-error: the session's calls are async: update gives a promise
+  const now: number = ema.update();
+  // @ts-expect-error: loadState takes the file's bytes
+  await ema.loadState('ema.safetensors');
+  void now;
+  ema.dispose();
 }
 void ortUsage;
 
