@@ -141,19 +141,19 @@ export class WeightSourceEma {
 
   /** One EMA step from the weights' current values; returns the decay used. */
   update() {
-    return this.#holding('update', 'read', (source) =>
+    return WeightSourceEma.#holding(this, 'update', 'read', (source) =>
       then(source.read('update'), (params) => WeightSourceEma.#live(this, 'update').update(params)),
     );
   }
 
   /** LitEma.copy_to: writes the EMA weights into the weights. */
   copyTo() {
-    return this.#holding('copyTo', 'write', (source) => this.#writeShadows(source, 'copyTo'));
+    return WeightSourceEma.#holding(this, 'copyTo', 'write', (source) => this.#writeShadows(source, 'copyTo'));
   }
 
   /** LitEma.store: snapshots the weights' current values, replacing an earlier snapshot. */
   store() {
-    return this.#holding('store', 'read', (source) => this.#storeFrom(source, 'store'));
+    return WeightSourceEma.#holding(this, 'store', 'read', (source) => this.#storeFrom(source, 'store'));
   }
 
   /**
@@ -161,7 +161,7 @@ export class WeightSourceEma {
    * it, then throws naming those that could not; the snapshot stays stored.
    */
   restore() {
-    return this.#holding('restore', 'write', (source) => this.#writeStored(source, 'restore'));
+    return WeightSourceEma.#holding(this, 'restore', 'write', (source) => this.#writeStored(source, 'restore'));
   }
 
   /**
@@ -201,10 +201,10 @@ export class WeightSourceEma {
    * (a wrapped variable, a session's promise), and no withEma of any EMA of
    * these weights may swap them in the middle.
    */
-  #holding(method, mode, action) {
-    WeightSourceEma.#live(this, method);
-    this.#scope.check(method);
-    const source = this.#source;
+  static #holding(adapter, method, mode, action) {
+    WeightSourceEma.#live(adapter, method);
+    adapter.#scope.check(method);
+    const source = adapter.#source;
     return holding(method, source, mode, () => action(source));
   }
 
