@@ -166,6 +166,20 @@ describe('onnxruntime-web training adapter (real TrainingSession)', () => {
         await ema.restore();
         assertSameBits(await readParameters(), training, 'weights after restore');
 
+        // A checkpoint of the EMA loads into a fresh EMA of the session, and
+        // copyTo then puts the same weights in as the original's would.
+        const copy = await createOrtEma(session, { decay: 0.5, simd });
+        try {
+          await copy.loadState(ema.save());
+          assertSameBits(copy.shadow(), reference, 'shadow loaded from save()');
+          assert.equal(copy.numUpdates, STEPS);
+          await copy.copyTo();
+          assertSameBits(await readParameters(), reference, 'weights after copyTo of the loaded EMA');
+          await session.loadParametersBuffer(new Uint8Array(training.buffer), true);
+        } finally {
+          copy.dispose();
+        }
+
         // Failing calls are covered with fake sessions below; the counter
         // reset is just forwarded to the core.
         ema.resetNumUpdates();
@@ -311,6 +325,43 @@ describe('onnxruntime-web adapter: arguments and errors', () => {
       await assert.rejects(ema.update(), /disposed; create a new one with createOrtEma/);
       await assert.rejects(ema.copyTo(), /disposed/);
       assert.throws(() => ema.size, /disposed/);
+    });
+  }
+});
+
+describe('onnxruntime-web adapter: save and loadState', () => {
+  for (const simd of BUILDS) {
+    test(`a file loads into an EMA of another session, and copyTo loads it into that session, ${buildName(simd)} build`, async () => {
+      const session = fakeSession(7);
+      const saved = await createOrtEma(session, { decay: 0.5, simd });
+      for (const seed of [11, 12]) {
+        session.weights = randomArray(7, seed);
+        await saved.update();
+      }
+      const bytes = saved.save({ prefix: 'model_ema.' });
+      assert.ok(bytes instanceof Uint8Array);
+
+      const other = fakeSession(7, 5);
+      const loaded = await createOrtEma(other, { decay: 0.9, simd });
+      const before = other.weights.slice();
+      await loaded.loadState(bytes, { prefix: 'model_ema.' });
+      assert.equal(loaded.numUpdates, 2);
+      assert.equal(loaded.decay, saved.decay);
+      assertSameBits(loaded.shadow(), saved.shadow(), 'loaded shadow');
+      assert.deepEqual([...loaded.stateDict().keys()], ['decay', 'num_updates', 'parameters']);
+      assertSameBits(other.weights, before, 'loadState leaves the session alone');
+      assert.equal(other.loaded.length, 0);
+      await loaded.copyTo();
+      assertSameBits(other.weights, saved.shadow(), 'session weights after copyTo');
+
+      // A file of another size is refused, and changes nothing.
+      const small = await createOrtEma(fakeSession(3), { simd });
+      await assert.rejects(loaded.loadState(small.save()), { message: /^ema-wasm: loadState: / });
+      assertSameBits(loaded.shadow(), saved.shadow(), 'shadow after a refused file');
+
+      for (const ema of [saved, loaded, small]) ema.dispose();
+      assert.throws(() => loaded.save(), { message: 'ema-wasm: save: this EMA was disposed; create a new one with createOrtEma()' });
+      await assert.rejects(loaded.loadState(bytes), /loadState: this EMA was disposed/);
     });
   }
 });

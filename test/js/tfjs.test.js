@@ -112,6 +112,41 @@ for (const backend of ['cpu', 'wasm']) {
       model.dispose();
     });
 
+    test('save and loadState through the adapter: a file loads into another EMA of the variables, and copyTo writes it in', async () => {
+      const a = tf.variable(tf.tensor([1, 2, 3, 4], [2, 2]), true, `${backend}/checkpoint/a`);
+      const b = tf.variable(tf.tensor([5, 6], [2]), true, `${backend}/checkpoint/b`);
+      const saved = await createTfjsEma([a, b], { decay: 0.5, tf });
+      for (const scale of [3, -2]) {
+        for (const v of [a, b]) v.assign(tf.mul(v, scale));
+        saved.update();
+      }
+      const bytes = saved.save({ prefix: 'model_ema.', metadata: { step: '2' } });
+      assert.ok(bytes instanceof Uint8Array);
+
+      const loaded = await createTfjsEma([a, b], { decay: 0.9, tf });
+      const training = [a, b].map((v) => Array.from(v.dataSync()));
+      const tensorsBefore = tf.memory().numTensors;
+      await loaded.loadState(bytes, { prefix: 'model_ema.' });
+      assert.equal(loaded.numUpdates, 2);
+      assert.equal(loaded.decay, saved.decay);
+      assert.deepEqual(loaded.stateDict(), saved.stateDict());
+      assert.deepEqual([a, b].map((v) => Array.from(v.dataSync())), training, 'loadState leaves the variables alone');
+      loaded.copyTo();
+      assert.deepEqual([a, b].map((v) => Array.from(v.dataSync())), [a, b].map((v) => Array.from(saved.shadow(v.name))));
+      assert.equal(tf.memory().numTensors, tensorsBefore, 'no tensor leaked');
+
+      // A file of other variables is refused, and changes nothing.
+      const c = tf.variable(tf.tensor([7], [1]), true, `${backend}/checkpoint/c`);
+      const stranger = await createTfjsEma([c], { tf });
+      await assert.rejects(loaded.loadState(stranger.save()), { message: /^ema-wasm: loadState: / });
+      assert.deepEqual(loaded.stateDict(), saved.stateDict());
+
+      for (const ema of [saved, loaded, stranger]) ema.dispose();
+      assert.throws(() => loaded.save(), { message: 'ema-wasm: save: this EMA was disposed; create a new one with createTfjsEma()' });
+      await assert.rejects(loaded.loadState(bytes), /loadState: this EMA was disposed/);
+      tf.dispose([a, b, c]);
+    });
+
     test('tf.Variable lists are tracked too, with the default tf import', async () => {
       const a = tf.variable(tf.tensor([1, 2, 3, 4], [2, 2]), true, 'plain/a');
       const ema = await createTfjsEma([a], { decay: 0, useNumUpdates: false });
