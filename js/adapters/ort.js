@@ -152,7 +152,7 @@ class OrtSession {
     try {
       await this.#session.loadParametersBuffer(bytesOf(values.get(SLOT)), true);
     } catch (error) {
-      // No cause: withEma gives this error the one its fn threw as cause.
+      // No cause of its own: withEma makes the error its fn threw the cause.
       throw new Error(
         `ema-wasm: ${method}: could not load the stored weights back into the session (${error?.message ?? error}); ` +
           'they stay stored in the EMA: call restore() to try again',
