@@ -14,4 +14,4 @@ echo "== Fuzzing the safetensors parser (libFuzzer, ASan + UBSan, ${FUZZ_SECONDS
 bash scripts/fuzz.sh
 
 echo "== JS tests: both Wasm builds, adapters, checkpoints, browser, packaging, types"
-node --test test/js/*.test.js
+node --test test/js/*.test.js test/js/adapters/*.test.js

@@ -17,10 +17,10 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-import { createOrtEma } from '../../js/adapters/ort.js';
-import { BUILDS, buildName, randomArray, referenceStep, warmupDecay } from './helpers.js';
+import { createOrtEma } from '../../../js/adapters/ort.js';
+import { BUILDS, buildName, randomArray, referenceStep, warmupDecay } from '../helpers.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
+const root = fileURLToPath(new URL('../../..', import.meta.url));
 const artifacts = process.env.EMA_WASM_ORT_ARTIFACTS
   ? resolve(process.env.EMA_WASM_ORT_ARTIFACTS)
   : resolve(root, '..', 'shared', 'ort-mnist');

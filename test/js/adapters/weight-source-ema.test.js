@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { createWeightSourceEma, liveEmaOf, WeightSourceEma } from '../../js/adapters/weight-source-ema.js';
-import { createEma } from '../../js/index.js';
-import { objectTarget } from '../../js/scope.js';
-import { BUILDS, buildName, randomArray, referenceStep, warmupDecay } from './helpers.js';
+import { createWeightSourceEma, liveEmaOf, WeightSourceEma } from '../../../js/adapters/weight-source-ema.js';
+import { createEma } from '../../../js/index.js';
+import { objectTarget } from '../../../js/scope.js';
+import { BUILDS, buildName, randomArray, referenceStep, warmupDecay } from '../helpers.js';
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
 

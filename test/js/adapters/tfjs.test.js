@@ -8,8 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 
-import { createTfjsEma } from '../../js/adapters/tfjs.js';
-import { BUILDS, buildName, referenceStep, warmupDecay } from './helpers.js';
+import { createTfjsEma } from '../../../js/adapters/tfjs.js';
+import { BUILDS, buildName, referenceStep, warmupDecay } from '../helpers.js';
 
 function makeModel(seed) {
   const model = tf.sequential({
