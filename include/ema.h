@@ -1,7 +1,12 @@
 /*
  * ema.h - exponential moving average of model weights, LitEma-exact in float32.
  *
- * This is the one public header of the ema-wasm C core. It is also its manual.
+ * The public API of the ema-wasm C core, and its manual. Two more headers sit
+ * beside it:
+ *   ema_safetensors.h  the safetensors header parser (public, stable);
+ *   ema_stream.h       the streaming ABI the JavaScript wrapper drives
+ *                      (internal and unstable: it may change in any release).
+ * Status codes are in ema_status.h, which this header includes.
  *
  * ===========================================================================
  *  Overview
@@ -20,32 +25,32 @@
  * with every operation rounded to float32 separately (no fused multiply-add),
  * which is exactly what PyTorch computes for LitEma.forward().
  *
- * Parameters can reach the core in two ways:
- *   - directly, as pointers to float arrays (ema_update), for native callers;
- *   - streamed through the context's staging window: the caller packs pieces of
- *     one or more parameters into the window, describes them in the segment
- *     table, and applies them (ema_step_begin, then ema_step_apply once per
- *     filled window). A whole-model update then needs no second full-size copy
- *     of the model, and the window (EMA_STAGING_FLOATS floats) stays in L2.
- *     This is how the WebAssembly build is driven from JavaScript.
- *
- * A backup region holds copies of arbitrary arrays for store/restore (LitEma's
- * store() and restore(), used to evaluate with EMA weights and then put the
- * training weights back).
+ * A native caller hands the parameters over as pointers (ema_update), or keeps
+ * them in the arena itself (resident mode, ema_update_resident). A backup
+ * region holds copies of arbitrary arrays for store/restore (LitEma's store()
+ * and restore(), used to evaluate with EMA weights and then put the training
+ * weights back).
  *
  * ===========================================================================
- *  Errors and ownership
+ *  Errors, ownership, memory
  * ===========================================================================
  * Every function that can fail returns an `ema_status`; EMA_OK is 0.
  * Functions check all their arguments before they change anything, so a call
  * that fails leaves the context exactly as it was. Nothing aborts on bad input.
- * ema_status_string() names a status. Memory handed in stays the caller's;
- * memory reached through accessors (ema_shadow, ema_staging, ...) belongs to
- * the context and lives until ema_destroy() or, for backups, the next
- * ema_backup_prepare().
+ * ema_status_string() names a status.
  *
- * Alignment: every shadow slot, backup buffer and the staging window start on
- * a 64-byte boundary.
+ * Memory handed in stays the caller's and is not kept after the call returns.
+ * Memory reached through accessors (ema_shadow, ema_param, ema_backup) belongs
+ * to the context: it lives until ema_destroy() or, for backups, the next
+ * ema_backup_prepare() or ema_backup_clear(). The context allocates with
+ * malloc/aligned_alloc in ema_create(), ema_resident_enable() and
+ * ema_backup_prepare()/ema_store() only; no other call allocates.
+ *
+ * Alignment: every shadow slot, resident parameter and backup array starts on
+ * a 64-byte boundary, and each slot is padded to a multiple of 64 bytes.
+ *
+ * Functions marked "Native only" are not exported by the WebAssembly modules
+ * (see src/wasm_exports.txt); everything else is.
  */
 #ifndef EMA_H
 #define EMA_H
@@ -59,39 +64,67 @@
 extern "C" {
 #endif
 
-/* Floats in the staging window: 64K floats = 256 KiB, which fits in L2. */
-#define EMA_STAGING_FLOATS 65536u
-/* Entries in the segment table that describes a filled staging window. */
-#define EMA_SEGMENT_CAPACITY 4096u
-/* Most slots one context can hold. */
+/* ===========================================================================
+ *  Version
+ * ======================================================================== */
+
+/* The version of the C core, which is the npm package's version
+ * (test/js/c-abi.test.js checks that they agree; CMakeLists.txt reads it
+ * from here). */
+#define EMA_VERSION_MAJOR 0
+#define EMA_VERSION_MINOR 1
+#define EMA_VERSION_PATCH 0
+#define EMA_VERSION_NUMBER \
+    (EMA_VERSION_MAJOR * 10000 + EMA_VERSION_MINOR * 100 + EMA_VERSION_PATCH)
+
+#define EMA_QUOTE_(text) #text
+#define EMA_EXPAND_AND_QUOTE_(text) EMA_QUOTE_(text)
+#define EMA_VERSION_STRING \
+    EMA_EXPAND_AND_QUOTE_(EMA_VERSION_MAJOR.EMA_VERSION_MINOR.EMA_VERSION_PATCH)
+
+/* EMA_VERSION_NUMBER of the library linked in (which may differ from the
+ * header a caller was compiled with). */
+unsigned ema_version_number(void);
+
+/* EMA_VERSION_STRING of the library linked in, e.g. "0.1.0". Static storage,
+ * never NULL. */
+const char* ema_version_string(void);
+
+/* 1 when this build's update kernel uses WebAssembly SIMD128, else 0. A
+ * loader handed a compiled module it did not choose asks the module itself. */
+int ema_simd128(void);
+
+/* ===========================================================================
+ *  Limits
+ * ======================================================================== */
+
+/* Most slots one context can hold (and most arrays one backup can hold). */
 #define EMA_MAX_SLOTS 1048576u
 /* The update counter stops here, so that (10 + num_updates), which LitEma
  * computes in int32, cannot overflow. */
 #define EMA_MAX_NUM_UPDATES (INT32_MAX - 10)
 
-typedef struct ema_ctx ema_ctx;
-
-/* One piece of one slot's parameter, packed into the staging window. */
-typedef struct ema_segment {
-    uint32_t slot;   /* which slot */
-    uint32_t offset; /* first element of the slot covered by this piece */
-    uint32_t count;  /* number of elements in this piece */
-} ema_segment;
-
 /* ===========================================================================
  *  Life cycle
  * ======================================================================== */
 
-/* Creates a context with `slot_count` shadow slots of the given lengths
- * (lengths may be 0). Shadows start at zero: fill them with ema_shadow() or
- * ema_shadow_set() before the first update, as LitEma copies the parameters.
- * `decay` must be in [0, 1] (NaN is refused). `use_num_updates` non-zero turns
- * warmup on (num_updates starts at 0), zero turns it off (num_updates = -1).
- * On success *out receives the context; on failure *out is left untouched. */
+typedef struct ema_ctx ema_ctx;
+
+/* Creates a context with `slot_count` shadow slots of the given lengths in
+ * floats (lengths may be 0; `slot_lengths` may be NULL when `slot_count` is
+ * 0). Shadows start at zero: fill them with ema_shadow() or ema_shadow_set()
+ * before the first update, as LitEma copies the parameters. `decay` must be in
+ * [0, 1] (NaN is refused). `use_num_updates` non-zero turns warmup on
+ * (num_updates starts at 0), zero turns it off (num_updates = -1).
+ * Returns EMA_OK and stores the new context in *out, which the caller frees
+ * with ema_destroy(); or EMA_ERROR_NULL_ARGUMENT, EMA_ERROR_INVALID_DECAY,
+ * EMA_ERROR_TOO_MANY_SLOTS (above EMA_MAX_SLOTS), EMA_ERROR_TOO_LARGE or
+ * EMA_ERROR_OUT_OF_MEMORY, with *out untouched. `slot_lengths` is copied. */
 ema_status ema_create(ema_ctx** out, float decay, int use_num_updates,
                       uint32_t slot_count, const uint32_t* slot_lengths);
 
-/* Frees the context and everything it owns. Accepts NULL. */
+/* Frees the context and everything it owns; pointers from its accessors die
+ * with it. Accepts NULL. */
 void ema_destroy(ema_ctx* ctx);
 
 /* ===========================================================================
@@ -101,7 +134,8 @@ void ema_destroy(ema_ctx* ctx);
 /* The base decay as stored (float32). Returns NaN for a NULL context. */
 float ema_decay(const ema_ctx* ctx);
 
-/* Sets the base decay (LitEma's state_dict carries it); [0, 1], NaN refused. */
+/* Sets the base decay (LitEma's state_dict carries it). Returns
+ * EMA_ERROR_INVALID_DECAY outside [0, 1] or for NaN. */
 ema_status ema_set_decay(ema_ctx* ctx, float decay);
 
 /* The update counter: -1 when warmup is off, else the number of updates since
@@ -117,61 +151,42 @@ ema_status ema_set_num_updates(ema_ctx* ctx, int32_t num_updates);
  * was off, as upstream does. */
 ema_status ema_reset_num_updates(ema_ctx* ctx);
 
-/* Number of slots, and one slot's length in floats (0 for a bad index). */
+/* Native only. Number of slots (0 for NULL), and one slot's length in floats
+ * (0 for NULL or a bad index). */
 uint32_t ema_slot_count(const ema_ctx* ctx);
 uint32_t ema_slot_length(const ema_ctx* ctx, uint32_t slot);
 
-/* The slot's shadow (context-owned, 64-byte aligned), or NULL for a bad index.
- * Readable and writable until ema_destroy(). */
+/* The slot's shadow (context-owned, 64-byte aligned, ema_slot_length()
+ * floats), or NULL for a NULL context or a bad index. Readable and writable
+ * until ema_destroy(). */
 float* ema_shadow(ema_ctx* ctx, uint32_t slot);
 
-/* Copies `count` floats from `src` into the slot's shadow at `offset`. */
+/* Native only. Copies `count` floats from `src` into the slot's shadow at
+ * `offset` (EMA_ERROR_SLOT_INDEX, EMA_ERROR_OUT_OF_RANGE when the range does
+ * not fit; `src` may be NULL when `count` is 0). */
 ema_status ema_shadow_set(ema_ctx* ctx, uint32_t slot, uint32_t offset,
                           const float* src, uint32_t count);
 
-/* Bytes the context holds: shadows, staging window, segment table, backups. */
+/* Bytes the context holds: shadows, staging window, segment table, backups,
+ * resident regions and bookkeeping (0 for NULL). */
 size_t ema_byte_length(const ema_ctx* ctx);
 
 /* ===========================================================================
  *  Update
  * ======================================================================== */
 
-/* The decay that update number `num_updates` (already incremented, >= 1)
- * uses with base `decay`: min(decay, (1+n)/(10+n)) in float32. Pure. */
+/* Native only. The decay that update number `num_updates` (already
+ * incremented, >= 1) uses with base `decay`: min(decay, (1+n)/(10+n)) in
+ * float32. Pure. */
 float ema_warmup_decay(float decay, int32_t num_updates);
 
-/* 1 when this build's update kernel uses WebAssembly SIMD128, else 0. A
- * loader handed a compiled module it did not choose asks the module itself. */
-int ema_simd128(void);
-
-/* One whole EMA step with direct pointers: params[i] points at slot i's
- * parameter (ema_slot_length(ctx, i) floats). All pointers are checked before
- * anything changes. If `decay_used` is not NULL it receives the step's decay.
- * Fails with EMA_ERROR_COUNTER_OVERFLOW once num_updates is at
- * EMA_MAX_NUM_UPDATES. Closes any streaming step left open. */
+/* Native only. One whole EMA step with direct pointers: params[i] points at
+ * slot i's parameter (ema_slot_length(ctx, i) floats; NULL allowed for an
+ * empty slot). All pointers are checked before anything changes. If
+ * `decay_used` is not NULL it receives the step's decay. Returns
+ * EMA_ERROR_NULL_ARGUMENT, or EMA_ERROR_COUNTER_OVERFLOW once num_updates is
+ * at EMA_MAX_NUM_UPDATES. `param` may alias a shadow. */
 ema_status ema_update(ema_ctx* ctx, const float* const* params, float* decay_used);
-
-/* Streaming update, step 1: advances the counter and fixes the step's decay.
- * Then call ema_step_apply() as many times as needed to cover every slot once;
- * the step stays open until the next ema_step_begin() or ema_update().
- * (Applying a piece twice, or leaving one out, is the caller's mistake; the
- * core cannot tell a partial step from a deliberate one.) */
-ema_status ema_step_begin(ema_ctx* ctx, float* decay_used);
-
-/* Streaming update, step 2: applies the current step to `segment_count`
- * pieces whose parameter values lie packed, one after the other, at `packed`.
- * Every segment is checked (slot index, offset + count within the slot) before
- * any shadow changes; when `segments` or `packed` point into the context's
- * segment table or staging window, they must also end inside it
- * (EMA_ERROR_SEGMENT_OVERFLOW). Fails with EMA_ERROR_NO_STEP when no step is
- * open. */
-ema_status ema_step_apply(ema_ctx* ctx, const ema_segment* segments,
-                          uint32_t segment_count, const float* packed);
-
-/* The staging window (EMA_STAGING_FLOATS floats) and the segment table
- * (EMA_SEGMENT_CAPACITY entries), context-owned, for callers that stream. */
-float* ema_staging(ema_ctx* ctx);
-ema_segment* ema_segment_table(ema_ctx* ctx);
 
 /* ===========================================================================
  *  Resident parameters
@@ -182,28 +197,31 @@ ema_segment* ema_segment_table(ema_ctx* ctx);
  * region has exactly the shadows' layout (padding included, always zero), so
  * ema_update_resident() is one kernel call over all slots with no copy-in.
  * A second region of the same layout backs ema_store_resident(); everything
- * is allocated here, once, so no later resident call allocates. */
+ * is allocated here, once, so no later resident call allocates. Resident calls
+ * before ema_resident_enable() return EMA_ERROR_NOT_RESIDENT. */
 
-/* Allocates the parameter and backup regions (zeroed). Calling it again does
- * nothing. On failure nothing changes. */
+/* Allocates the parameter and backup regions (zeroed; 3x the shadows' bytes
+ * in all). Calling it again does nothing. On failure
+ * (EMA_ERROR_OUT_OF_MEMORY) nothing changes. */
 ema_status ema_resident_enable(ema_ctx* ctx);
 
-/* Whether ema_resident_enable() succeeded. */
+/* Native only. 1 when ema_resident_enable() has succeeded, else 0. */
 int ema_is_resident(const ema_ctx* ctx);
 
-/* Slot i's resident parameter (64-byte aligned), or NULL when not resident or
- * for a bad index. */
+/* Slot i's resident parameter (context-owned, 64-byte aligned, writable until
+ * ema_destroy()), or NULL when not resident or for a bad index. */
 float* ema_param(ema_ctx* ctx, uint32_t slot);
 
-/* One whole EMA step from the resident parameters (EMA_ERROR_NOT_RESIDENT
- * before ema_resident_enable). Closes any streaming step left open. */
+/* One whole EMA step from the resident parameters; `decay_used` as in
+ * ema_update(). */
 ema_status ema_update_resident(ema_ctx* ctx, float* decay_used);
 
 /* Resident parameters <- shadows (LitEma.copy_to). */
 ema_status ema_copy_to_resident(ema_ctx* ctx);
 
 /* Resident backup <- resident parameters, and back (EMA_ERROR_NOTHING_STORED
- * when restoring before any resident store). The backup is kept. */
+ * when restoring before any resident store). The backup is kept, so restore
+ * can be repeated. */
 ema_status ema_store_resident(ema_ctx* ctx);
 ema_status ema_restore_resident(ema_ctx* ctx);
 
@@ -211,108 +229,41 @@ ema_status ema_restore_resident(ema_ctx* ctx);
  *  Store and restore
  * ======================================================================== */
 
-/* Prepares a backup of `count` arrays of the given lengths and returns without
- * copying anything; the caller then fills ema_backup(ctx, i). When the count
- * and lengths equal the current backup's, its memory is reused (no
- * allocation); otherwise the previous backup is released only once the new
- * one is allocated, so on failure the old backup is still there. `count` may
- * be 0 (an empty but present backup). */
+/* Prepares a backup of `count` arrays of the given lengths in floats and
+ * returns without copying anything; the caller then fills ema_backup(ctx, i).
+ * When the count and lengths equal the current backup's, its memory is reused
+ * (no allocation, contents kept); otherwise the previous backup is released
+ * only once the new one is allocated, so on failure the old backup is still
+ * there. `count` may be 0 (an empty but present backup); above EMA_MAX_SLOTS
+ * gives EMA_ERROR_TOO_MANY_SLOTS. `lengths` is copied. */
 ema_status ema_backup_prepare(ema_ctx* ctx, uint32_t count, const uint32_t* lengths);
 
-/* Convenience for native callers: ema_backup_prepare() and copy `arrays` in. */
+/* Native only. ema_backup_prepare() and copy `arrays` in (arrays[i] holds
+ * lengths[i] floats; NULL allowed when that length is 0). */
 ema_status ema_store(ema_ctx* ctx, uint32_t count, const float* const* arrays,
                      const uint32_t* lengths);
 
-/* Copies the backup back out into `arrays`, whose count and lengths must match
- * the stored ones exactly. The backup is kept, so restore can be repeated.
- * EMA_ERROR_NOTHING_STORED when no store happened. */
+/* Native only. Copies the backup back out into `arrays`, whose count and
+ * lengths must match the stored ones exactly (EMA_ERROR_LENGTH_MISMATCH). The
+ * backup is kept, so restore can be repeated. EMA_ERROR_NOTHING_STORED when
+ * no store happened. */
 ema_status ema_restore(const ema_ctx* ctx, uint32_t count, float* const* arrays,
                        const uint32_t* lengths);
 
-/* Number of stored arrays, or -1 when nothing is stored. */
+/* Native only. Number of stored arrays, or -1 when nothing is stored. */
 int32_t ema_backup_count(const ema_ctx* ctx);
 
-/* Stored array i (context-owned) and its length; NULL / 0 for a bad index. */
+/* Stored array i (context-owned, 64-byte aligned, valid until the next
+ * ema_backup_prepare() that changes the shape, ema_backup_clear() or
+ * ema_destroy()), or NULL for a bad index. */
 float* ema_backup(ema_ctx* ctx, uint32_t index);
+
+/* Native only. Stored array i's length in floats; 0 for a bad index. */
 uint32_t ema_backup_length(const ema_ctx* ctx, uint32_t index);
 
-/* Drops the backup (ema_backup_count() becomes -1). */
+/* Native only. Frees the backup (ema_backup_count() becomes -1). Accepts
+ * NULL. */
 void ema_backup_clear(ema_ctx* ctx);
-
-/* ===========================================================================
- *  safetensors
- * ===========================================================================
- * A parser of safetensors headers that trusts nothing. A file is
- *
- *     u64 little-endian N | N bytes of JSON header | data section
- *
- * where the header maps tensor names to {"dtype", "shape", "data_offsets":
- * [begin, end]} (offsets relative to the data section) and may hold one
- * "__metadata__" object of string values. ema_st_parse() checks the header
- * length, the JSON (strict, UTF-8), every entry's fields, dtype and shape,
- * that shape x dtype size equals the byte span, that offsets lie in the file,
- * that the tensors tile the data section exactly (no overlap, no gap), that
- * names are unique, and that no size overflows. It reads the header only:
- * pass the first 8 + N bytes (or the whole file) and the file's total size.
- */
-
-#define EMA_ST_MAX_HEADER_BYTES 100000000u /* as the reference implementation */
-#define EMA_ST_MAX_RANK 32u
-
-typedef enum ema_st_dtype {
-    EMA_ST_BOOL = 1,
-    EMA_ST_U8 = 2,
-    EMA_ST_I8 = 3,
-    EMA_ST_F8_E5M2 = 4,
-    EMA_ST_F8_E4M3 = 5,
-    EMA_ST_I16 = 6,
-    EMA_ST_U16 = 7,
-    EMA_ST_F16 = 8,
-    EMA_ST_BF16 = 9,
-    EMA_ST_I32 = 10,
-    EMA_ST_U32 = 11,
-    EMA_ST_F32 = 12,
-    EMA_ST_F64 = 13,
-    EMA_ST_I64 = 14,
-    EMA_ST_U64 = 15
-} ema_st_dtype;
-
-typedef struct ema_st_file ema_st_file;
-
-/* Parses the header in bytes[0 .. size) of a file of `file_size` bytes. On
- * success *out receives the parsed header (free it with ema_st_free). On
- * failure *out is untouched and, if `error_offset` is not NULL, it receives
- * the byte offset in the file where the defect was found. */
-ema_status ema_st_parse(const uint8_t* bytes, size_t size, uint64_t file_size,
-                        ema_st_file** out, uint64_t* error_offset);
-
-/* Frees a parsed header. Accepts NULL. */
-void ema_st_free(ema_st_file* file);
-
-/* Tensors, in the order the header lists them. Accessors return 0 / NULL
- * for a bad index. Names are UTF-8, NUL-terminated, owned by `file`. */
-uint32_t ema_st_tensor_count(const ema_st_file* file);
-const char* ema_st_tensor_name(const ema_st_file* file, uint32_t index);
-uint32_t ema_st_tensor_name_length(const ema_st_file* file, uint32_t index);
-int32_t ema_st_tensor_dtype(const ema_st_file* file, uint32_t index);
-uint32_t ema_st_tensor_rank(const ema_st_file* file, uint32_t index);
-uint64_t ema_st_tensor_dim(const ema_st_file* file, uint32_t index, uint32_t dim);
-/* Where the tensor's bytes start in the file (8 + N + begin), and how many. */
-uint64_t ema_st_tensor_file_offset(const ema_st_file* file, uint32_t index);
-uint64_t ema_st_tensor_byte_length(const ema_st_file* file, uint32_t index);
-
-/* The "__metadata__" entries, in header order; keys and values are UTF-8,
- * NUL-terminated (they may hold U+0000: use the lengths). */
-uint32_t ema_st_metadata_count(const ema_st_file* file);
-const char* ema_st_metadata_key(const ema_st_file* file, uint32_t index);
-uint32_t ema_st_metadata_key_length(const ema_st_file* file, uint32_t index);
-const char* ema_st_metadata_value(const ema_st_file* file, uint32_t index);
-uint32_t ema_st_metadata_value_length(const ema_st_file* file, uint32_t index);
-
-/* A dtype's name as safetensors spells it ("F32"), or NULL; its size in bytes
- * per element, or 0. */
-const char* ema_st_dtype_name(int32_t dtype);
-uint32_t ema_st_dtype_size(int32_t dtype);
 
 #ifdef __cplusplus
 }

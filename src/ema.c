@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abi.h"
 #include "arena.h"
+#include "ema_stream.h"
 #include "kernels/f32-vupdate.h"
 
 typedef struct ema_region {
@@ -94,6 +96,10 @@ static ema_status region_alloc(ema_region* out, uint32_t count, const uint32_t* 
 
 static float* region_array(const ema_region* region, uint32_t index) {
     return index < region->count ? region->base + region->offsets[index] : NULL;
+}
+
+uint32_t ema_region_bytes_per_array(void) {
+    return (uint32_t)(sizeof(((ema_region*)0)->lengths[0]) + sizeof(((ema_region*)0)->offsets[0]));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -235,8 +241,6 @@ float ema_warmup_decay(float decay, int32_t num_updates) {
     return ratio < decay ? ratio : decay;
 }
 
-int ema_simd128(void) { return EMA_ARCH_WASMSIMD; }
-
 /* Advances the counter and returns the decay of the new step. Call only after
  * checking that the counter can advance. */
 static float advance_step(ema_ctx* ctx) {
@@ -309,18 +313,12 @@ static uint64_t elements_left_in(const void* base, uint32_t capacity, size_t siz
     return (end - at) / size;
 }
 
-ema_status ema_step_apply(ema_ctx* ctx, const ema_segment* segments, uint32_t segment_count,
-                          const float* packed) {
-    if (ctx == NULL || (segment_count != 0 && (segments == NULL || packed == NULL))) {
-        return EMA_ERROR_NULL_ARGUMENT;
-    }
-    if (!ctx->step_open) {
-        return EMA_ERROR_NO_STEP;
-    }
-    if (elements_left_in(ctx->segments, EMA_SEGMENT_CAPACITY, sizeof(ema_segment), segments) <
-        segment_count) {
-        return EMA_ERROR_SEGMENT_OVERFLOW;
-    }
+/* Checks `segment_count` segments and the values they take from `packed`,
+ * which may hold at most `packed_capacity` floats; then, and only then,
+ * applies the open step to them. The caller has checked the pointers and that
+ * a step is open. */
+static ema_status apply_segments(ema_ctx* ctx, const ema_segment* segments, uint32_t segment_count,
+                                 const float* packed, uint64_t packed_capacity) {
     uint64_t packed_total = 0;
     for (uint32_t i = 0; i < segment_count; i++) {
         const ema_segment segment = segments[i];
@@ -333,7 +331,7 @@ ema_status ema_step_apply(ema_ctx* ctx, const ema_segment* segments, uint32_t se
         }
         packed_total += segment.count;
     }
-    if (elements_left_in(ctx->staging, EMA_STAGING_FLOATS, sizeof(float), packed) < packed_total) {
+    if (packed_capacity < packed_total) {
         return EMA_ERROR_SEGMENT_OVERFLOW;
     }
 
@@ -344,6 +342,35 @@ ema_status ema_step_apply(ema_ctx* ctx, const ema_segment* segments, uint32_t se
         packed += segment.count;
     }
     return EMA_OK;
+}
+
+ema_status ema_step_apply(ema_ctx* ctx, const ema_segment* segments, uint32_t segment_count,
+                          const float* packed) {
+    if (ctx == NULL || (segment_count != 0 && (segments == NULL || packed == NULL))) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    if (!ctx->step_open) {
+        return EMA_ERROR_NO_STEP;
+    }
+    if (elements_left_in(ctx->segments, EMA_SEGMENT_CAPACITY, sizeof(ema_segment), segments) <
+        segment_count) {
+        return EMA_ERROR_SEGMENT_OVERFLOW;
+    }
+    return apply_segments(ctx, segments, segment_count, packed,
+                          elements_left_in(ctx->staging, EMA_STAGING_FLOATS, sizeof(float), packed));
+}
+
+ema_status ema_step_apply_staged(ema_ctx* ctx, uint32_t segment_count) {
+    if (ctx == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    if (!ctx->step_open) {
+        return EMA_ERROR_NO_STEP;
+    }
+    if (segment_count > EMA_SEGMENT_CAPACITY) {
+        return EMA_ERROR_SEGMENT_OVERFLOW;
+    }
+    return apply_segments(ctx, ctx->segments, segment_count, ctx->staging, EMA_STAGING_FLOATS);
 }
 
 float* ema_staging(ema_ctx* ctx) {

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ema.h"
+#include "abi.h"
+#include "ema_safetensors.h"
 #include "json_reader.h"
 
 #define HEADER_LENGTH_BYTES 8u
@@ -56,6 +57,7 @@ static const struct {
     [EMA_ST_U64] = {"U64", 8},
 };
 #define DTYPE_LIMIT ((int32_t)(sizeof(DTYPES) / sizeof(DTYPES[0])))
+_Static_assert(DTYPE_LIMIT == EMA_ST_DTYPE_LIMIT, "every ema_st_dtype has a DTYPES row");
 
 const char* ema_st_dtype_name(int32_t dtype) {
     return dtype >= EMA_ST_BOOL && dtype < DTYPE_LIMIT ? DTYPES[dtype].name : NULL;
@@ -459,6 +461,10 @@ static ema_status check_layout(parser* p) {
 }
 
 /* ---- public ------------------------------------------------------------- */
+
+uint32_t ema_st_tensor_bytes(void) {
+    return (uint32_t)sizeof(st_tensor);
+}
 
 void ema_st_free(ema_st_file* file) {
     if (file == NULL) {

@@ -1,7 +1,8 @@
 /*
- * test_api.c - the public API of include/ema.h: every function with bad input
- * returns the documented status and leaves the context exactly as it was;
- * then the happy paths (create, update, streaming, store/restore, counters).
+ * test_api.c - the API of include/ema.h and include/ema_stream.h: every
+ * function with bad input returns the documented status and leaves the
+ * context exactly as it was; then the happy paths (create, update, streaming,
+ * store/restore, counters), the version and the ABI values.
  */
 #include <math.h>
 #include <stdint.h>
@@ -10,7 +11,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "ema.h"
+#include "ema_stream.h"
 #include "test_util.h"
 
 /* The out-of-memory tests ask for petabytes; make ASan return NULL for them
@@ -152,6 +153,61 @@ static ema_ctx* make_ctx(float decay, int warmup, uint32_t count, const uint32_t
 }
 
 /* ------------------------------------------------------------------------
+ * Version, build and ABI values
+ * ---------------------------------------------------------------------- */
+
+static void test_version(void) {
+    CHECK(ema_version_number() == EMA_VERSION_NUMBER, "ema_version_number() %u == %d",
+          ema_version_number(), EMA_VERSION_NUMBER);
+    CHECK(EMA_VERSION_NUMBER ==
+              EMA_VERSION_MAJOR * 10000 + EMA_VERSION_MINOR * 100 + EMA_VERSION_PATCH,
+          "EMA_VERSION_NUMBER is major*10000 + minor*100 + patch");
+    char expected[32];
+    snprintf(expected, sizeof(expected), "%d.%d.%d", EMA_VERSION_MAJOR, EMA_VERSION_MINOR,
+             EMA_VERSION_PATCH);
+    CHECK(strcmp(ema_version_string(), expected) == 0 &&
+              strcmp(EMA_VERSION_STRING, expected) == 0,
+          "ema_version_string() '%s' == EMA_VERSION_STRING '%s' == '%s'", ema_version_string(),
+          EMA_VERSION_STRING, expected);
+    CHECK(EMA_VERSION_MINOR < 100 && EMA_VERSION_PATCH < 100, "minor and patch fit two digits");
+}
+
+static void test_build(void) {
+#if defined(__wasm_simd128__)
+    const int simd = 1;
+#else
+    const int simd = 0;
+#endif
+    CHECK(ema_simd128() == simd, "ema_simd128() is %d in this build, got %d", simd, ema_simd128());
+}
+
+static void test_abi_values(void) {
+    CHECK(ema_abi_value(EMA_ABI_STAGING_FLOATS) == EMA_STAGING_FLOATS, "staging floats");
+    CHECK(ema_abi_value(EMA_ABI_SEGMENT_CAPACITY) == EMA_SEGMENT_CAPACITY, "segment capacity");
+    CHECK(ema_abi_value(EMA_ABI_SEGMENT_WORDS) * sizeof(uint32_t) == sizeof(ema_segment),
+          "segment words");
+    CHECK(ema_abi_value(EMA_ABI_MAX_SLOTS) == EMA_MAX_SLOTS, "max slots");
+    CHECK(ema_abi_value(EMA_ABI_ALIGNMENT) == 64, "alignment");
+    CHECK(ema_abi_value(EMA_ABI_MAX_NUM_UPDATES) == (uint32_t)EMA_MAX_NUM_UPDATES,
+          "max num_updates");
+    CHECK(ema_abi_value(EMA_ABI_MAX_RANK) == 32, "max rank");
+    CHECK(ema_abi_value(EMA_ABI_ST_MAX_HEADER_BYTES) == 100000000u, "max header bytes");
+    CHECK(ema_abi_value(EMA_ABI_ST_DTYPE_LIMIT) == 16, "dtype limit");
+    CHECK(ema_abi_value(EMA_ABI_REGION_BYTES_PER_ARRAY) == sizeof(uint32_t) + sizeof(size_t),
+          "region bytes per array");
+    CHECK(ema_abi_value(EMA_ABI_ST_TENSOR_BYTES) >= 32 * sizeof(uint64_t),
+          "a tensor row holds its shape: %u bytes", ema_abi_value(EMA_ABI_ST_TENSOR_BYTES));
+#if defined(__EMSCRIPTEN__)
+    CHECK(ema_abi_value(EMA_ABI_INITIAL_MEMORY_BYTES) % 65536 == 0,
+          "initial memory is whole pages: %u", ema_abi_value(EMA_ABI_INITIAL_MEMORY_BYTES));
+#else
+    CHECK(ema_abi_value(EMA_ABI_INITIAL_MEMORY_BYTES) == 0, "no initial memory natively");
+#endif
+    CHECK(ema_abi_value(0) == 0 && ema_abi_value(13) == 0 && ema_abi_value(UINT32_MAX) == 0,
+          "unknown ids give 0");
+}
+
+/* ------------------------------------------------------------------------
  * Status strings and NULL contexts
  * ---------------------------------------------------------------------- */
 
@@ -198,6 +254,8 @@ static void test_null_context(void) {
     CHECK_STATUS(ema_step_begin(NULL, &decay_used), EMA_ERROR_NULL_ARGUMENT);
     CHECK(decay_used == 123.0f, "decay_used untouched on failure");
     CHECK_STATUS(ema_step_apply(NULL, &segment, 1, &value), EMA_ERROR_NULL_ARGUMENT);
+    CHECK_STATUS(ema_step_apply_staged(NULL, 1), EMA_ERROR_NULL_ARGUMENT);
+    CHECK_STATUS(ema_step_apply_staged(NULL, 0), EMA_ERROR_NULL_ARGUMENT);
     CHECK(ema_staging(NULL) == NULL, "ema_staging(NULL)");
     CHECK(ema_segment_table(NULL) == NULL, "ema_segment_table(NULL)");
     CHECK_STATUS(ema_backup_prepare(NULL, 1, lengths), EMA_ERROR_NULL_ARGUMENT);
@@ -405,7 +463,6 @@ static void test_counter(void) {
 }
 
 static void test_warmup_decay(void) {
-    CHECK(ema_simd128() == 0, "the native build's kernel is scalar, got %d", ema_simd128());
     CHECK(f32_bits(ema_warmup_decay(0.9999f, 1)) == f32_bits(2.0f / 11.0f),
           "warmup_decay(0.9999, 1) = 2/11: %a", (double)ema_warmup_decay(0.9999f, 1));
     CHECK(f32_bits(ema_warmup_decay(0.9999f, 2)) == f32_bits(0.25f), "warmup_decay(.., 2)");
@@ -647,6 +704,99 @@ static void test_step_apply_errors(void) {
     ema_destroy(ctx);
 }
 
+/* shadow - weight * (shadow - param), each operation rounded on its own
+ * (-ffp-contract=off). A function that is not inlined, rather than volatile
+ * temporaries in a loop: emcc 3.1.6 (LLVM 14) with -msimd128 vectorises such
+ * a loop and re-reads a volatile temporary out of order (v128.load32_splat). */
+static __attribute__((noinline)) float litema_step(float shadow, float param, float weight) {
+    return shadow - weight * (shadow - param);
+}
+
+/* ema_step_apply_staged: the same checks and statuses as ema_step_apply, on
+ * the context's own segment table and staging window. */
+static void test_step_apply_staged_errors(void) {
+    const uint32_t lengths[4] = {10, 70000, 0, 4};
+    ema_ctx* ctx = make_ctx(0.5f, 1, 4, lengths);
+    if (ctx == NULL) {
+        return;
+    }
+    float* staging = ema_staging(ctx);
+    ema_segment* table = ema_segment_table(ctx);
+    fill_random(staging, EMA_STAGING_FLOATS);
+    table[0] = (ema_segment){0, 0, 4};
+
+    /* Before any step. */
+    CHECK_FAILS(ctx, ema_step_apply_staged(ctx, 1), EMA_ERROR_NO_STEP);
+    CHECK_FAILS(ctx, ema_step_apply_staged(ctx, 0), EMA_ERROR_NO_STEP);
+    /* A failed ema_step_begin opens no step either. */
+    CHECK_STATUS(ema_set_num_updates(ctx, INT32_MAX - 10), EMA_OK);
+    CHECK_STATUS(ema_step_begin(ctx, NULL), EMA_ERROR_COUNTER_OVERFLOW);
+    CHECK_FAILS(ctx, ema_step_apply_staged(ctx, 1), EMA_ERROR_NO_STEP);
+    CHECK_STATUS(ema_set_num_updates(ctx, 0), EMA_OK);
+    CHECK_STATUS(ema_step_begin(ctx, NULL), EMA_OK);
+
+    /* A good first segment and a bad later one: no shadow may change. */
+    static const struct {
+        ema_segment segments[3];
+        uint32_t count;
+        ema_status status;
+    } kBad[] = {
+        {{{0, 0, 4}, {3, 0, 4}, {4, 0, 1}}, 3, EMA_ERROR_SLOT_INDEX},
+        {{{0, 0, 4}, {UINT32_MAX, 0, 0}}, 2, EMA_ERROR_SLOT_INDEX},
+        {{{0, 0, 4}, {3, 0, 4}, {0, 6, 5}}, 3, EMA_ERROR_OUT_OF_RANGE},
+        {{{3, 0, 2}, {0, 11, 0}}, 2, EMA_ERROR_OUT_OF_RANGE},
+        {{{3, 0, 2}, {0, 1, UINT32_MAX}}, 2, EMA_ERROR_OUT_OF_RANGE},
+        {{{3, 0, 2}, {0, UINT32_MAX, 2}}, 2, EMA_ERROR_OUT_OF_RANGE},
+        {{{3, 0, 2}, {2, 0, 1}}, 2, EMA_ERROR_OUT_OF_RANGE},
+        /* The window holds EMA_STAGING_FLOATS floats: one more overflows. */
+        {{{0, 0, 10}, {1, 0, EMA_STAGING_FLOATS - 10 + 1}}, 2, EMA_ERROR_SEGMENT_OVERFLOW},
+        {{{0, 0, 10}, {1, 0, 70000}}, 2, EMA_ERROR_SEGMENT_OVERFLOW},
+    };
+    for (size_t b = 0; b < COUNT_OF(kBad); b++) {
+        memcpy(table, kBad[b].segments, sizeof(kBad[b].segments));
+        CHECK_FAILS(ctx, ema_step_apply_staged(ctx, kBad[b].count), kBad[b].status);
+    }
+    /* A bad segment is still reported as such when the window also overflows. */
+    table[0] = (ema_segment){0, 0, 10};
+    table[1] = (ema_segment){1, 0, 70000};
+    table[2] = (ema_segment){9, 0, 1};
+    {
+        snapshot before = take_snapshot(ctx);
+        const ema_status status = ema_step_apply_staged(ctx, 3);
+        CHECK(status == EMA_ERROR_SLOT_INDEX || status == EMA_ERROR_SEGMENT_OVERFLOW,
+              "staged: bad slot plus overflow: got %d", (int)status);
+        CHECK(unchanged(ctx, &before), "staged: bad slot plus overflow changed nothing");
+        free_snapshot(&before);
+    }
+    /* More entries than the table has. */
+    for (uint32_t i = 0; i < EMA_SEGMENT_CAPACITY; i++) {
+        table[i] = (ema_segment){3, i % 4, 0};
+    }
+    CHECK_FAILS(ctx, ema_step_apply_staged(ctx, EMA_SEGMENT_CAPACITY + 1),
+                EMA_ERROR_SEGMENT_OVERFLOW);
+    CHECK_FAILS(ctx, ema_step_apply_staged(ctx, UINT32_MAX), EMA_ERROR_SEGMENT_OVERFLOW);
+
+    /* Exactly a full table and a full window are fine; zero segments are a
+     * no-op. */
+    CHECK_STATUS(ema_step_apply_staged(ctx, EMA_SEGMENT_CAPACITY), EMA_OK);
+    table[0] = (ema_segment){1, 0, EMA_STAGING_FLOATS};
+    CHECK_STATUS(ema_step_apply_staged(ctx, 1), EMA_OK);
+    CHECK_FAILS(ctx, ema_step_apply_staged(ctx, 0), EMA_OK);
+
+    /* The values come from the start of the window, in table order. */
+    float expected[4];
+    const float weight = 1.0f - 2.0f / 11.0f;
+    for (uint32_t i = 0; i < 4; i++) {
+        expected[i] = litema_step(ema_shadow(ctx, 3)[i], staging[3 - i], weight);
+    }
+    for (uint32_t i = 0; i < 4; i++) {
+        table[i] = (ema_segment){3, 3 - i, 1};
+    }
+    CHECK_STATUS(ema_step_apply_staged(ctx, 4), EMA_OK);
+    CHECK(same_floats(ema_shadow(ctx, 3), expected, 4), "staged: four one-float pieces in reverse");
+    ema_destroy(ctx);
+}
+
 /* ema_update is a whole step: a stray ema_step_apply after it must not apply
  * that step's weight a second time. */
 static void test_update_closes_step(void) {
@@ -662,6 +812,8 @@ static void test_update_closes_step(void) {
     CHECK_STATUS(ema_step_apply(ctx, &whole, 1, param), EMA_OK);
     CHECK_STATUS(ema_update(ctx, params, NULL), EMA_OK);
     CHECK_FAILS(ctx, ema_step_apply(ctx, &whole, 1, param), EMA_ERROR_NO_STEP);
+    ema_segment_table(ctx)[0] = whole;
+    CHECK_FAILS(ctx, ema_step_apply_staged(ctx, 1), EMA_ERROR_NO_STEP);
     ema_destroy(ctx);
 }
 
@@ -742,40 +894,47 @@ static void test_update_vs_stream(void) {
         params[i] = malloc((lengths[i] ? lengths[i] : 1) * sizeof(float));
     }
 
+    static const stream_apply kApplies[] = {STREAM_POINTERS, STREAM_STAGED};
+    static const char* const kApplyNames[] = {"ema_step_apply", "ema_step_apply_staged"};
     for (size_t p = 0; p < COUNT_OF(plans); p++) {
-        ema_ctx* direct = make_ctx(0.999f, 1, count, lengths);
-        ema_ctx* streamed = NULL;
-        CHECK_STATUS(ema_create(&streamed, 0.999f, 1, count, lengths), EMA_OK);
-        if (direct == NULL || streamed == NULL) {
+        for (size_t a = 0; a < COUNT_OF(kApplies); a++) {
+            ema_ctx* direct = make_ctx(0.999f, 1, count, lengths);
+            ema_ctx* streamed = NULL;
+            CHECK_STATUS(ema_create(&streamed, 0.999f, 1, count, lengths), EMA_OK);
+            if (direct == NULL || streamed == NULL) {
+                ema_destroy(direct);
+                ema_destroy(streamed);
+                continue;
+            }
+            for (uint32_t i = 0; i < count; i++) {
+                CHECK_STATUS(ema_shadow_set(streamed, i, 0, ema_shadow(direct, i), lengths[i]),
+                             EMA_OK);
+            }
+            int same = 1;
+            const int steps = p == 0 ? 4 : 2;
+            for (int step = 0; step < steps; step++) {
+                for (uint32_t i = 0; i < count; i++) {
+                    fill_random(params[i], lengths[i]);
+                }
+                float decay_direct = 0.0f, decay_streamed = 1.0f;
+                CHECK_STATUS(ema_update(direct, (const float* const*)params, &decay_direct),
+                             EMA_OK);
+                CHECK_STATUS(stream_step(streamed, (const float* const*)params, plans[p].window,
+                                         plans[p].table_cap, plans[p].max_piece, kApplies[a],
+                                         &decay_streamed),
+                             EMA_OK);
+                same &= f32_bits(decay_direct) == f32_bits(decay_streamed) &&
+                        ema_num_updates(direct) == ema_num_updates(streamed);
+                for (uint32_t i = 0; i < count; i++) {
+                    same &=
+                        same_floats(ema_shadow(direct, i), ema_shadow(streamed, i), lengths[i]);
+                }
+            }
+            CHECK(same, "plan %zu (window %u, table %u, pieces %u) through %s == ema_update", p,
+                  plans[p].window, plans[p].table_cap, plans[p].max_piece, kApplyNames[a]);
             ema_destroy(direct);
             ema_destroy(streamed);
-            continue;
         }
-        for (uint32_t i = 0; i < count; i++) {
-            CHECK_STATUS(ema_shadow_set(streamed, i, 0, ema_shadow(direct, i), lengths[i]),
-                         EMA_OK);
-        }
-        int same = 1;
-        const int steps = p == 0 ? 4 : 2;
-        for (int step = 0; step < steps; step++) {
-            for (uint32_t i = 0; i < count; i++) {
-                fill_random(params[i], lengths[i]);
-            }
-            float decay_direct = 0.0f, decay_streamed = 1.0f;
-            CHECK_STATUS(ema_update(direct, (const float* const*)params, &decay_direct), EMA_OK);
-            CHECK_STATUS(stream_step(streamed, (const float* const*)params, plans[p].window,
-                                     plans[p].table_cap, plans[p].max_piece, &decay_streamed),
-                         EMA_OK);
-            same &= f32_bits(decay_direct) == f32_bits(decay_streamed) &&
-                    ema_num_updates(direct) == ema_num_updates(streamed);
-            for (uint32_t i = 0; i < count; i++) {
-                same &= same_floats(ema_shadow(direct, i), ema_shadow(streamed, i), lengths[i]);
-            }
-        }
-        CHECK(same, "plan %zu (window %u, table %u, pieces %u): streamed == ema_update", p,
-              plans[p].window, plans[p].table_cap, plans[p].max_piece);
-        ema_destroy(direct);
-        ema_destroy(streamed);
     }
     for (uint32_t i = 0; i < count; i++) {
         free(params[i]);
@@ -1013,12 +1172,17 @@ static void test_zero_length_slots(void) {
     CHECK_STATUS(ema_step_apply(ctx, segs, 3, &dummy), EMA_OK);
     CHECK_STATUS(ema_step_apply(ctx, segs, 3, ema_staging(ctx)), EMA_OK);
     CHECK_FAILS(ctx, ema_step_apply(ctx, segs, 3, NULL), EMA_ERROR_NULL_ARGUMENT);
+    memcpy(ema_segment_table(ctx), segs, sizeof(segs));
+    CHECK_STATUS(ema_step_apply_staged(ctx, 3), EMA_OK);
     ema_destroy(ctx);
 }
 
 int main(void) {
     check_begin("test_api");
     seed_random(0x9e3779b9u);
+    test_version();
+    test_build();
+    test_abi_values();
     test_status_strings();
     test_null_context();
     test_create_errors();
@@ -1029,6 +1193,7 @@ int main(void) {
     test_update_errors();
     test_update_math();
     test_step_apply_errors();
+    test_step_apply_staged_errors();
     test_update_closes_step();
     test_resident();
     test_update_vs_stream();

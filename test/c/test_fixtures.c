@@ -8,8 +8,10 @@
  *                  and segment table, filling whole windows
  *   streamed-tiny  the same with at most 13 floats and 3 segments per apply,
  *                  so that every parameter is cut across many applies
+ *   staged         ema_step_begin + ema_step_apply_staged, whole windows
+ *   staged-tiny    the same, 13 floats and 3 segments per apply
  *   alternating    direct and streamed on alternate update steps
- * so both paths are covered on every case and must agree with PyTorch.
+ * so every path is covered on every case and must agree with PyTorch.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -17,17 +19,24 @@
 #include <string.h>
 
 #include "check.h"
-#include "ema.h"
+#include "ema_stream.h"
 #include "fixture.h"
 #include "test_util.h"
 
 #define DEFAULT_FIXTURE "test/fixtures/litema.txt"
-#define MODE_COUNT 4
+#define MODE_COUNT 6
 #define MAX_REPORTED 5 /* mismatching elements printed per array */
 
-enum { MODE_DIRECT, MODE_STREAMED, MODE_STREAMED_TINY, MODE_ALTERNATING };
-static const char* const kModeNames[MODE_COUNT] = {"direct", "streamed", "streamed-tiny",
-                                                   "alternating"};
+enum {
+    MODE_DIRECT,
+    MODE_STREAMED,
+    MODE_STREAMED_TINY,
+    MODE_STAGED,
+    MODE_STAGED_TINY,
+    MODE_ALTERNATING
+};
+static const char* const kModeNames[MODE_COUNT] = {"direct", "streamed",    "streamed-tiny",
+                                                   "staged", "staged-tiny", "alternating"};
 
 typedef struct param_info {
     const char* name; /* points into the reader's text */
@@ -46,9 +55,16 @@ static ema_status run_update(ema_ctx* ctx, int mode, uint32_t update_index, uint
             return ema_update(ctx, params, decay_used);
         case MODE_STREAMED:
             return stream_step(ctx, params, EMA_STAGING_FLOATS, EMA_SEGMENT_CAPACITY,
-                               STREAM_WHOLE_PIECES, decay_used);
+                               STREAM_WHOLE_PIECES, STREAM_POINTERS, decay_used);
+        case MODE_STREAMED_TINY:
+            return stream_step(ctx, params, 13, 3, STREAM_WHOLE_PIECES, STREAM_POINTERS,
+                               decay_used);
+        case MODE_STAGED:
+            return stream_step(ctx, params, EMA_STAGING_FLOATS, EMA_SEGMENT_CAPACITY,
+                               STREAM_WHOLE_PIECES, STREAM_STAGED, decay_used);
         default:
-            return stream_step(ctx, params, 13, 3, STREAM_WHOLE_PIECES, decay_used);
+            return stream_step(ctx, params, 13, 3, STREAM_WHOLE_PIECES, STREAM_STAGED,
+                               decay_used);
     }
 }
 

@@ -21,7 +21,7 @@
 #include <time.h>
 
 #include "check.h"
-#include "ema.h"
+#include "ema_safetensors.h"
 #include "test_util.h"
 
 #define LENGTH_BYTES 8u

@@ -29,8 +29,15 @@ uint32_t next_random(void) {
     return g_random_state;
 }
 
+static ema_status apply_window(ema_ctx* ctx, uint32_t used, stream_apply apply) {
+    return apply == STREAM_STAGED
+               ? ema_step_apply_staged(ctx, used)
+               : ema_step_apply(ctx, ema_segment_table(ctx), used, ema_staging(ctx));
+}
+
 ema_status stream_step(ema_ctx* ctx, const float* const* params, uint32_t window,
-                       uint32_t table_cap, uint32_t max_piece, float* decay_used) {
+                       uint32_t table_cap, uint32_t max_piece, stream_apply apply,
+                       float* decay_used) {
     ema_status status = ema_step_begin(ctx, decay_used);
     if (status != EMA_OK) {
         return status;
@@ -60,7 +67,7 @@ ema_status stream_step(ema_ctx* ctx, const float* const* params, uint32_t window
             fill += take;
             offset += take;
             if (fill == window || used == table_cap) {
-                status = ema_step_apply(ctx, table, used, staging);
+                status = apply_window(ctx, used, apply);
                 if (status != EMA_OK) {
                     return status;
                 }
@@ -68,7 +75,7 @@ ema_status stream_step(ema_ctx* ctx, const float* const* params, uint32_t window
             }
         } while (offset < length);
     }
-    return used != 0 ? ema_step_apply(ctx, table, used, staging) : EMA_OK;
+    return used != 0 ? apply_window(ctx, used, apply) : EMA_OK;
 }
 
 void vprintln(const char* fmt, va_list args) {

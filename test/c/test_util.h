@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "check.h"
-#include "ema.h"
+#include "ema_stream.h"
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -26,14 +26,21 @@ float f32_from_bits(uint32_t bits);
 void seed_random(uint32_t seed);
 uint32_t next_random(void);
 
+/* How stream_step hands a filled window over. */
+typedef enum stream_apply {
+    STREAM_POINTERS, /* ema_step_apply(ctx, table, count, staging) */
+    STREAM_STAGED    /* ema_step_apply_staged(ctx, count) */
+} stream_apply;
+
 /* One EMA step streamed through the context's staging window: ema_step_begin,
  * then every slot packed into the window, at most `window` floats and
- * `table_cap` segments per ema_step_apply. Pieces are as long as fits, or
- * with `max_piece` > 0 drawn from next_random() between 1 and `max_piece`, so
- * that slots are cut at varied places. Empty slots get a zero-count segment.
+ * `table_cap` segments per apply. Pieces are as long as fits, or with
+ * `max_piece` > 0 drawn from next_random() between 1 and `max_piece`, so that
+ * slots are cut at varied places. Empty slots get a zero-count segment.
  * Returns the first status other than EMA_OK, or EMA_OK. */
 ema_status stream_step(ema_ctx* ctx, const float* const* params, uint32_t window,
-                       uint32_t table_cap, uint32_t max_piece, float* decay_used);
+                       uint32_t table_cap, uint32_t max_piece, stream_apply apply,
+                       float* decay_used);
 /* stream_step's max_piece for pieces as long as fits. */
 #define STREAM_WHOLE_PIECES 0u
 

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ema.h"
+#include "ema_safetensors.h"
 
 #define LENGTH_BYTES 8u
 
