@@ -39,7 +39,10 @@ int fixture_open(fixture_reader* reader, const char* path) {
     memset(reader, 0, sizeof(*reader));
     reader->path = path;
     reader->line = 1;
-    FILE* file = fopen(path, "rb");
+    /* "-" is stdin: a standalone WebAssembly build cannot open files, so
+     * test/c/run-wasm.mjs hands it the fixture that way. */
+    const int is_stdin = strcmp(path, "-") == 0;
+    FILE* file = is_stdin ? stdin : fopen(path, "rb");
     if (file == NULL) {
         printf("%s: cannot open: %s\n", path, strerror(errno));
         return -1;
@@ -59,7 +62,9 @@ int fixture_open(fixture_reader* reader, const char* path) {
         text = grown;
     }
     const int read_error = ferror(file);
-    fclose(file);
+    if (!is_stdin) {
+        fclose(file);
+    }
     if (text == NULL || read_error) {
         printf("%s: cannot read\n", path);
         free(text);

@@ -23,7 +23,8 @@ typedef struct fixture_reader {
     int failed;       /* set by the first parse error; later reads all fail */
 } fixture_reader;
 
-/* 0 on success; on failure prints why and returns -1. */
+/* Reads the file at `path` ("-" for stdin). 0 on success; on failure prints
+ * why and returns -1. */
 int fixture_open(fixture_reader* reader, const char* path);
 void fixture_close(fixture_reader* reader);
 

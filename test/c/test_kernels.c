@@ -3,8 +3,9 @@
  * scalar reference with each float32 operation rounded on its own, bit for bit.
  *
  * Kernels come from f32-vupdate.inc; entries whose arch flag is 0 here (the
- * wasmsimd kernel in a native build) are skipped at preprocessing time, so
- * they are never referenced.
+ * wasmsimd kernels in a native or scalar build) are skipped at preprocessing
+ * time, so they are never referenced. scripts/test-c.sh runs this natively
+ * under ASan and UBSan, and compiled to WebAssembly (both builds) under Node.
  */
 #include <math.h>
 #include <stddef.h>
@@ -46,8 +47,10 @@ static int same_f32(float a, float b) {
     return f32_bits(a) == f32_bits(b) || (isnan(a) && isnan(b));
 }
 
-/* The reference: shadow - w * (shadow - param), each operation rounded. */
-static float reference(float shadow, float param, float weight) {
+/* The reference: shadow - w * (shadow - param), each operation rounded. Not
+ * inlined: emcc 3.1.6 (LLVM 14) with -msimd128 can vectorise an inlined copy
+ * and re-read its volatile temporaries out of order (v128.load32_splat). */
+static __attribute__((noinline)) float reference(float shadow, float param, float weight) {
     volatile float difference = shadow - param;
     volatile float scaled = weight * difference;
     volatile float result = shadow - scaled;
