@@ -74,12 +74,10 @@ ema_status ema_step_begin(ema_ctx* ctx, float* decay_used);
  * values. */
 ema_status ema_step_apply_staged(ema_ctx* ctx, uint32_t segment_count);
 
-/* The same with segments and packed values anywhere: in caller memory (whose
- * extent the core cannot check), or in the context's table and window, which
- * they must then not overrun (EMA_ERROR_SEGMENT_OVERFLOW). The JS wrapper
- * still calls it with the context's own table and window;
- * ema_step_apply_staged() replaces that use, after which this becomes native
- * only. */
+/* Native only (not exported to Wasm). The same with segments and packed
+ * values anywhere: in caller memory (whose extent the core cannot check), or
+ * in the context's table and window, which they must then not overrun
+ * (EMA_ERROR_SEGMENT_OVERFLOW). */
 ema_status ema_step_apply(ema_ctx* ctx, const ema_segment* segments,
                           uint32_t segment_count, const float* packed);
 

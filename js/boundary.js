@@ -24,9 +24,8 @@ const STATUS = Object.freeze({
 // Statuses that mean a size or count is past a limit: RangeError, like JS's own.
 const RANGE_STATUSES = new Set([STATUS.OUT_OF_MEMORY, STATUS.TOO_MANY_SLOTS, STATUS.TOO_LARGE, STATUS.COUNTER_OVERFLOW]);
 
-const STAGING_FLOATS = 65536; // EMA_STAGING_FLOATS in include/ema_stream.h
-const SEGMENT_CAPACITY = 4096; // EMA_SEGMENT_CAPACITY
-const SEGMENT_WORDS = 3; // ema_segment is { slot, offset, count }, uint32 each
+// What ema_abi_value() is asked (enum ema_abi in include/ema_stream.h; numbers pinned).
+const ABI = Object.freeze({ STAGING_FLOATS: 1, SEGMENT_CAPACITY: 2, SEGMENT_WORDS: 3 });
 const MIN_PAGES = 16; // -sINITIAL_MEMORY=1MB: the module's own data and stack
 
 // ---- instances ------------------------------------------------------------
@@ -155,6 +154,7 @@ export class EmaArena {
   #instance;
   #context;
   #scratch; // 8 bytes for out-parameters
+  #window; // the staging window and segment table: pointers (fixed for the context's life) and sizes
   #lengths;
   #shadowOffsets; // float index of each shadow in linear memory
   #paramOffsets = null; // resident: float index of each parameter
@@ -183,6 +183,14 @@ export class EmaArena {
       instance.free(lengthsPointer);
     }
     this.#context = instance.heapU32[this.#scratch >>> 2];
+    // Wasm returns pointers as i32: above 2 GiB they read negative here.
+    this.#window = {
+      staging: exports.ema_staging(this.#context) >>> 0,
+      segments: exports.ema_segment_table(this.#context) >>> 0,
+      floats: exports.ema_abi_value(ABI.STAGING_FLOATS),
+      capacity: exports.ema_abi_value(ABI.SEGMENT_CAPACITY),
+      words: exports.ema_abi_value(ABI.SEGMENT_WORDS),
+    };
     this.#shadowOffsets = lengths.map((_, slot) => exports.ema_shadow(this.#context, slot) >>> 2);
     if (resident) {
       outOfMemory(exports.ema_resident_enable(this.#context));
@@ -253,16 +261,15 @@ export class EmaArena {
     // window applied with one call into Wasm.
     instance.check(exports.ema_step_begin(this.#context, this.#scratch), 'update');
     const decayUsed = instance.heapF32[this.#scratch >>> 2];
-    // Wasm returns pointers as i32: above 2 GiB they read negative here.
-    const stagingPointer = exports.ema_staging(this.#context) >>> 0;
-    const segmentPointer = exports.ema_segment_table(this.#context) >>> 0;
+    const { floats: STAGING_FLOATS, capacity: SEGMENT_CAPACITY, words: SEGMENT_WORDS } = this.#window;
     const buffer = instance.memory.buffer;
-    const staging = new Float32Array(buffer, stagingPointer, STAGING_FLOATS);
-    const segments = new Uint32Array(buffer, segmentPointer, SEGMENT_CAPACITY * SEGMENT_WORDS);
+    const staging = new Float32Array(buffer, this.#window.staging, STAGING_FLOATS);
+    const segments = new Uint32Array(buffer, this.#window.segments, SEGMENT_CAPACITY * SEGMENT_WORDS);
     let staged = 0;
     let segmentCount = 0;
+    // The context applies its own window and table: no pointers go back.
     const flush = () => {
-      instance.check(exports.ema_step_apply(this.#context, segmentPointer, segmentCount, stagingPointer), 'update');
+      instance.check(exports.ema_step_apply_staged(this.#context, segmentCount), 'update');
       staged = 0;
       segmentCount = 0;
     };

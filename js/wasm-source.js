@@ -13,20 +13,12 @@
 
 import { clip, describe, listSome } from './describe.js';
 import { bufferOf, byteOffsetOf, isDetached, typedArrayKind } from './typed-arrays.js';
+import { CALLED_EXPORTS } from './wasm/exports.js';
 
 const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d];
 
-/** Every export the JS side calls: a module without them is not this version's. */
-export const REQUIRED_EXPORTS = [
-  '_initialize', 'malloc', 'free', 'ema_simd128', 'ema_create', 'ema_destroy', 'ema_decay', 'ema_set_decay',
-  'ema_num_updates', 'ema_set_num_updates', 'ema_reset_num_updates', 'ema_shadow', 'ema_byte_length',
-  'ema_staging', 'ema_segment_table', 'ema_step_begin', 'ema_step_apply', 'ema_backup_prepare', 'ema_backup',
-  'ema_resident_enable', 'ema_param', 'ema_update_resident', 'ema_copy_to_resident', 'ema_store_resident',
-  'ema_restore_resident', 'ema_status_string', 'ema_st_parse', 'ema_st_tensor_count',
-  'ema_st_tensor_name', 'ema_st_tensor_name_length', 'ema_st_tensor_dtype', 'ema_st_tensor_rank',
-  'ema_st_tensor_dim', 'ema_st_tensor_file_offset', 'ema_st_tensor_byte_length', 'ema_st_metadata_count',
-  'ema_st_metadata_key', 'ema_st_metadata_key_length', 'ema_st_metadata_value', 'ema_st_metadata_value_length',
-];
+/** Every export the JS side calls (src/wasm_exports.txt): a module without them is not this version's. */
+export const REQUIRED_EXPORTS = CALLED_EXPORTS;
 /** What the module imports, and of which kind (loader.js gives both). */
 const EXPECTED_IMPORTS = new Map([['env.memory', 'memory'], ['env.emscripten_notify_memory_growth', 'function']]);
 
