@@ -29,9 +29,10 @@ typedef void (*ema_f32_vupdate_ukernel_fn)(size_t n, const float* param, float* 
 #undef EMA_UKERNEL
 
 /* The fastest kernel this build has, as measured by bench/kernels.mjs
- * (npm run bench:kernels): in the SIMD128 build, u32 runs ~10% faster than u16
- * and u8 on L1-resident data and ~5% on L2- and L3-resident data; once memory
- * bound they are equal. u8 and u16 stay in the list as the comparison. */
+ * (npm run bench:kernels): in the SIMD128 build u32 was never slower than u16
+ * or u8 on cache-resident data and usually faster (medians of six runs on an
+ * AMD EPYC VM under Node 20: +12% over u16 in L1, +6% in L2, +5% in L3); from
+ * memory all are equal. u8 and u16 stay in the list as the comparison. */
 #if EMA_ARCH_WASMSIMD
 #define ema_f32_vupdate_ukernel_best ema_f32_vupdate_ukernel__wasmsimd_u32
 #else
