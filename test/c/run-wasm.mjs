@@ -9,9 +9,22 @@
 //
 // CMakeLists.txt (-DEMA_WASM_TESTS=ON) runs every C test this way, for both
 // builds; bench/kernels.mjs runs the kernel benchmark this way.
+import { spawnSync } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { WASI } from 'node:wasi';
+
+// node:wasi is there without a flag from Node 18.x's later releases on;
+// before, it takes --experimental-wasi-unstable-preview1: run again with it.
+let WASI;
+try {
+  ({ WASI } = await import('node:wasi'));
+} catch (error) {
+  if (error.code !== 'ERR_UNKNOWN_BUILTIN_MODULE' || process.execArgv.includes('--experimental-wasi-unstable-preview1')) throw error;
+  const again = spawnSync(process.execPath, ['--experimental-wasi-unstable-preview1', ...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+  });
+  process.exit(again.status ?? 1);
+}
 
 const args = process.argv.slice(2);
 let stdin = 0;
