@@ -5,7 +5,9 @@
 //   - ema_step_apply_staged, which js/ does not call yet, works in the module;
 //   - the export list equals each built module's exports, holds everything
 //     js/ calls (exports.NAME) or requires (REQUIRED_EXPORTS), and holds
-//     nothing else unless tagged `tests` or `toolchain`.
+//     nothing else unless tagged `tests` or `toolchain`;
+//   - the headers agree with the list: a function marked "Native only" is not
+//     exported, and every other function they declare is.
 // js/ is read as source text here: constants are found by name wherever they
 // live, exported ones are imported from their module, the others are parsed.
 import assert from 'node:assert/strict';
@@ -60,8 +62,8 @@ const JS_SOURCES = sourcesUnder('js');
 /** Every `exports.NAME` in js/ (the way js/ calls the module): Map name -> files. */
 const CALLED = new Map();
 for (const { path, text } of JS_SOURCES) {
-  // Not after a slash or dot: './wasm/exports.js' is a path, not a call.
-  for (const [, name] of text.matchAll(/(?<![\w$/.])exports\.([A-Za-z_$][\w$]*)/g)) {
+  // `exports.NAME` or `x.exports.NAME`; not a path such as './wasm/exports.js'.
+  for (const [, name] of text.matchAll(/(?<![\w$/])exports\.(?!js\b)([A-Za-z_$][\w$]*)/g)) {
     CALLED.set(name, [...new Set([...(CALLED.get(name) ?? []), path])]);
   }
 }
@@ -262,6 +264,41 @@ for (const simd of BUILDS) {
   });
 }
 
+/**
+ * The functions the public headers declare: [{ name, header, native }], where
+ * `native` is true when the comment block above the declaration (and its
+ * group: declarations up to the next blank line share one comment) says
+ * "Native only".
+ */
+function declaredFunctions() {
+  return ['include/ema.h', 'include/ema_stream.h', 'include/ema_safetensors.h', 'include/ema_status.h'].flatMap((header) =>
+    read(header)
+      .split(/\n\s*\n/)
+      .flatMap((group) => {
+        const native = /\/\*[^]*?Native only[^]*?\*\//.test(group);
+        return [...group.matchAll(/^[a-z_][\w ]*\**\s*\**(ema_\w+)\(/gm)].map(([, name]) => ({ name, header, native }));
+      }),
+  );
+}
+
+describe('the headers and the export list', () => {
+  test('a function marked "Native only" is not exported; every other declared function is', () => {
+    const functions = declaredFunctions();
+    assert.ok(functions.length > 50, `the headers were read (${functions.length} functions)`);
+    const exportedNative = functions.filter(({ name, native }) => native && LISTED.has(name));
+    const unexported = functions.filter(({ name, native }) => !native && !LISTED.has(name));
+    assert.deepEqual(exportedNative.map(({ name, header }) => `${name} (${header})`), [], 'marked Native only but exported');
+    assert.deepEqual(
+      unexported.map(({ name, header }) => `${name} (${header})`),
+      [],
+      'neither exported nor marked "Native only" in its header',
+    );
+    const declared = new Set(functions.map(({ name }) => name));
+    const undeclared = EXPORT_LIST.filter(({ name, tag }) => name.startsWith('ema_') && tag !== 'toolchain' && !declared.has(name));
+    assert.deepEqual(undeclared.map(({ name }) => name), [], 'exported but declared in no public header');
+  });
+});
+
 describe('the export list and js/', () => {
   test('every export js/ calls is listed, and so is every REQUIRED_EXPORTS name', () => {
     assert.ok(CALLED.size > 20, `js/ was read (${CALLED.size} exports called)`);
@@ -272,17 +309,15 @@ describe('the export list and js/', () => {
   });
 
   test('every listed export is called by js/, unless tagged tests or toolchain', (t) => {
-    // A name in REQUIRED_EXPORTS counts as used: js/ refuses a module without it.
-    const uncalled = EXPORT_LIST.filter(({ name, tag }) => tag === '' && !CALLED.has(name) && !REQUIRED_EXPORTS.includes(name));
+    // Only exports.NAME counts: REQUIRED_EXPORTS is generated from this very
+    // list (js/wasm/exports.js), so it proves nothing about use.
+    const uncalled = EXPORT_LIST.filter(({ name, tag }) => tag === '' && !CALLED.has(name));
     assert.deepEqual(
       uncalled.map(({ name, line }) => `${name} (src/wasm_exports.txt:${line})`),
       [],
       'listed but never called by js/: remove the export (the C function may stay, marked native only), ' +
         'or tag it `tests` if only tests need it',
     );
-    for (const { name } of EXPORT_LIST.filter(({ name, tag }) => tag === '' && !CALLED.has(name))) {
-      t.diagnostic(`${name} is only in REQUIRED_EXPORTS: once it leaves that list, it can leave the export list`);
-    }
     const testSources = readdirSync(join(root, 'test/js'))
       .filter((name) => name.endsWith('.test.js'))
       .map((name) => read(`test/js/${name}`))
