@@ -43,6 +43,7 @@
 #include <time.h>
 
 #include "ema.h"
+#include "ema_stream.h"
 
 #define DECAY 0.9999f
 #define MAX_LINE 256
