@@ -4,7 +4,7 @@
 // kind's own: Ema takes the caller's arrays (ema.js), ResidentEma keeps them
 // in the arena (resident-ema.js).
 
-import { clip, describe, quoteList } from './describe.js';
+import { clip, describe, quoteList, wrongReceiver } from './describe.js';
 import { readOptions } from './resolve.js';
 import { EmaScope } from './scope.js';
 import { COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, readFileOptions, stateFromDict, stateFromFile, stateToFile } from './state.js';
@@ -177,10 +177,7 @@ export class BaseEma {
    */
   static #arenaOf(ema, method) {
     if (!BaseEma.#isEma(ema)) {
-      throw new TypeError(
-        `ema-wasm: ${method}: called on ${describe(ema)}, not on an EMA; call it as ema.${method}, ` +
-          `or bind it (ema.${method}.bind(ema)) before passing it as a callback`,
-      );
+      throw wrongReceiver(method, ema);
     }
     if (ema.#arena === null) {
       throw new Error(`ema-wasm: ${method}: this EMA was disposed; create a new one`);

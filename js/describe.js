@@ -68,3 +68,14 @@ export function formatBytes(bytes) {
   const scaled = unit === 'bytes' ? '' : ` (${Number((bytes / size).toPrecision(3))} ${unit})`;
   return `${bytes.toLocaleString('en-US')} bytes${scaled}`;
 }
+
+/**
+ * The TypeError for a method called on something other than its object (a
+ * method passed as a callback loses it): says how to call it instead.
+ */
+export function wrongReceiver(method, value) {
+  return new TypeError(
+    `ema-wasm: ${method}: called on ${describe(value)}, not on an EMA; call it as ema.${method}, ` +
+      `or bind it (ema.${method}.bind(ema)) before passing it as a callback`,
+  );
+}

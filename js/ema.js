@@ -13,7 +13,7 @@
 
 import { BaseEma, emaInternals } from './base-ema.js';
 import { EmaArena } from './boundary.js';
-import { clip, describe, listSome, quoteList } from './describe.js';
+import { clip, describe, listSome, quoteList, wrongReceiver } from './describe.js';
 import { loadModule } from './loader.js';
 import { checkFits, creationBytes, inUseBytes, regionBytes, tooLargeMessage } from './memory-budget.js';
 import { shadowKeysFor } from './names.js';
@@ -259,10 +259,7 @@ export class Ema extends BaseEma {
    */
   static #check(ema, method) {
     if (ema === null || typeof ema !== 'object' || !(#stored in ema)) {
-      throw new TypeError(
-        `ema-wasm: ${method}: called on ${describe(ema)}, not on an EMA; call it as ema.${method}, ` +
-          `or bind it (ema.${method}.bind(ema)) before passing it as a callback`,
-      );
+      throw wrongReceiver(method, ema);
     }
     arenaOf(ema, method);
   }

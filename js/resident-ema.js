@@ -4,7 +4,7 @@
 // in, and each is one call into Wasm.
 
 import { BaseEma, emaInternals } from './base-ema.js';
-import { describe } from './describe.js';
+import { wrongReceiver } from './describe.js';
 import { checkFree, memoryTarget } from './scope.js';
 
 const { enter, scopeOf, slotFor, checkCounter, owner } = emaInternals;
@@ -83,10 +83,7 @@ export class ResidentEma extends BaseEma {
    */
   static #check(ema, method, args) {
     if (ema === null || typeof ema !== 'object' || !(#resident in ema)) {
-      throw new TypeError(
-        `ema-wasm: ${method}: called on ${describe(ema)}, not on an EMA; call it as ema.${method}, ` +
-          `or bind it (ema.${method}.bind(ema)) before passing it as a callback`,
-      );
+      throw wrongReceiver(method, ema);
     }
     const arena = emaInternals.arenaOf(ema, method);
     if (args.length > 0 && args[0] !== undefined) {

@@ -34,7 +34,7 @@
 // then(). A synchronous source stays synchronous: nothing waits, so no other
 // code runs between reading the weights and copying them into the arena.
 
-import { describe } from '../describe.js';
+import { describe, wrongReceiver } from '../describe.js';
 import { adapterAccess, EMA_OPTION_DEFAULTS, prepareEma } from '../ema.js';
 import { readOptions } from '../resolve.js';
 import { hold } from '../scope.js';
@@ -242,10 +242,7 @@ export class WeightSourceEma {
    */
   static #live(adapter, method) {
     if (!WeightSourceEma.#isAdapter(adapter)) {
-      throw new TypeError(
-        `ema-wasm: ${method}: called on ${describe(adapter)}, not on an EMA; call it as ema.${method}, ` +
-          `or bind it (ema.${method}.bind(ema)) before passing it as a callback`,
-      );
+      throw wrongReceiver(method, adapter);
     }
     if (adapter.#ema === null) {
       throw new Error(`ema-wasm: ${method}: this EMA was disposed; create a new one with ${adapter.#kind.create}()`);
