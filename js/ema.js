@@ -16,7 +16,7 @@ import { EmaArena } from './boundary.js';
 import { clip, describe, listSome, quoteList, wrongReceiver } from './describe.js';
 import { loadModule } from './loader.js';
 import { checkFits, creationBytes, inUseBytes, regionBytes, tooLargeMessage } from './memory-budget.js';
-import { shadowKeysFor } from './names.js';
+import { shadowKey, shadowKeysFor } from './names.js';
 import { readOptions, refuseDuplicates, refuseUnusable, resolveParams } from './resolve.js';
 import { ResidentEma } from './resident-ema.js';
 import { arrayTarget, checkFree } from './scope.js';
@@ -74,7 +74,9 @@ export async function createEma(params, options = {}) {
 export async function prepareEma(optionValues, method) {
   const { decay, useNumUpdates, simd, resident, wasm } = checkOptionValues(optionValues, method);
   const { module, build } = await loadModule(simd, wasm, method);
-  return (params) => {
+  // byLitEmaKeys: the names are LitEma's dot-free keys (a file PyTorch wrote),
+  // so calls may name parameters as the model does (see Ema).
+  return (params, { byLitEmaKeys = false } = {}) => {
     const entries = resolveParams(params, method);
     refuseDuplicates(entries, method);
     refuseUnusable(entries, method);
@@ -99,8 +101,7 @@ export async function prepareEma(optionValues, method) {
     // The arrays were pinned by the seam and no user code ran since.
     const initial = tracked.map((entry) => entry.data);
     const arena = new EmaArena(module, { decay, useNumUpdates, lengths, resident, initial, expectedBytes, method, what, needed });
-    const Kind = resident ? ResidentEma : Ema;
-    return new Kind(arena, build, tracked, keys);
+    return resident ? new ResidentEma(arena, build, tracked, keys) : new Ema(arena, build, tracked, keys, byLitEmaKeys);
   };
 }
 
@@ -128,7 +129,7 @@ export async function loadEma(bytes, options = {}) {
     return { name: name ?? key, data, shape };
   });
   const create = await prepareEma({ decay: state.decay, useNumUpdates: state.numUpdates >= 0, simd, wasm: wasm === undefined ? undefined : module }, 'loadEma');
-  const ema = create(params);
+  const ema = create(params, { byLitEmaKeys: state.shadows.some(({ name }) => name === undefined) });
   ema.loadStateDict(new Map([[COUNTER_KEY, Int32Array.of(state.numUpdates)]]), { strict: false });
   return ema;
 }
@@ -141,6 +142,16 @@ const { arenaOf, enter, scopeOf, tracked, checkCounter, owner } = emaInternals;
 /** An EMA that takes the model's arrays on every call. */
 export class Ema extends BaseEma {
   #stored = null; // { names, lengths, indexOf } of the last store, or null
+  // Loaded from a file without dotted names (PyTorch's LitEma): its names are
+  // LitEma's keys, and a parameter is also found by its name with the dots
+  // removed, as LitEma itself matches them.
+  #byLitEmaKeys;
+
+  /** @private Use createEma() or loadEma(). */
+  constructor(arena, build, tracked, keys, byLitEmaKeys = false) {
+    super(arena, build, tracked, keys);
+    this.#byLitEmaKeys = byLitEmaKeys;
+  }
 
   /** False: the parameters stay the caller's arrays (see ResidentEma). */
   get resident() {
@@ -290,7 +301,8 @@ export class Ema extends BaseEma {
     const unknown = [];
     for (const entry of entries) {
       const { name, length, trainable } = entry;
-      const slot = slotOf.get(name);
+      let slot = slotOf.get(name);
+      if (slot === undefined && this.#byLitEmaKeys) slot = slotOf.get(shadowKey(name));
       if (!trainable) {
         if (slot !== undefined) {
           throw new Error(`ema-wasm: ${method}: parameter '${clip(name)}' is tracked but was passed with trainable: false`);
@@ -303,6 +315,13 @@ export class Ema extends BaseEma {
       }
       if (length !== lengths[slot]) {
         throw new Error(`ema-wasm: ${method}: parameter '${clip(name)}' has ${length} elements; its shadow has ${lengths[slot]}`);
+      }
+      if (arrays[slot] !== undefined) {
+        // Only by LitEma's rule can two names reach one slot ('a.bc' and 'ab.c').
+        throw new Error(
+          `ema-wasm: ${method}: parameters '${clip(arrays[slot].name)}' and '${clip(name)}' both stand for ` +
+            `'${clip(names[slot])}' once the dots are removed`,
+        );
       }
       arrays[slot] = entry;
     }

@@ -113,6 +113,36 @@ for (const simd of BUILDS) {
       });
     }
 
+    test("a file PyTorch wrote takes the model's dotted names by LitEma's rule (dots removed), and continues exactly", async () => {
+      const ema = await loadEma(readInterop('litema-state.safetensors'), { simd });
+      // Any dotted name whose dot-free form is the key, as the model's own names are.
+      const dotted = (key) => `${key.slice(0, 5)}.${key.slice(5, 9)}.${key.slice(9)}`;
+      const params = continuation.params.map((p) => ({ name: dotted(p.name), data: new Float32Array(p.length) }));
+      continuation.steps.forEach((step, s) => {
+        params.forEach((p, i) => p.data.set(step.values[i]));
+        assert.equal(hex(ema.update(params)), step.decayBits.toString(16).padStart(8, '0'));
+        continuation.params.forEach((p, i) => assertBitsEqual(ema.shadow(p.name), step.shadows[i], `step ${s + 1} ${p.name}`));
+      });
+      const written = params.map((p) => ({ name: p.name, data: new Float32Array(p.data.length) }));
+      ema.copyTo(written);
+      continuation.params.forEach((p, i) => assertBitsEqual(written[i].data, ema.shadow(p.name), `copyTo ${p.name}`));
+      // Two names that stand for one key are refused, with nothing changed.
+      const [first] = continuation.params;
+      const twice = [...params, { name: `${first.name.slice(0, 3)}.${first.name.slice(3)}`, data: new Float32Array(first.length) }];
+      const before = ema.numUpdates;
+      assert.throws(() => ema.update(twice), {
+        message: new RegExp(`update: parameters '${dotted(first.name).replace(/\./g, '\\.')}' and '.*' both stand for '${first.name}' once the dots are removed`),
+      });
+      assert.equal(ema.numUpdates, before);
+    });
+
+    test('an EMA created with dotted names does not take their dot-free forms', async () => {
+      const ema = await createEma({ 'a.b': new Float32Array(2) }, { simd });
+      assert.throws(() => ema.update({ ab: new Float32Array(2) }), { message: /unknown trainable parameters 'ab'/ });
+      const loaded = await loadEma(ema.save(), { simd }); // the file records the dotted names
+      assert.throws(() => loaded.update({ ab: new Float32Array(2) }), { message: /unknown trainable parameters 'ab'/ });
+    });
+
     test('a file this package saves is read back in Python and equals PyTorch\'s state', async () => {
       const ema = await loadEma(readInterop('litema-state.safetensors'), { simd });
       const params = continuation.params.map((p) => ({ name: p.name, data: new Float32Array(p.length) }));
