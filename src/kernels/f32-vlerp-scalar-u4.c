@@ -1,0 +1,34 @@
+#include <assert.h>
+#include <stddef.h>
+
+#include "f32-vlerp.h"
+
+void ema_f32_vlerp_ukernel__scalar_u4(size_t n, const float* param, float* shadow,
+                                      float one_minus_decay) {
+    assert(n == 0 || (param != NULL && shadow != NULL));
+
+    /* PyTorch's choice, once per call: |w| < 0.5 adds to the shadow,
+     * otherwise (NaN too) to the parameter with the weight w - 1. */
+    const int from_shadow = one_minus_decay < 0.5f && one_minus_decay > -0.5f;
+    const float coefficient = from_shadow ? one_minus_decay : one_minus_decay - 1.0f;
+    for (; n >= 4; n -= 4) {
+        const float s0 = shadow[0], s1 = shadow[1], s2 = shadow[2], s3 = shadow[3];
+        const float p0 = param[0], p1 = param[1], p2 = param[2], p3 = param[3];
+        param += 4;
+
+        const float d0 = p0 - s0, d1 = p1 - s1, d2 = p2 - s2, d3 = p3 - s3;
+        const float c0 = from_shadow ? s0 : p0, c1 = from_shadow ? s1 : p1;
+        const float c2 = from_shadow ? s2 : p2, c3 = from_shadow ? s3 : p3;
+
+        shadow[0] = ema_fma_f32_exact(coefficient, d0, c0);
+        shadow[1] = ema_fma_f32_exact(coefficient, d1, c1);
+        shadow[2] = ema_fma_f32_exact(coefficient, d2, c2);
+        shadow[3] = ema_fma_f32_exact(coefficient, d3, c3);
+        shadow += 4;
+    }
+    for (; n != 0; n -= 1) {
+        const float s = *shadow;
+        const float p = *param++;
+        *shadow++ = ema_fma_f32_exact(coefficient, p - s, from_shadow ? s : p);
+    }
+}
