@@ -57,35 +57,6 @@ static __attribute__((noinline)) float reference(float shadow, float param, floa
     return result;
 }
 
-static const float kSpecial[] = {
-    0.0f,  -0.0f, 1e-45f, -1e-45f, 1.17549435e-38f, 2.5e-39f, 1e-30f, -1e38f, 1e38f,
-    1.0f,  -1.0f, 0.1f,   3.0e-8f, 65504.0f,        1e20f,    -7.5f,  0.5f,   -3.4028235e38f,
-};
-
-/* Mostly finite values across many magnitudes, some special ones; with
- * `allow_nonfinite` also infinities and NaN. */
-static float random_value(int allow_nonfinite) {
-    const uint32_t pick = next_random() % 16;
-    if (pick == 0) {
-        return kSpecial[next_random() % COUNT_OF(kSpecial)];
-    }
-    if (pick == 1 && allow_nonfinite) {
-        const uint32_t which = next_random() % 3;
-        return which == 0 ? INFINITY : which == 1 ? -INFINITY : NAN;
-    }
-    if (pick == 2) {
-        /* Any finite bit pattern. */
-        uint32_t bits;
-        do {
-            bits = next_random();
-        } while ((bits & 0x7f800000u) == 0x7f800000u);
-        return f32_from_bits(bits);
-    }
-    /* A value in [-1, 1) scaled by 2^k, k in [-20, 20). */
-    const float unit = (float)(int32_t)(next_random() >> 8) * 0x1p-23f - 1.0f;
-    return ldexpf(unit, (int)(next_random() % 40) - 20);
-}
-
 static const float kWeights[] = {
     0.0f, 1.0f, 0.5f, 1.0f - 0.9999f, 2.0f / 11.0f, 1.0f - 0.999f, 0.25f, 1.0f - 0.95f,
 };
@@ -111,8 +82,8 @@ static int test_case(const kernel_info* kernel, size_t n, float weight, size_t m
     }
     float* shadow = block + misalign + GUARD;
     for (size_t i = 0; i < n; i++) {
-        shadow[i] = random_value(allow_nonfinite);
-        param[i] = random_value(allow_nonfinite);
+        shadow[i] = test_random_value(allow_nonfinite);
+        param[i] = test_random_value(allow_nonfinite);
         original[i] = shadow[i];
         expected[i] = reference(shadow[i], param[i], weight);
     }
@@ -162,7 +133,7 @@ static void test_in_place(const kernel_info* kernel, size_t n, float weight) {
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        shadow[i] = random_value(0);
+        shadow[i] = test_random_value(0);
         before[i] = shadow[i];
     }
     for (size_t i = 0; i < GUARD; i++) {

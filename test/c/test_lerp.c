@@ -329,31 +329,6 @@ static void test_table(const kernel_info* kernel) {
     CHECK(bad == 0, "%s: %zu of %zu table rows wrong", kernel->name, bad, COUNT_OF(kTable));
 }
 
-static const float kSpecial[] = {
-    0.0f,  -0.0f, 1e-45f, -1e-45f, 1.17549435e-38f, 2.5e-39f, 1e-30f, -1e38f, 1e38f,
-    1.0f,  -1.0f, 0.1f,   3.0e-8f, 65504.0f,        1e20f,    -7.5f,  0.5f,   -3.4028235e38f,
-};
-
-static float random_value(int allow_nonfinite) {
-    const uint32_t pick = next_random() % 16;
-    if (pick == 0) {
-        return kSpecial[next_random() % COUNT_OF(kSpecial)];
-    }
-    if (pick == 1 && allow_nonfinite) {
-        const uint32_t which = next_random() % 3;
-        return which == 0 ? INFINITY : which == 1 ? -INFINITY : NAN;
-    }
-    if (pick == 2) {
-        uint32_t bits;
-        do {
-            bits = next_random();
-        } while ((bits & 0x7f800000u) == 0x7f800000u);
-        return f32_from_bits(bits);
-    }
-    const float unit = (float)(int32_t)(next_random() >> 8) * 0x1p-23f - 1.0f;
-    return ldexpf(unit, (int)(next_random() % 40) - 20);
-}
-
 static const float kWeights[] = {
     0.0f, 1.0f - 0.9999f, 1.0001659e-4f, 2.0f / 11.0f, 0.25f, 0.49999997f, 0.5f,
     0.75f, 1.0f, 1.5f, -0.3f, -0.75f, 3.0f, 1e-45f,
@@ -376,8 +351,8 @@ static void test_case(const kernel_info* kernel, size_t n, float weight, size_t 
     }
     float* shadow = block + misalign + GUARD;
     for (size_t i = 0; i < n; i++) {
-        shadow[i] = random_value(allow_nonfinite);
-        param[i] = in_place ? shadow[i] : random_value(allow_nonfinite);
+        shadow[i] = test_random_value(allow_nonfinite);
+        param[i] = in_place ? shadow[i] : test_random_value(allow_nonfinite);
         original[i] = shadow[i];
         expected[i] = reference(shadow[i], param[i], weight);
     }

@@ -1,5 +1,6 @@
 #include "test_util.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,6 +28,35 @@ uint32_t next_random(void) {
     g_random_state ^= g_random_state >> 17;
     g_random_state ^= g_random_state << 5;
     return g_random_state;
+}
+
+static const float kSpecial[] = {
+    0.0f,  -0.0f, 1e-45f, -1e-45f, 1.17549435e-38f, 2.5e-39f, 1e-30f, -1e38f, 1e38f,
+    1.0f,  -1.0f, 0.1f,   3.0e-8f, 65504.0f,        1e20f,    -7.5f,  0.5f,   -3.4028235e38f,
+};
+
+/* Mostly finite values across many magnitudes, some special ones; with
+ * `allow_nonfinite` also infinities and NaN. */
+float test_random_value(int allow_nonfinite) {
+    const uint32_t pick = next_random() % 16;
+    if (pick == 0) {
+        return kSpecial[next_random() % COUNT_OF(kSpecial)];
+    }
+    if (pick == 1 && allow_nonfinite) {
+        const uint32_t which = next_random() % 3;
+        return which == 0 ? INFINITY : which == 1 ? -INFINITY : NAN;
+    }
+    if (pick == 2) {
+        /* Any finite bit pattern. */
+        uint32_t bits;
+        do {
+            bits = next_random();
+        } while ((bits & 0x7f800000u) == 0x7f800000u);
+        return f32_from_bits(bits);
+    }
+    /* A value in [-1, 1) scaled by 2^k, k in [-20, 20). */
+    const float unit = (float)(int32_t)(next_random() >> 8) * 0x1p-23f - 1.0f;
+    return ldexpf(unit, (int)(next_random() % 40) - 20);
 }
 
 static ema_status apply_window(ema_ctx* ctx, uint32_t used, stream_apply apply) {

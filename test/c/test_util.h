@@ -26,6 +26,11 @@ float f32_from_bits(uint32_t bits);
 void seed_random(uint32_t seed);
 uint32_t next_random(void);
 
+/* A test input from next_random(): mostly finite values across many
+ * magnitudes (2^-20 to 2^20), some special ones (zeros, subnormals, extremes)
+ * and any finite bit pattern; with `allow_nonfinite` also infinities and NaN. */
+float test_random_value(int allow_nonfinite);
+
 /* How stream_step hands a filled window over. */
 typedef enum stream_apply {
     STREAM_POINTERS, /* ema_step_apply(ctx, table, count, staging) */
