@@ -146,9 +146,9 @@ class Instance {
 /**
  * One EMA context in its own instance: the shadows (and, resident, the
  * parameters), the LitEma state, the backup, and the streaming update. Slots
- * are numbered in creation order; `arrays` arguments are caller typed arrays
- * already checked by the caller (resolve.js), indexed by slot or in the
- * order given.
+ * are numbered in creation order; `params` arguments are the caller's
+ * entries ({ data }, typed arrays already checked and pinned by resolve.js)
+ * in slot order.
  */
 export class EmaArena {
   #instance;
@@ -249,11 +249,12 @@ export class EmaArena {
   }
 
   /**
-   * One EMA step over `arrays` (one per slot, in slot order, each of its
-   * slot's length). Returns the decay the step used. The caller has checked
+   * One EMA step over `params` (one { data } per slot, in slot order, each
+   * of its slot's length: the caller's resolved entries, with no array made
+   * per call). Returns the decay the step used. The caller has checked
    * everything, including the counter: nothing here can fail.
    */
-  update(arrays) {
+  update(params) {
     const instance = this.#instance;
     const exports = instance.exports;
     // The step opens (the counter advances), then every parameter streams
@@ -273,8 +274,8 @@ export class EmaArena {
       staged = 0;
       segmentCount = 0;
     };
-    for (let slot = 0; slot < arrays.length; slot++) {
-      const data = arrays[slot];
+    for (let slot = 0; slot < params.length; slot++) {
+      const { data } = params[slot];
       const length = this.#lengths[slot];
       for (let offset = 0; offset < length; ) {
         const count = Math.min(length - offset, STAGING_FLOATS - staged);
@@ -295,10 +296,10 @@ export class EmaArena {
     return decayUsed;
   }
 
-  /** Writes every shadow into `arrays` (one per slot, in slot order). */
-  copyShadowsInto(arrays) {
+  /** Writes every shadow into `params[slot].data` (one per slot, in slot order). */
+  copyShadowsInto(params) {
     const views = this.#shadowViewsOf();
-    for (let slot = 0; slot < arrays.length; slot++) writeInto(arrays[slot], views[slot]);
+    for (let slot = 0; slot < params.length; slot++) writeInto(params[slot].data, views[slot]);
   }
 
   /**

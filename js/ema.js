@@ -179,7 +179,7 @@ export class Ema extends BaseEma {
     checkFree('update', () => targetsOf(arrays), 'read');
     checkCounter(this, arena, 'update');
     // Everything is checked: from here on nothing can fail.
-    return arena.update(arrays.map((entry) => entry.data));
+    return arena.update(arrays);
   }
 
   // ---- swapping weights ----------------------------------------------------
@@ -191,7 +191,7 @@ export class Ema extends BaseEma {
     const arena = enter(this, 'copyTo');
     const arrays = this.#matchTracked(entries, 'copyTo');
     checkFree('copyTo', () => targetsOf(arrays), 'write');
-    arena.copyShadowsInto(arrays.map((entry) => entry.data));
+    arena.copyShadowsInto(arrays);
   }
 
   /** LitEma.store(parameters): snapshots every array given, trainable or not. */
@@ -225,7 +225,7 @@ export class Ema extends BaseEma {
     }
     const entries = resolveParams(params, 'withEma');
     const arena = enter(this, 'withEma');
-    const trackedArrays = this.#matchTracked(entries, 'withEma').map((entry) => entry.data);
+    const trackedArrays = this.#matchTracked(entries, 'withEma');
     let stored;
     return scopeOf(this).run('withEma', () => owner(this), targetsOf(entries), {
       store: () => {

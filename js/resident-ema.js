@@ -15,7 +15,7 @@ export class ResidentEma extends BaseEma {
 
   /** True: the parameters live in the arena. */
   get resident() {
-    ResidentEma.#check(this, 'resident', []);
+    ResidentEma.#check(this, 'resident');
     return this.#resident;
   }
 
@@ -27,33 +27,33 @@ export class ResidentEma extends BaseEma {
    * valid view.)
    */
   param(name) {
-    const arena = ResidentEma.#check(this, 'param', []);
+    const arena = ResidentEma.#check(this, 'param');
     return arena.paramView(slotFor(this, name, 'param'));
   }
 
   /** LitEma.forward(model) over the resident parameters; returns the decay used. */
-  update(...args) {
-    ResidentEma.#check(this, 'update', args);
+  update(params) {
+    ResidentEma.#check(this, 'update', params);
     const arena = this.#enter('update', 'read');
     checkCounter(this, arena, 'update');
     return arena.updateResident('update');
   }
 
   /** LitEma.copy_to(model): the shadows into the resident parameters. */
-  copyTo(...args) {
-    ResidentEma.#check(this, 'copyTo', args);
+  copyTo(params) {
+    ResidentEma.#check(this, 'copyTo', params);
     this.#enter('copyTo', 'write').copyToResident('copyTo');
   }
 
   /** LitEma.store(parameters): snapshots the resident parameters. */
-  store(...args) {
-    ResidentEma.#check(this, 'store', args);
+  store(params) {
+    ResidentEma.#check(this, 'store', params);
     this.#enter('store', 'read').storeResident('store');
   }
 
   /** LitEma.restore(parameters): the snapshot back into the resident parameters. */
-  restore(...args) {
-    ResidentEma.#check(this, 'restore', args);
+  restore(params) {
+    ResidentEma.#check(this, 'restore', params);
     this.#restore(this.#enter('restore', 'write'), 'restore');
   }
 
@@ -63,7 +63,7 @@ export class ResidentEma extends BaseEma {
    * EMA may touch this EMA's memory.
    */
   async withEma(fn, ...rest) {
-    ResidentEma.#check(this, 'withEma', []);
+    ResidentEma.#check(this, 'withEma');
     if (typeof fn !== 'function' || rest[0] !== undefined) {
       throw new TypeError('ema-wasm: withEma: this EMA is resident: call withEma(fn), without params');
     }
@@ -81,12 +81,12 @@ export class ResidentEma extends BaseEma {
    * A TypeError unless `ema` is a ResidentEma called with no params; an Error
    * once disposed. Returns the arena.
    */
-  static #check(ema, method, args) {
+  static #check(ema, method, params = undefined) {
     if (ema === null || typeof ema !== 'object' || !(#resident in ema)) {
       throw wrongReceiver(method, ema);
     }
     const arena = emaInternals.arenaOf(ema, method);
-    if (args.length > 0 && args[0] !== undefined) {
+    if (params !== undefined) {
       throw new TypeError(
         `ema-wasm: ${method}: this EMA is resident and takes no params; train in ema.param(name) and call ${method}()`,
       );
