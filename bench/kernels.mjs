@@ -12,19 +12,33 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+
+import { createCommandLine, nonEmptyPath, oneOf } from '../scripts/flags.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const { values: flags } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    builds: { type: 'string', default: 'native,simd,scalar' },
-    json: { type: 'string' },
-  },
-});
-const builds = flags.builds.split(',').filter(Boolean);
-const unknown = builds.filter((build) => !['native', 'simd', 'scalar'].includes(build));
-if (unknown.length > 0) throw new Error(`bench/kernels.mjs: unknown build ${unknown.join(', ')} (native, simd, scalar)`);
+const BUILD_NAMES = ['native', 'simd', 'scalar'];
+const USAGE = `usage: node bench/kernels.mjs [--quick] [--builds LIST] [--json FILE]
+  --quick         fewer trials (a smoke test, not figures to quote)
+  --builds LIST   which of native,simd,scalar to run (default: all three)
+  --json FILE     also write the figures to FILE`;
+
+/** A comma-separated subset of BUILD_NAMES, each checked. */
+function buildList(text, flag) {
+  const builds = text.split(',').filter(Boolean);
+  const check = oneOf(BUILD_NAMES);
+  for (const build of builds.length === 0 ? [''] : builds) check(build, flag);
+  return builds;
+}
+
+const flags = createCommandLine({
+  program: 'bench/kernels',
+  usage: USAGE,
+  defaults: { quick: false, builds: BUILD_NAMES, json: undefined },
+  valueFlags: { '--builds': ['builds', buildList], '--json': ['json', nonEmptyPath] },
+  switches: { '--quick': ['quick', true] },
+}).readOptions(process.argv.slice(2));
+if (flags === null) process.exit();
+const { builds } = flags;
 
 const jobs = String(os.availableParallelism?.() ?? os.cpus().length);
 

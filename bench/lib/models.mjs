@@ -51,22 +51,31 @@ function uniformSpec(count, shape, prefix) {
 // Many short rounds rather than a few long ones: load bursts on a shared VM
 // last seconds, and short rounds spread them over every variant. (Models
 // past the caches need no untimed operation per block.)
+// The two plans the models use: many short blocks for models that stay in
+// the caches, fewer and longer ones for models that do not.
+const CACHE_SIZED_PLANS = {
+  full: { warmup: 10, rounds: 25, repsPerRound: 4, blockWarmup: 2, blockMs: 100, tfRounds: 12 },
+  quick: { warmup: 3, rounds: 3, repsPerRound: 3, blockWarmup: 2, blockMs: 50, tfRounds: 2 },
+};
+const MEMORY_SIZED_PLANS = {
+  full: { warmup: 2, rounds: 12, repsPerRound: 2, blockWarmup: 0, blockMs: 150, tfRounds: 3 },
+  quick: { warmup: 1, rounds: 2, repsPerRound: 1, blockWarmup: 0, blockMs: 100, tfRounds: 1 },
+};
+
 export const MODELS = [
   {
     key: '1M',
     label: '1M params, 8 tensors',
     spec: () => uniformSpec(8, [512, 256], 'layers'),
     tfjs: true,
-    full: { warmup: 10, rounds: 25, repsPerRound: 4, blockWarmup: 2, blockMs: 100, tfRounds: 12 },
-    quick: { warmup: 3, rounds: 3, repsPerRound: 3, blockWarmup: 2, blockMs: 50, tfRounds: 2 },
+    ...CACHE_SIZED_PLANS,
   },
   {
     key: 'resnet50',
     label: 'ResNet-50, 161 tensors',
     spec: resnet50Spec,
     tfjs: false,
-    full: { warmup: 2, rounds: 12, repsPerRound: 2, blockWarmup: 0, blockMs: 150, tfRounds: 3 },
-    quick: { warmup: 1, rounds: 2, repsPerRound: 1, blockWarmup: 0, blockMs: 100, tfRounds: 1 },
+    ...MEMORY_SIZED_PLANS,
   },
   {
     // Not in the default run: the model of the first benchmark's 3x target
@@ -76,8 +85,7 @@ export const MODELS = [
     spec: () => uniformSpec(64, [512, 512], 'layers'),
     tfjs: false,
     inDefaultRun: false,
-    full: { warmup: 2, rounds: 12, repsPerRound: 2, blockWarmup: 0, blockMs: 150, tfRounds: 3 },
-    quick: { warmup: 1, rounds: 2, repsPerRound: 1, blockWarmup: 0, blockMs: 100, tfRounds: 1 },
+    ...MEMORY_SIZED_PLANS,
   },
   {
     key: '64M',
@@ -92,8 +100,7 @@ export const MODELS = [
     label: '2000 tensors of 64',
     spec: () => uniformSpec(2000, [64], 'tiny'),
     tfjs: true,
-    full: { warmup: 10, rounds: 25, repsPerRound: 4, blockWarmup: 2, blockMs: 100, tfRounds: 12 },
-    quick: { warmup: 3, rounds: 3, repsPerRound: 3, blockWarmup: 2, blockMs: 50, tfRounds: 2 },
+    ...CACHE_SIZED_PLANS,
   },
 ];
 
