@@ -118,5 +118,3 @@ export function chooseBuild(simd, method) {
   return simd ? 'simd' : 'scalar';
 }
 
-// Tests instantiate modules directly.
-export { instantiate } from './boundary.js';

@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-import { instantiate, loadModule } from '../../js/loader.js';
+import { instantiate } from '../../js/boundary.js';
+import { loadModule } from '../../js/loader.js';
 import { REQUIRED_EXPORTS } from '../../js/wasm-source.js';
 import { BUILDS, buildName, referenceStep, warmupDecay } from './helpers.js';
 
