@@ -56,7 +56,7 @@ function trainEpoch(model, ema, train, order, random) {
     lossSum += trainStep(model, train, order, start, end, TRAINING.learningRate);
     steps += 1;
     const before = performance.now();
-    decayUsed = ema.update(model.params);
+    decayUsed = ema.update(model.params).decay;
     emaMilliseconds += performance.now() - before;
   }
   return { trainLoss: lossSum / steps, decayUsed, emaMilliseconds };

@@ -19,11 +19,62 @@ export interface ParamEntry {
  */
 export type Params = readonly ParamEntry[] | ReadonlyMap<string, Float32Array> | { readonly [name: string]: Float32Array };
 
+/** The reference libraries whose EMA createEma can follow (`options.recipe`). */
+export type RecipeName = 'litema' | 'torch_ema' | 'diffusers' | 'timm' | 'ema-pytorch' | 'keras' | 'debiased';
+
 export interface EmaOptions {
-  /** Base decay in [0, 1]; stored as float32. Default 0.9999. */
+  /** Which reference library's EMA to follow. Default `'litema'`. */
+  recipe?: RecipeName;
+  /**
+   * A parameter holding NaN or an infinity: `'allow'` (default) averages it
+   * as the reference does, `'skip'` skips the step (nothing changes; update()
+   * reports `nonFinite: true`), `'throw'` refuses the step with a RangeError.
+   */
+  nonFinite?: 'allow' | 'skip' | 'throw';
+  /** Base decay in [0, 1] (litema, torch_ema, diffusers, timm, debiased); LitEma stores it as float32. Default 0.9999. */
   decay?: number;
-  /** LitEma's warmup: decay = min(decay, (1 + n) / (10 + n)) after n updates. Default true. */
+  /** LitEma's and torch_ema's warmup: decay = min(decay, (1 + n) / (10 + n)) after n updates. Default true. */
   useNumUpdates?: boolean;
+  // Each recipe's own options, under the reference's names in camelCase;
+  // giving one the chosen recipe does not have is a TypeError.
+  /** diffusers, timm: the least decay. Default 0. */
+  minDecay?: number;
+  /** diffusers, timm, ema-pytorch: steps before averaging starts. Default 0 (ema-pytorch: 100). */
+  updateAfterStep?: number;
+  /** diffusers: the 1 - (1 + step / invGamma)^-power warmup. Default false. */
+  useEmaWarmup?: boolean;
+  /** diffusers, ema-pytorch: the warmup's inv_gamma. Default 1. */
+  invGamma?: number;
+  /** diffusers, ema-pytorch: the warmup's power. Default 2/3. */
+  power?: number;
+  /** diffusers: foreach's fused rounding. Default false. */
+  foreach?: boolean;
+  /** timm: the warmup. Default false. */
+  useWarmup?: boolean;
+  /** timm: the warmup's gamma. Default 1. */
+  warmupGamma?: number;
+  /** timm: the warmup's power. Default 2/3. */
+  warmupPower?: number;
+  /** timm: buffers are copied, not averaged. Default false. */
+  excludeBuffers?: boolean;
+  /** ema-pytorch: the base decay. Default 0.9999. */
+  beta?: number;
+  /** ema-pytorch: average every this many steps. Default 10. */
+  updateEvery?: number;
+  /** ema-pytorch: the least decay. Default 0. */
+  minValue?: number;
+  /** ema-pytorch: entries copied, never averaged. */
+  paramOrBufferNamesNoEma?: readonly string[];
+  /** ema-pytorch: entries not tracked. */
+  ignoreNames?: readonly string[];
+  /** ema-pytorch: name prefixes of entries not tracked. */
+  ignoreStartswithNames?: readonly string[];
+  /** keras: the ema_momentum. Default 0.99. */
+  emaMomentum?: number;
+  /** keras: every this many steps the averages overwrite the weights; null (default) never. */
+  emaOverwriteFrequency?: number | null;
+  /** debiased: the bias correction. Default true. */
+  debias?: boolean;
   /** `'auto'` (default) picks the SIMD128 build when the runtime supports it; true/false force one. */
   simd?: 'auto' | boolean;
   /**
@@ -51,6 +102,32 @@ export interface EmaOptions {
  * an Error that says what came instead.
  */
 export type WasmSource = object | string;
+
+/**
+ * What one `update()` step did (Ema, ResidentEma and the adapters return it;
+ * the onnxruntime-web adapter as a promise).
+ */
+export interface UpdateResult {
+  /**
+   * `'averaged'`: the update formula ran (after a copy when `copiedFirst`);
+   * `'copied'`: every shadow became its parameter; `'skipped'`: no shadow
+   * changed (ema-pytorch's update_every, or a parameter that was not finite
+   * under `nonFinite: 'skip'`, when `nonFinite` is true).
+   */
+  readonly action: 'averaged' | 'copied' | 'skipped';
+  /** The decay the step used, as the reference computes it (LitEma: the float32 value it uses). */
+  readonly decay: number;
+  /** The float32 `1 - decay` the step applied to the shadows. */
+  readonly weight: number;
+  /** The recipe's counter after the step (LitEma's num_updates; -1 with warmup off). */
+  readonly counter: number;
+  /** Keras's emaOverwriteFrequency: the averages were written into the parameters. */
+  readonly overwrote: boolean;
+  /** The shadows were set to the parameters before averaging (ema-pytorch's first average). */
+  readonly copiedFirst: boolean;
+  /** The step was skipped because a parameter held NaN or an infinity (`nonFinite: 'skip'`). */
+  readonly nonFinite: boolean;
+}
 
 /** LitEma's state_dict: `decay`, `num_updates`, then each shadow under its name with dots removed. */
 export type StateDict = Map<string, Float32Array | Int32Array>;
@@ -107,9 +184,9 @@ export declare class Ema extends BaseEma {
   /**
    * One EMA step over every tracked parameter (LitEma.forward). Every tracked
    * name must be present with its length; untrainable entries are skipped.
-   * Returns the decay the step used.
+   * Returns what the step did, its decay included.
    */
-  update(params: Params): number;
+  update(params: Params): UpdateResult;
   /** Writes every shadow into its array in place (LitEma.copy_to). */
   copyTo(params: Params): void;
   /** Snapshots every given array, trainable or not (LitEma.store). Replaces an earlier snapshot. */
@@ -146,8 +223,8 @@ export declare class ResidentEma extends BaseEma {
    * memory after creation); do not use it after dispose().
    */
   param(name: string): Float32Array;
-  /** One EMA step from the resident parameters, with no copy-in; returns the decay used. */
-  update(): number;
+  /** One EMA step from the resident parameters, with no copy-in; returns what it did, as Ema.update(). */
+  update(): UpdateResult;
   /** Shadows into the resident parameters. */
   copyTo(): void;
   /** Snapshot of the resident parameters (no allocation). */

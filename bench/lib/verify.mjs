@@ -88,11 +88,11 @@ export async function verifyVariants({ modelKey, params, random, emas, remotes }
   const decays = { simd: [], scalar: [], resident: [] };
   for (let step = 0; step < VERIFY_STEPS; step++) {
     fillRandom(arrays, random);
-    decays.simd.push(simd.update(params));
-    decays.scalar.push(scalar.update(params));
+    decays.simd.push(simd.update(params).decay);
+    decays.scalar.push(scalar.update(params).decay);
     if (resident) {
       emas.residentViews().forEach((view, i) => view.set(arrays[i])); // the training loop writes in place
-      decays.resident.push(resident.update());
+      decays.resident.push(resident.update().decay);
     }
   }
   const shadowReader = (ema) => (i) => ema.shadow(params[i].name);

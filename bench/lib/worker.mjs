@@ -76,7 +76,7 @@ async function tfjsWorker({ modelKey, backend, mode }) {
   } else {
     const { createTfjsEma } = await import('../../js/adapters/tfjs.js');
     const ema = await createTfjsEma(variables, { tf, decay: DECAY, simd: true });
-    update = () => ema.update();
+    update = () => ema.update().decay;
     shadows = () => variables.map((v) => ema.shadow(v.name));
   }
   const tensorsAtStart = tf.memory().numTensors;

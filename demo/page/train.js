@@ -149,7 +149,7 @@ export async function runTraining({
 
       // The EMA step, after the optimizer's step, as LitEma is used.
       const before = now();
-      decayUsed = ema.update();
+      decayUsed = ema.update().decay;
       timing.last = now() - before;
       timing.total += timing.last;
       timing.count += 1;

@@ -48,7 +48,7 @@ export async function trainEpoch({ model, ema, train, order, random, batchSize, 
     }
     // The EMA step reads the weights SGD has just written.
     const before = performance.now();
-    decay = ema.update();
+    decay = ema.update().decay;
     emaMilliseconds += performance.now() - before;
 
     lossSum += loss;

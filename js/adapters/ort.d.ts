@@ -3,7 +3,7 @@
 // imported: any object of the shape below is accepted, and onnxruntime-web's
 // TrainingSession (1.17 to 1.19.2) has that shape.
 
-import type { EmaOptions } from '../index.js';
+import type { EmaOptions, UpdateResult } from '../index.js';
 import type { WeightSourceEma } from './weight-source-ema.js';
 
 /** What the adapter reads from `getContiguousParameters`: a float32 tensor. */
@@ -37,10 +37,11 @@ export declare class OrtEma extends WeightSourceEma {
 
   /**
    * One EMA step with the session's current trainable parameters (call it after
-   * `runOptimizerStep()`). Returns the decay the step used. Throws, leaving the
-   * EMA unchanged, if the session gives anything but `size` float32 values.
+   * `runOptimizerStep()`). Resolves to what the step did (`.decay` is the
+   * decay it used). Throws, leaving the EMA unchanged, if the session gives
+   * anything but `size` float32 values.
    */
-  update(): Promise<number>;
+  update(): Promise<UpdateResult>;
   /** Loads the EMA weights into the session (LitEma.copy_to). */
   copyTo(): Promise<void>;
   /** Snapshots the session's trainable parameters, replacing an earlier snapshot (LitEma.store). */

@@ -1,6 +1,6 @@
 // Types for ema-wasm/tfjs. TF.js types are described structurally so that this
 // file does not require @tensorflow/tfjs-core to be installed to type-check.
-import type { EmaOptions } from '../index.js';
+import type { EmaOptions, UpdateResult } from '../index.js';
 import type { WeightSourceEma } from './weight-source-ema.js';
 
 /** What the adapter needs of a tf.Variable or a LayerVariable. */
@@ -27,8 +27,11 @@ export interface TfjsEmaOptions extends Omit<EmaOptions, 'resident'> {
 /** An EMA of TF.js variables; every call that reads or writes them is synchronous, as TF.js's are. */
 export declare class TfjsEma extends WeightSourceEma {
   private constructor();
-  /** One EMA step from the variables' current values (dataSync per variable); returns the decay used. */
-  update(): number;
+  /**
+   * One EMA step from the variables' current values (dataSync per variable);
+   * returns what it did (`.decay` is the decay used).
+   */
+  update(): UpdateResult;
   /** Writes the EMA weights into the variables (assign of a fresh tensor, disposed after). */
   copyTo(): void;
   /** Snapshots the variables' current values. */

@@ -10,7 +10,8 @@
 // A kind of adapter is described by a plain object:
 //
 //   create    its create function's name ('createTfjsEma'), for messages
-//   options   its own option keys, besides the core's (all but 'resident')
+//   options   its own option keys, besides the core's (all but 'resident':
+//             recipe, nonFinite, simd, wasm and every recipe's options)
 //   weightsIn where its weights live, to say why 'resident' is refused
 //   open(target, ownOptions, method)
 //             checks what was passed for weights and loads what reaching
@@ -36,10 +37,15 @@
 
 import { describe, wrongReceiver } from '../describe.js';
 import { adapterAccess, EMA_OPTION_DEFAULTS, prepareEma } from '../ema.js';
+import { ALL_RECIPE_OPTION_KEYS } from '../recipes.js';
 import { readOptions } from '../resolve.js';
 import { hold } from '../scope.js';
 
-const CORE_OPTION_KEYS = Object.keys(EMA_OPTION_DEFAULTS).filter((key) => key !== 'resident');
+// createEma's own (recipe, nonFinite, simd, ...) and every recipe's options
+// (the core checks which the chosen recipe has), in createEma's order.
+const CORE_OPTION_KEYS = [...new Set([...Object.keys(EMA_OPTION_DEFAULTS), ...ALL_RECIPE_OPTION_KEYS])].filter(
+  (key) => key !== 'resident',
+);
 
 /**
  * Creates an `Adapter` (a subclass of WeightSourceEma) of the weights
@@ -74,6 +80,7 @@ export class WeightSourceEma {
   #kind;
   #scope; // the core EMA's own, so that `.ema` is refused inside withEma too
   #stored = false; // whether this adapter's store() (or withEma) has run
+  #overwrites; // whether a step may write the averages into the weights (Keras's emaOverwriteFrequency)
 
   /** @private Use the adapter's create function. */
   constructor(ema, source, kind) {
@@ -81,6 +88,7 @@ export class WeightSourceEma {
     this.#source = source;
     this.#kind = kind;
     this.#scope = adapterAccess.scopeOf(ema);
+    this.#overwrites = ema.options.emaOverwriteFrequency != null;
   }
 
   // ---- state, forwarded to the core EMA ------------------------------------
@@ -139,10 +147,26 @@ export class WeightSourceEma {
 
   // ---- what reads or writes the weights -------------------------------------
 
-  /** One EMA step from the weights' current values; returns the decay used. */
+  /**
+   * One EMA step from the weights' current values; returns what the core
+   * EMA's update() returns: { action, decay, weight, counter, overwrote,
+   * copiedFirst, nonFinite }. When the step overwrites (Keras's
+   * emaOverwriteFrequency), the averages are written into the weights
+   * through the source before it settles.
+   */
   update() {
-    return WeightSourceEma.#holding(this, 'update', 'read', (source) =>
-      then(source.read('update'), (params) => WeightSourceEma.#live(this, 'update').update(params)),
+    WeightSourceEma.#live(this, 'update');
+    const overwrites = this.#overwrites;
+    return WeightSourceEma.#holding(this, 'update', overwrites ? 'write' : 'read', (source) =>
+      then(source.read('update'), (params) => {
+        const ema = WeightSourceEma.#live(this, 'update');
+        if (!overwrites) return ema.update(params);
+        // The core writes the averages into the arrays it steps from: give it
+        // copies, never the source's own (a view into TF.js's memory), and
+        // write them into the weights the source's way.
+        const result = ema.update(params.map((param) => ({ ...param, data: new Float32Array(param.data) })));
+        return result.overwrote ? then(this.#writeShadows(source, 'update'), () => result) : result;
+      }),
     );
   }
 

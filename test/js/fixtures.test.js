@@ -56,7 +56,7 @@ for (const simd of builds) {
             return;
           }
           params.forEach((param, p) => param.data.set(step.values[p]));
-          const decayUsed = ema.update(params);
+          const decayUsed = ema.update(params).decay;
           assert.equal(hex(decayUsed), step.decayBits.toString(16).padStart(8, '0'), `${where}: decay used`);
           assert.equal(ema.numUpdates, step.numUpdates, `${where}: num_updates`);
           if (step.shadows) {

@@ -95,7 +95,7 @@ test('npm pack ships both builds; the tarball installs and runs with no compiler
       const results = [];
       for (const simd of [true, false]) {
         const ema = await createEma({ 'layer.w': w.slice() }, { decay: 0.5, useNumUpdates: false, simd });
-        const decay = ema.update({ 'layer.w': Float32Array.of(3, 4, 5) });
+        const { decay } = ema.update({ 'layer.w': Float32Array.of(3, 4, 5) });
         results.push({ simd: ema.simd, decay, shadow: Array.from(ema.shadow('layer.w')) });
       }
       console.log(JSON.stringify({ resolved: RESOLVED, results }));

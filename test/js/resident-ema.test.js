@@ -29,7 +29,7 @@ for (const simd of BUILDS) {
           p.data.set(randomArray(p.data.length, 100 * step + i));
           views[i].set(p.data); // a training loop writes in place
         });
-        assert.equal(resident.update(), copying.update(params));
+        assert.deepEqual(resident.update(), copying.update(params));
       }
       for (const p of params) assert.deepEqual(resident.shadow(p.name), copying.shadow(p.name), p.name);
       assert.deepEqual(resident.stateDict(), copying.stateDict());

@@ -1,6 +1,6 @@
 // Compiled by test/js/types.test.js with `tsc --noEmit --strict`: the
 // declarations must accept what the README shows and reject misuse.
-import { createEma, hasWasmSimd, readMetadata, shadowKey, type BaseEma, type Ema, type StateDict } from 'ema-wasm';
+import { createEma, hasWasmSimd, readMetadata, shadowKey, type BaseEma, type Ema, type StateDict, type UpdateResult } from 'ema-wasm';
 
 async function main(): Promise<void> {
   const weight = new Float32Array(6);
@@ -9,7 +9,10 @@ async function main(): Promise<void> {
     { name: 'layer.running_mean', data: new Float32Array(2), trainable: false },
   ];
   const ema: Ema = await createEma(params, { decay: 0.999, useNumUpdates: true, simd: 'auto' });
-  const decayUsed: number = ema.update(params);
+  const result: UpdateResult = ema.update(params);
+  const decayUsed: number = result.decay;
+  const done: 'averaged' | 'copied' | 'skipped' = result.action;
+  const step: [number, number, boolean, boolean, boolean] = [result.weight, result.counter, result.overwrote, result.copiedFirst, result.nonFinite];
   ema.copyTo(new Map([['layer.weight', weight]]));
   ema.store({ 'layer.weight': weight });
   ema.restore({ 'layer.weight': weight });
@@ -21,7 +24,7 @@ async function main(): Promise<void> {
   const metadata: Record<string, string> = await readMetadata(ema.save({ metadata: { step: '1' } }));
   ema.resetNumUpdates();
   ema.dispose();
-  void [decayUsed, accuracy, state, shadow, info, metadata];
+  void [decayUsed, done, step, accuracy, state, shadow, info, metadata];
 
   // @ts-expect-error: data must be a Float32Array
   await createEma([{ name: 'w', data: new Float64Array(2) }]);
@@ -29,6 +32,16 @@ async function main(): Promise<void> {
   await createEma(params, { simd: 'yes' });
   // @ts-expect-error: the numUpdates counter is read-only
   ema.numUpdates = 3;
+  // @ts-expect-error: update returns what the step did, not the decay
+  const bare: number = ema.update(params);
+  void bare;
+  // @ts-expect-error: a step averages, copies or skips
+  const other: 'overwrote' = result.action;
+  void other;
+  // @ts-expect-error: recipe names are the reference libraries'
+  await createEma(params, { recipe: 'pytorch' });
+  const keras: Ema = await createEma(params, { recipe: 'keras', emaMomentum: 0.99, emaOverwriteFrequency: null, nonFinite: 'skip' });
+  void keras;
   // @ts-expect-error: update takes params (or nothing, for a resident EMA)
   ema.update(42);
 }
@@ -38,7 +51,9 @@ import { createTfjsEma } from 'ema-wasm/tfjs';
 
 async function tfjsUsage(model: { trainableWeights: { name: string; shape: number[] }[] }): Promise<void> {
   const ema = await createTfjsEma(model, { decay: 0.999 });
-  const decay: number = ema.update();
+  const decay: number = ema.update().decay;
+  const recipes = [await createTfjsEma(model, { recipe: 'keras' }), await createTfjsEma(model, { recipe: 'diffusers', useEmaWarmup: true, nonFinite: 'throw' })];
+  void recipes;
   const loss: number = await ema.withEma(() => 0.5);
   const callbacks = [ema.callback()];
   ema.copyTo();
@@ -54,8 +69,8 @@ async function tfjsUsage(model: { trainableWeights: { name: string; shape: numbe
   ema.update(model);
   // @ts-expect-error: a TF.js EMA's shadows are per variable, by name
   ema.shadow();
-  // @ts-expect-error: TF.js calls are synchronous: update returns the decay, not a promise
-  const pending: Promise<number> = ema.update();
+  // @ts-expect-error: TF.js calls are synchronous: update returns what the step did, not a promise
+  const pending: Promise<UpdateResult> = ema.update();
   // @ts-expect-error: the adapter takes no 'resident' option
   await createTfjsEma(model, { resident: true });
   void pending;
@@ -67,7 +82,8 @@ import { createOrtEma, type OrtTrainingSessionLike } from 'ema-wasm/ort';
 
 async function ortUsage(session: OrtTrainingSessionLike): Promise<void> {
   const ema = await createOrtEma(session, { decay: 0.999 });
-  const decay: number = await ema.update();
+  const { decay, action }: UpdateResult = await ema.update();
+  await createOrtEma(session, { recipe: 'ema-pytorch', beta: 0.999, updateEvery: 1 });
   await ema.withEma(async () => undefined);
   const vector: Float32Array = ema.shadow();
   await ema.copyTo();
@@ -77,11 +93,11 @@ async function ortUsage(session: OrtTrainingSessionLike): Promise<void> {
   await ema.loadState(bytes);
   await ema.copyTo();
   const names: string[] = ema.names;
-  void [decay, vector, ema.size, names, ema.ema.save()];
+  void [decay, action, vector, ema.size, names, ema.ema.save()];
   // @ts-expect-error: the session is required
   await createOrtEma();
   // @ts-expect-error: the session's calls are async: update gives a promise
-  const now: number = ema.update();
+  const now: UpdateResult = ema.update();
   // @ts-expect-error: loadState takes the file's bytes
   await ema.loadState('ema.safetensors');
   void now;
@@ -109,7 +125,7 @@ async function residentUsage(): Promise<void> {
   const ema = await createEma({ w: new Float32Array(4) }, { resident: true });
   const w: Float32Array = ema.param('w');
   w[0] = 1;
-  const decay: number = ema.update();
+  const decay: number = ema.update().decay;
   const loss: number = await ema.withEma(() => 0.1);
   ema.store();
   ema.copyTo();

@@ -8,7 +8,7 @@ export async function runEma() {
   const ema = await createEma(paramsAt(0), { decay: DECAY, useNumUpdates: true });
   const decays = [];
   for (let step = 1; step <= UPDATES; step++) {
-    decays.push(ema.update(paramsAt(step)));
+    decays.push(ema.update(paramsAt(step)).decay);
   }
   const shadows = {};
   for (const name of Object.keys(PARAM_LENGTHS)) {

@@ -53,7 +53,7 @@ for (const backend of ['cpu', 'wasm']) {
           await model.trainOnBatch(x, y);
           tf.dispose([x, y]);
           const tensorsBefore = tf.memory().numTensors;
-          const decay = ema.update();
+          const { decay } = ema.update();
           assert.equal(tf.memory().numTensors, tensorsBefore, 'update leaks no tensor');
           assert.equal(decay, warmupDecay(0.99, step));
           readWeights(model).forEach((weights, i) => referenceStep(reference[i], weights, decay));

@@ -126,7 +126,7 @@ for (const async of [false, true]) {
         const reference = copyModel(model);
         for (let step = 1; step <= 3; step++) {
           for (const [name, values] of Object.entries(makeModel(10 * step))) model[name].set(values);
-          const decay = await settled(ema.update());
+          const { decay } = await settled(ema.update());
           assert.equal(decay, warmupDecay(0.9, step));
           for (const name of source.names) referenceStep(reference[name], model[name], decay);
         }
@@ -163,7 +163,8 @@ for (const async of [false, true]) {
 
       await assert.rejects(create(async, makeModel(2), { colour: 'red' }), {
         name: 'TypeError',
-        message: "ema-wasm: createMemoryEma: unknown option 'colour'; expected decay, useNumUpdates, simd, wasm, label",
+        message:
+          "ema-wasm: createMemoryEma: unknown option 'colour'; expected recipe, decay, useNumUpdates, nonFinite, simd, wasm, minDecay, updateAfterStep, useEmaWarmup, invGamma, power, foreach, useWarmup, warmupGamma, warmupPower, excludeBuffers, beta, updateEvery, minValue, paramOrBufferNamesNoEma, ignoreNames, ignoreStartswithNames, emaMomentum, emaOverwriteFrequency, debias, label",
       });
       await assert.rejects(create(async, makeModel(2), { resident: true }), {
         name: 'TypeError',
@@ -172,6 +173,49 @@ for (const async of [false, true]) {
       await assert.rejects(create(async, makeModel(2), { decay: 2 }), { name: 'RangeError', message: /^ema-wasm: createMemoryEma: options\.decay/ });
       await assert.rejects(create(async, makeModel(2), 'fast'), { name: 'TypeError', message: /^ema-wasm: createMemoryEma: options must be an object/ });
       await assert.rejects(create(async, null), { name: 'TypeError', message: 'ema-wasm: createMemoryEma: expected arrays' });
+    });
+
+    test('recipes: their options reach the core EMA, and a Keras overwrite writes the averages into the weights', async () => {
+      const model = { 'layer.w': Float32Array.of(1, 2, 3), 'layer.b': Float32Array.of(4) };
+      const { ema, source } = await create(async, model, { recipe: 'keras', emaMomentum: 0.5, emaOverwriteFrequency: 2, nonFinite: 'throw' });
+      assert.equal(ema.ema.recipe, 'keras');
+      assert.deepEqual(ema.ema.options, { emaMomentum: 0.5, emaOverwriteFrequency: 2 });
+      model['layer.w'].set([3, 4, 5]);
+      model['layer.b'].set([6]);
+      const first = await settled(ema.update());
+      assert.deepEqual(first, { action: 'averaged', decay: 0, weight: 1, counter: 1, overwrote: false, copiedFirst: false, nonFinite: false });
+      assert.deepEqual(model, { 'layer.w': Float32Array.of(3, 4, 5), 'layer.b': Float32Array.of(6) }, 'no overwrite before the second step');
+      model['layer.w'].set([5, 6, 7]);
+      model['layer.b'].set([8]);
+      source.calls.length = 0;
+      source.written.length = 0;
+      const second = await settled(ema.update());
+      assert.deepEqual(second, { action: 'averaged', decay: 0.5, weight: 0.5, counter: 2, overwrote: true, copiedFirst: false, nonFinite: false });
+      assert.deepEqual(source.calls, ['read update', 'write update'], 'the averages go in through the source');
+      assert.deepEqual(model, { 'layer.w': Float32Array.of(4, 5, 6), 'layer.b': Float32Array.of(7) }, 'the averages overwrote the weights');
+      assert.ok(source.written.every((values) => !Object.values(model).includes(values)), 'the source got copies');
+      for (const name of source.names) assert.deepEqual(ema.shadow(name), model[name], name);
+      if (async) {
+        // A step that may overwrite holds the weights for writing while it runs.
+        const { ema: reader } = await create(async, model);
+        const updating = ema.update();
+        assert.throws(() => reader.update(), /update: the arrays is held by update\(\) of a memory EMA, which is still writing it/);
+        await updating;
+        reader.dispose();
+      }
+      model['layer.b'][0] = NaN;
+      await assert.rejects(async () => settled(ema.update()), { name: 'RangeError', message: /parameter 'layer\.b' holds NaN at index 0; the step was refused/ });
+      ema.dispose();
+
+      await assert.rejects(create(async, makeModel(2), { recipe: 'keras', decay: 0.9 }), {
+        name: 'TypeError',
+        message: "ema-wasm: createMemoryEma: recipe 'keras' has no option 'decay'; its options are emaMomentum, emaOverwriteFrequency",
+      });
+      await assert.rejects(create(async, makeModel(2), { nonFinite: 'maybe' }), { name: 'TypeError', message: /^ema-wasm: createMemoryEma: options\.nonFinite must be/ });
+      const { ema: timm } = await create(async, makeModel(2), { recipe: 'timm', useWarmup: true, excludeBuffers: true });
+      assert.equal(timm.ema.recipe, 'timm');
+      assert.equal((await settled(timm.update())).counter, 1);
+      timm.dispose();
     });
 
     test('receiver checks: every member called on something else is a TypeError naming it', async () => {
@@ -344,7 +388,9 @@ describe('WeightSourceEma: holds of an asynchronous source last until it settles
     const model = makeModel(11);
     const { ema } = await create(false, model);
     const { ema: other } = await create(false, model);
-    assert.equal(typeof ema.update(), 'number');
+    const result = ema.update();
+    assert.ok(!(result instanceof Promise), 'a synchronous source updates synchronously');
+    assert.equal(typeof result.decay, 'number');
     ema.copyTo();
     assert.equal(await other.withEma(() => 'evaluated'), 'evaluated');
     ema.dispose();

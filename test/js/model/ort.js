@@ -291,9 +291,11 @@ const ORT_COMMANDS = {
     const outcomes = await Promise.all(reads.map((read) => read.outcome));
     world.holds = world.holds.filter((hold) => !transient.includes(hold));
     // Every read saw the same weights. Updates of one EMA may land in either
-    // order, so their decays are compared as a multiset.
+    // order, so what they did (their decays and counters) is compared as a multiset.
     const read = world.expected.slice();
-    const decays = { actual: [], expected: [] };
+    const results = { actual: [], expected: [] };
+    // Each result as one string, its keys sorted, so that the multisets sort.
+    const key = (r, result) => `${r}:${JSON.stringify(result, Object.keys(result ?? {}).sort())}`;
     reads.forEach(({ e: r, method }, i) => {
       settle(outcomes[i], allowed(), `${ORT_EMAS[r].label}.${method} (concurrent)`);
       const m = world.models[r];
@@ -301,10 +303,10 @@ const ORT_COMMANDS = {
         m.store([[SLOT, read]]);
         return;
       }
-      decays.expected.push(`${r}:${m.update(() => read)}`);
-      decays.actual.push(`${r}:${outcomes[i].value}`);
+      results.expected.push(key(r, m.update(() => read)));
+      results.actual.push(key(r, outcomes[i].value));
     });
-    assert.deepEqual(decays.actual.sort(), decays.expected.sort(), 'decays of the concurrent updates');
+    assert.deepEqual(results.actual.sort(), results.expected.sort(), 'what the concurrent updates did');
   },
 
   async badFn(world, { ema: e }) {

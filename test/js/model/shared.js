@@ -3,6 +3,7 @@
 // hostile arrays, gated withEma() scopes, and the loop that runs a command
 // list against a world.
 import assert from 'node:assert/strict';
+import { inspect, isDeepStrictEqual } from 'node:util';
 import vm from 'node:vm';
 
 import { randomArray, referenceStep, warmupDecay } from '../helpers.js';
@@ -22,7 +23,11 @@ export class EmaModel {
     return this.shadows.get(name).length;
   }
 
-  /** One step; valueOf(name) gives the parameter's values. Returns the decay used. */
+  /**
+   * One step; valueOf(name) gives the parameter's values. Returns what
+   * update() must return: the decay used, the float32 weight applied
+   * (1 - decay), the counter after the step, and that it averaged.
+   */
   update(valueOf) {
     let decay = this.decay;
     if (this.numUpdates >= 0) {
@@ -30,7 +35,9 @@ export class EmaModel {
       decay = warmupDecay(this.decay, this.numUpdates);
     }
     for (const [name, shadow] of this.shadows) referenceStep(shadow, valueOf(name), decay);
-    return decay;
+    return {
+      action: 'averaged', decay, weight: Math.fround(1 - decay), counter: this.numUpdates, overwrote: false, copiedFirst: false, nonFinite: false,
+    };
   }
 
   /** store(): copies of every [name, values] given. */
@@ -120,7 +127,9 @@ export function settle(outcome, expected, what) {
     assert.fail(`${what}: expected success, got ${outcome.error?.constructor?.name}: ${outcome.error?.message}`);
   }
   const value = expected.apply?.();
-  if (expected.checkValue) assert.ok(Object.is(outcome.value, value), `${what}: returned ${outcome.value}, expected ${value}`);
+  if (expected.checkValue && !isDeepStrictEqual(outcome.value, value)) {
+    assert.fail(`${what}: returned ${inspect(outcome.value)}, expected ${inspect(value)}`);
+  }
 }
 
 // Hostile arrays. Sneaky's overrides must never run; the check after every

@@ -34,7 +34,7 @@ async function exercise(api, inputsPath, folder) {
   const builds = [];
   for (const simd of [true, false]) {
     const ema = await createEma(asParams(inputs.initial), { decay: inputs.decay, useNumUpdates: true, simd });
-    const decays = inputs.updates.map((update) => ema.update(asParams(update)));
+    const decays = inputs.updates.map((update) => ema.update(asParams(update)).decay);
 
     const file = join(folder, `ema-${simd ? 'simd' : 'scalar'}.safetensors`);
     await saveEmaFile(ema, file);

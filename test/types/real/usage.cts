@@ -7,6 +7,6 @@ import files = require('ema-wasm/node');
 
 export async function commonJs(): Promise<void> {
   const created = await ema.createEma({ w: new Float32Array(4) }, { decay: 0.9 });
-  const decay: number = created.update({ w: new Float32Array(4) });
+  const decay: number = created.update({ w: new Float32Array(4) }).decay;
   void [decay, tfjs.createTfjsEma, ort.createOrtEma, files.saveEmaFile];
 }

@@ -15,7 +15,7 @@ export async function tfjsReadme(xs: tf.Tensor, ys: tf.Tensor, xTest: tf.Tensor,
   const ema = await createTfjsEma(model, { decay: 0.999, tf });
   await model.fit(xs, ys, { epochs: 5, batchSize: 32, callbacks: [ema.callback()] });
   await model.trainOnBatch(xs, ys);
-  const decay: number = ema.update();
+  const decay: number = ema.update().decay;
   const [loss, accuracy] = await ema.withEma(() =>
     tf.tidy(() => (model.evaluate(xTest, yTest) as tf.Scalar[]).map((t) => t.dataSync()[0])),
   );
@@ -29,7 +29,7 @@ export async function tfjsReadme(xs: tf.Tensor, ys: tf.Tensor, xTest: tf.Tensor,
 
 export async function ortReadme(session: TrainingSession, feeds: Record<string, unknown>): Promise<void> {
   const ema = await createOrtEma(session, { decay: 0.999 });
-  const decay: number = await ema.update();
+  const decay: number = (await ema.update()).decay;
   const out = await ema.withEma(() => session.runEvalStep(feeds as never));
   await ema.copyTo();
   const vector: Float32Array = ema.shadow();
