@@ -1,0 +1,186 @@
+// Reads test/fixtures/recipes.txt, the runs of the EMA recipes (torch_ema,
+// diffusers, timm, ema-pytorch, Keras, debiased, LitEma) that PyTorch
+// computed. test/fixtures/generate_recipes.py documents the format and the
+// exact rules of each recipe. Run directly (node test/js/recipe-fixture.js)
+// to read the file and print what it holds.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { bitsToFloat, generated } from './fixture.js';
+
+export const RECIPE_FIXTURE_PATH = new URL('../fixtures/recipes.txt', import.meta.url);
+
+const DTYPES = ['f32', 'i32', 'i64'];
+const KINDS = ['param', 'frozen', 'buffer'];
+const ACTIONS = ['averaged', 'copied', 'skipped'];
+
+class Tokens {
+  constructor(text) {
+    this.items = text.split(/\s+/).filter(Boolean);
+    this.position = 0;
+    this.where = 'the header';
+  }
+  fail(message) {
+    throw new Error(`recipe fixture (${this.where}): ${message}`);
+  }
+  get done() {
+    return this.position >= this.items.length;
+  }
+  next() {
+    if (this.done) this.fail('unexpected end of file');
+    return this.items[this.position++];
+  }
+  expect(word) {
+    const got = this.next();
+    if (got !== word) this.fail(`expected '${word}', got '${got}'`);
+  }
+  int() {
+    const token = this.next();
+    if (!/^-?\d+$/.test(token)) this.fail(`expected an integer, got '${token}'`);
+    return Number.parseInt(token, 10);
+  }
+  oneOf(choices, what) {
+    const token = this.next();
+    if (!choices.includes(token)) this.fail(`expected ${what} (${choices.join('|')}), got '${token}'`);
+    return token;
+  }
+  json() {
+    const token = this.next();
+    try {
+      return JSON.parse(token);
+    } catch {
+      return this.fail(`expected compact JSON, got '${token}'`);
+    }
+  }
+  hexWord() {
+    const token = this.next();
+    if (!/^[0-9a-f]{8}$/.test(token)) this.fail(`expected 8 hex digits, got '${token}'`);
+    return Number.parseInt(token, 16);
+  }
+  flag() {
+    return this.oneOf(['0', '1'], 'a flag') === '1';
+  }
+  /** An <array> of one entry: Float32Array, Int32Array or BigInt64Array; null for `-` when allowed. */
+  array(entry, { allowNone = false } = {}) {
+    const kind = this.next();
+    if (kind === '-' && allowNone) return null;
+    if (kind === 'g') {
+      if (entry.dtype !== 'f32') this.fail(`'g' array for ${entry.dtype} entry ${entry.name}`);
+      return generated(this.int(), entry.length);
+    }
+    if (kind !== 'x') this.fail(`expected an array for ${entry.name}, got '${kind}'`);
+    if (entry.dtype === 'i64') {
+      const values = new BigInt64Array(entry.length);
+      for (let i = 0; i < entry.length; i++) {
+        const low = BigInt(this.hexWord());
+        const high = BigInt(this.hexWord());
+        values[i] = BigInt.asIntN(64, (high << 32n) | low);
+      }
+      return values;
+    }
+    const words = new Uint32Array(entry.length);
+    for (let i = 0; i < entry.length; i++) words[i] = this.hexWord();
+    return entry.dtype === 'f32' ? new Float32Array(words.buffer) : new Int32Array(words.buffer);
+  }
+}
+
+function float64FromBits(bits) {
+  return new Float64Array(BigUint64Array.of(bits).buffer)[0];
+}
+
+/**
+ * Returns [{ id, recipe, options, entries: [{ name, kind, dtype, length, init }],
+ * calls: [{ call, values, action, decay, decayBits, weightBits, weight, counter,
+ * shadows, model }] }]. Arrays are Float32Array (f32), Int32Array (i32) or
+ * BigInt64Array (i64); `shadows` is null when the call has none written, else
+ * one array per entry or null where the EMA keeps nothing; `model` is null or
+ * one array per entry. `decay` is the float64 the reference used (`decayBits`
+ * its bits as a BigInt), `weightBits` the float32 weight's bits, `weight` its
+ * value.
+ */
+export function readRecipeFixtures(path = RECIPE_FIXTURE_PATH) {
+  const tokens = new Tokens(readFileSync(path, 'utf8'));
+  tokens.expect('emarecipes');
+  tokens.expect('1');
+  const cases = [];
+  const ids = new Set();
+  while (!tokens.done) {
+    tokens.expect('case');
+    const id = tokens.next();
+    tokens.where = `case ${id}`;
+    if (ids.has(id)) tokens.fail('duplicate case id');
+    ids.add(id);
+    const recipe = tokens.next();
+    const options = tokens.json();
+    const entryCount = tokens.int();
+    const callCount = tokens.int();
+
+    const entries = [];
+    for (let e = 0; e < entryCount; e++) {
+      tokens.expect('entry');
+      const name = tokens.next();
+      const kind = tokens.oneOf(KINDS, 'a kind');
+      const dtype = tokens.oneOf(DTYPES, 'a dtype');
+      entries.push({ name, kind, dtype, length: tokens.int() });
+    }
+    tokens.expect('init');
+    for (const entry of entries) entry.init = tokens.array(entry);
+
+    const calls = [];
+    for (let c = 0; c < callCount; c++) {
+      tokens.where = `case ${id}, call ${c}`;
+      tokens.expect('call');
+      const call = tokens.json();
+      const values = entries.map((entry) => tokens.array(entry));
+      tokens.expect('result');
+      const action = tokens.oneOf(ACTIONS, 'an action');
+      tokens.expect('decay');
+      const decayHex = tokens.next();
+      if (!/^[0-9a-f]{16}$/.test(decayHex)) tokens.fail(`expected 16 hex digits, got '${decayHex}'`);
+      const decayBits = BigInt(`0x${decayHex}`);
+      tokens.expect('weight');
+      const weightHex = tokens.next();
+      if (!/^[0-9a-f]{8}$/.test(weightHex)) tokens.fail(`expected 8 hex digits, got '${weightHex}'`);
+      tokens.expect('counter');
+      const counter = tokens.int();
+      tokens.expect('shadows');
+      const shadows = tokens.flag() ? entries.map((entry) => tokens.array(entry, { allowNone: true })) : null;
+      tokens.expect('model');
+      const model = tokens.flag() ? entries.map((entry) => tokens.array(entry)) : null;
+      calls.push({
+        call,
+        values,
+        action,
+        decay: float64FromBits(decayBits),
+        decayBits,
+        weightBits: Number.parseInt(weightHex, 16),
+        weight: bitsToFloat(weightHex),
+        counter,
+        shadows,
+        model,
+      });
+    }
+    tokens.where = 'the header';
+    cases.push({ id, recipe, options, entries, calls });
+  }
+  return cases;
+}
+
+function summarize(cases) {
+  const byRecipe = new Map();
+  for (const { recipe, calls } of cases) {
+    const counts = byRecipe.get(recipe) ?? { cases: 0, calls: 0 };
+    counts.cases += 1;
+    counts.calls += calls.length;
+    byRecipe.set(recipe, counts);
+  }
+  const calls = cases.reduce((sum, { calls: list }) => sum + list.length, 0);
+  const lines = [`${cases.length} cases, ${calls} calls`];
+  for (const [recipe, counts] of byRecipe) lines.push(`  ${recipe}: ${counts.cases} cases, ${counts.calls} calls`);
+  return lines.join('\n');
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  console.log(summarize(readRecipeFixtures(process.argv[2] ?? RECIPE_FIXTURE_PATH)));
+}
