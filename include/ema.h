@@ -105,6 +105,134 @@ int ema_simd128(void);
 #define EMA_MAX_NUM_UPDATES (INT32_MAX - 10)
 
 /* ===========================================================================
+ *  Recipes
+ * ===========================================================================
+ * A context follows one recipe: the EMA of one reference library, with its
+ * decay schedule, its counter, its float32 rounding of the update and what it
+ * does with frozen parameters and buffers. LitEma (the default, ema_create)
+ * is described above; the others are:
+ *
+ *   EMA_RECIPE_TORCH_EMA    torch_ema's ExponentialMovingAverage: LitEma's
+ *                           warmup and rounding, but the decay in float64.
+ *   EMA_RECIPE_DIFFUSERS    diffusers' EMAModel.step(): optimization_step,
+ *                           update_after_step, (1+s)/(10+s) or the
+ *                           1-(1+s/inv_gamma)^-power warmup, min_decay.
+ *   EMA_RECIPE_TIMM         timm's ModelEmaV3: the caller's step (or none:
+ *                           the fixed decay), PyTorch lerp_ rounding.
+ *   EMA_RECIPE_EMA_PYTORCH  lucidrains' ema-pytorch EMA: counts calls,
+ *                           update_every, copies up to update_after_step, a
+ *                           float32 warmup schedule, lerp_ rounding.
+ *   EMA_RECIPE_KERAS        Keras 3 optimizers' use_ema: momentum 0 on the
+ *                           first step, m*avg + (1-m)*var, overwrite of the
+ *                           model every ema_overwrite_frequency steps.
+ *   EMA_RECIPE_DEBIASED     a zero-initialised EMA with bias correction
+ *                           (optax ema(debias=True)): read as ema / (1 - d^n).
+ *
+ * The schedule is data (ema_schedule): the recipe, the rounding and every
+ * option, checked at creation. Float64 schedules compute pow() here, inside
+ * the library (in Wasm, musl's), never in JavaScript. Each step is planned
+ * once (ema_step_info: the decay, the float32 weight the kernel applies, and
+ * what the step does) and then applied to every slot. */
+
+typedef enum ema_recipe {
+    EMA_RECIPE_LITEMA = 0,
+    EMA_RECIPE_TORCH_EMA = 1,
+    EMA_RECIPE_DIFFUSERS = 2,
+    EMA_RECIPE_TIMM = 3,
+    EMA_RECIPE_EMA_PYTORCH = 4,
+    EMA_RECIPE_KERAS = 5,
+    EMA_RECIPE_DEBIASED = 6,
+    EMA_RECIPE_LIMIT = 7 /* one past the last */
+} ema_recipe;
+
+/* The float32 rounding of the update, with w = one_minus_decay. */
+typedef enum ema_rounding {
+    /* s - w * (s - p), three roundings: LitEma, torch_ema, diffusers. */
+    EMA_ROUNDING_UNFUSED = 0,
+    /* PyTorch's s.lerp_(p, w): fma(w, p - s, s) when |w| < 0.5, else
+     * fma(w - 1, p - s, p): timm, ema-pytorch. */
+    EMA_ROUNDING_LERP = 1,
+    /* fma(w, p - s, s) for every w: diffusers with foreach=True. */
+    EMA_ROUNDING_FUSED = 2,
+    /* decay * s + w * p, each product and the sum rounded: Keras, optax. */
+    EMA_ROUNDING_TWO_PRODUCTS = 3,
+    EMA_ROUNDING_LIMIT = 4
+} ema_rounding;
+
+/* What an update does when a parameter holds NaN or an infinity. No
+ * reference library checks; the check reads every parameter once more. */
+typedef enum ema_nonfinite {
+    EMA_NONFINITE_ALLOW = 0, /* average them in, as every reference does */
+    EMA_NONFINITE_SKIP = 1,  /* skip the whole step: counter and shadows unchanged */
+    EMA_NONFINITE_ERROR = 2, /* refuse the step (EMA_ERROR_NONFINITE), nothing changed */
+    EMA_NONFINITE_LIMIT = 3
+} ema_nonfinite;
+
+/* What one step does. */
+typedef enum ema_action {
+    EMA_ACTION_AVERAGE = 0,          /* the update formula, on every averaging slot */
+    EMA_ACTION_COPY = 1,             /* shadow <- parameter, every slot */
+    EMA_ACTION_SKIP = 2,             /* nothing but the counter (ema-pytorch's update_every) */
+    EMA_ACTION_COPY_AND_AVERAGE = 3, /* a copy, then the formula (ema-pytorch's first average) */
+    EMA_ACTION_SKIP_NONFINITE = 4    /* skipped: a parameter was not finite (nothing changed) */
+} ema_action;
+
+/* What a slot does in a step that averages. */
+typedef enum ema_slot_mode {
+    EMA_SLOT_AVERAGE = 0, /* the update formula */
+    EMA_SLOT_COPY = 1     /* shadow <- parameter, bit for bit (frozen parameters, integer buffers) */
+} ema_slot_mode;
+
+/* ema_update_at()'s `step` when the caller has none (timm's step=None). */
+#define EMA_NO_STEP INT64_MIN
+/* Counters stop here (2^53 - 1), so that a JavaScript number holds them. */
+#define EMA_MAX_COUNTER INT64_C(9007199254740991)
+
+/* A recipe and all its options. Fields a recipe does not use must keep the
+ * values ema_schedule_defaults() gives. The layout is pinned (src/schedule.c
+ * asserts it): JavaScript writes it into linear memory. */
+typedef struct ema_schedule {
+    uint32_t recipe;    /* ema_recipe */
+    uint32_t rounding;  /* ema_rounding */
+    uint32_t warmup;    /* LitEma/torch_ema use_num_updates, diffusers use_ema_warmup, timm use_warmup */
+    uint32_t debias;    /* EMA_RECIPE_DEBIASED: read the average bias-corrected */
+    uint32_t nonfinite; /* ema_nonfinite */
+    uint32_t reserved;  /* 0 */
+    double decay;       /* decay, beta (ema-pytorch), ema_momentum (Keras); [0, 1] */
+    double min_decay;   /* diffusers/timm min_decay, ema-pytorch min_value; [0, 1] */
+    double inv_gamma;   /* diffusers inv_gamma, timm warmup_gamma, ema-pytorch inv_gamma; > 0 */
+    double power;       /* diffusers power, timm warmup_power, ema-pytorch power; >= 0 */
+    int64_t update_after_step; /* diffusers, timm, ema-pytorch; 0 to EMA_MAX_COUNTER */
+    int64_t update_every;      /* ema-pytorch; 1 to EMA_MAX_COUNTER */
+    int64_t overwrite_every;   /* Keras ema_overwrite_frequency; 0 = never */
+} ema_schedule;
+
+/* What a step did (or, from ema_plan_step, will do). Layout pinned. */
+typedef struct ema_step_info {
+    double decay;      /* the decay as the reference computes it (float32 recipes: that value) */
+    int64_t counter;   /* the recipe's counter after the step */
+    float weight;      /* the float32 one_minus_decay the kernel applies */
+    float kernel_decay; /* EMA_ROUNDING_TWO_PRODUCTS: the float32 decay it applies */
+    uint32_t action;   /* ema_action */
+    uint32_t overwrite; /* Keras: 1 when the model's weights are to be overwritten by the averages */
+} ema_step_info;
+
+/* Fills `out` with `recipe`'s defaults: the reference's own defaults, its
+ * rounding, EMA_NONFINITE_ALLOW. EMA_ERROR_INVALID_SCHEDULE for an unknown
+ * recipe. */
+ema_status ema_schedule_defaults(ema_schedule* out, uint32_t recipe);
+
+/* Native only. EMA_OK when `schedule` is valid, else EMA_ERROR_INVALID_SCHEDULE (or
+ * EMA_ERROR_INVALID_DECAY for a decay outside [0, 1]). */
+ema_status ema_schedule_check(const ema_schedule* schedule);
+
+/* Native only. Plans one step of `schedule` from the counter (and
+ * ema-pytorch's `initted`) before it; `step` is timm's step or EMA_NO_STEP.
+ * Pure. EMA_ERROR_COUNTER_OVERFLOW when the counter cannot advance. */
+ema_status ema_plan_step(const ema_schedule* schedule, int64_t counter, int initted, int64_t step,
+                         ema_step_info* out);
+
+/* ===========================================================================
  *  Life cycle
  * ======================================================================== */
 
@@ -172,20 +300,81 @@ ema_status ema_shadow_set(ema_ctx* ctx, uint32_t slot, uint32_t offset,
 size_t ema_byte_length(const ema_ctx* ctx);
 
 /* ===========================================================================
+ *  Recipes: contexts
+ * ======================================================================== */
+
+/* Creates a context that follows `schedule` (checked with
+ * ema_schedule_check; copied). Shadows start at zero, as in ema_create(). The
+ * counter starts at 0, or -1 for LitEma and torch_ema without warmup. Every
+ * slot starts in EMA_SLOT_AVERAGE mode. Errors as ema_create(), and
+ * EMA_ERROR_INVALID_SCHEDULE. ema_create() is this with LitEma's schedule. */
+ema_status ema_create_scheduled(ema_ctx** out, const ema_schedule* schedule,
+                                uint32_t slot_count, const uint32_t* slot_lengths);
+
+/* The context's schedule (a copy). */
+ema_status ema_get_schedule(const ema_ctx* ctx, ema_schedule* out);
+
+/* Replaces the schedule (a checkpoint carries the options); the recipe must
+ * stay the same (EMA_ERROR_INVALID_ARGUMENT), because the counter means a
+ * different thing in each. */
+ema_status ema_set_schedule(ema_ctx* ctx, const ema_schedule* schedule);
+
+/* The recipe's counter: LitEma's and torch_ema's num_updates (-1 when
+ * warmup is off), diffusers' optimization_step, ema-pytorch's step (calls),
+ * Keras's iterations, the debiased EMA's count, timm's calls. INT64_MIN for
+ * NULL. */
+int64_t ema_counter(const ema_ctx* ctx);
+
+/* Sets the counter: -1 (LitEma, torch_ema) or 0 up to EMA_MAX_NUM_UPDATES
+ * (LitEma), INT32_MAX (debiased) or EMA_MAX_COUNTER; EMA_ERROR_INVALID_COUNTER
+ * below, EMA_ERROR_COUNTER_OVERFLOW above. ema_set_num_updates() is this. */
+ema_status ema_set_counter(ema_ctx* ctx, int64_t counter);
+
+/* ema-pytorch's `initted` flag: 0 until the first step that averages (which
+ * copies the model first). Other recipes ignore it. */
+int ema_initted(const ema_ctx* ctx);
+ema_status ema_set_initted(ema_ctx* ctx, int initted);
+
+/* A slot's ema_slot_mode: EMA_SLOT_COPY slots take the parameter bit for bit
+ * in every step that does not skip (their bits need not be floats: integer
+ * buffers travel as raw words). EMA_ERROR_SLOT_INDEX,
+ * EMA_ERROR_INVALID_ARGUMENT for another mode. */
+ema_status ema_set_slot_mode(ema_ctx* ctx, uint32_t slot, uint32_t mode);
+
+/* Native only. A slot's mode (EMA_SLOT_AVERAGE for NULL or a bad index). */
+uint32_t ema_get_slot_mode(const ema_ctx* ctx, uint32_t slot);
+
+/* What a shadow is divided by when read: for a debiased EMA,
+ * 1 - decay^count computed in float64 and rounded once to float32 (0 before
+ * its first update, when there is no average to read); 1 for every other
+ * recipe. NaN for NULL. */
+float ema_read_divisor(const ema_ctx* ctx);
+
+/* ===========================================================================
  *  Update
  * ======================================================================== */
 
-/* Native only. The decay that update number `num_updates` (already
+/* Native only. The decay that LitEma's update number `num_updates` (already
  * incremented, >= 1) uses with base `decay`: min(decay, (1+n)/(10+n)) in
  * float32. Pure. */
 float ema_warmup_decay(float decay, int32_t num_updates);
 
 /* Native only. One whole EMA step with direct pointers: params[i] points at
  * slot i's parameter (ema_slot_length(ctx, i) floats; NULL allowed for an
- * empty slot). All pointers are checked before anything changes. If
- * `decay_used` is not NULL it receives the step's decay. Returns
- * EMA_ERROR_NULL_ARGUMENT, or EMA_ERROR_COUNTER_OVERFLOW once num_updates is
- * at EMA_MAX_NUM_UPDATES. `param` may alias a shadow. */
+ * empty slot). All pointers are checked before anything changes; with
+ * EMA_NONFINITE_SKIP or _ERROR every averaged parameter is checked for NaN
+ * and infinities first (a skip returns EMA_OK with action
+ * EMA_ACTION_SKIP_NONFINITE; an error is EMA_ERROR_NONFINITE; either way
+ * nothing changed). `step` is timm's step, or EMA_NO_STEP. `info`, when not
+ * NULL, receives what the step did; with info->overwrite set (Keras), the
+ * caller writes the shadows into its parameters. Returns
+ * EMA_ERROR_NULL_ARGUMENT, or EMA_ERROR_COUNTER_OVERFLOW once the counter is
+ * at its maximum. `param` may alias a shadow. */
+ema_status ema_update_at(ema_ctx* ctx, const float* const* params, int64_t step,
+                         ema_step_info* info);
+
+/* Native only. ema_update_at() with EMA_NO_STEP, storing the step's decay
+ * (as float32) in *decay_used when not NULL. */
 ema_status ema_update(ema_ctx* ctx, const float* const* params, float* decay_used);
 
 /* ===========================================================================
@@ -212,8 +401,12 @@ int ema_is_resident(const ema_ctx* ctx);
  * ema_destroy()), or NULL when not resident or for a bad index. */
 float* ema_param(ema_ctx* ctx, uint32_t slot);
 
-/* One whole EMA step from the resident parameters; `decay_used` as in
- * ema_update(). */
+/* One whole EMA step from the resident parameters, as ema_update_at(); a
+ * Keras overwrite writes the shadows into the resident parameters here. */
+ema_status ema_update_resident_at(ema_ctx* ctx, int64_t step, ema_step_info* info);
+
+/* Native only. ema_update_resident_at() with EMA_NO_STEP; `decay_used` as
+ * in ema_update(). */
 ema_status ema_update_resident(ema_ctx* ctx, float* decay_used);
 
 /* Resident parameters <- shadows (LitEma.copy_to). */

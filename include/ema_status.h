@@ -49,7 +49,10 @@ typedef enum ema_status {
     EMA_ERROR_ST_GAP = 32,            /* bytes between or after the tensors belong to none */
     EMA_ERROR_ST_BAD_METADATA = 33,   /* __metadata__ is not an object of string values */
 
-    EMA_ERROR_NOT_RESIDENT = 34       /* a resident call before ema_resident_enable */
+    EMA_ERROR_NOT_RESIDENT = 34,      /* a resident call before ema_resident_enable */
+    EMA_ERROR_INVALID_SCHEDULE = 35,  /* an unknown recipe or rounding, or an option out of range */
+    EMA_ERROR_NONFINITE = 36,         /* a parameter holds NaN or an infinity (EMA_NONFINITE_ERROR) */
+    EMA_ERROR_INVALID_ARGUMENT = 37   /* a value out of range: a slot mode, a counter for this recipe */
 } ema_status;
 
 /* A short English description of `status`, never NULL (unknown codes get

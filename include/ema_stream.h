@@ -56,12 +56,18 @@ typedef struct ema_segment {
  *  Step
  * ======================================================================== */
 
-/* Opens a streaming step: advances the counter and fixes the step's decay
+/* Native only (JS uses ema_step_begin_at). Opens a LitEma-style streaming step: advances the counter and fixes the step's decay
  * (stored in *decay_used when not NULL). The step stays open until the next
  * ema_step_begin(), ema_update() or ema_update_resident(). Returns
  * EMA_ERROR_COUNTER_OVERFLOW once num_updates is at EMA_MAX_NUM_UPDATES (no
  * step is then open). */
 ema_status ema_step_begin(ema_ctx* ctx, float* decay_used);
+
+/* The same for any recipe: `step` is timm's step or EMA_NO_STEP, and `info`
+ * (when not NULL) receives the plan. A step whose action is EMA_ACTION_SKIP
+ * advances the counter and opens nothing: there is nothing to stream. The
+ * non-finite check is the caller's (it sees the values before streaming). */
+ema_status ema_step_begin_at(ema_ctx* ctx, int64_t step, ema_step_info* info);
 
 /* Applies the open step to the first `segment_count` entries of the
  * context's segment table, whose values lie packed, one after the other, from

@@ -7,7 +7,9 @@
 import { clip, describe, quoteList, wrongReceiver } from './describe.js';
 import { readOptions } from './resolve.js';
 import { EmaScope } from './scope.js';
-import { COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, readFileOptions, stateFromDict, stateFromFile, stateToFile } from './state.js';
+import { recipeStateDict, recipeStateFromDict, recipeStateFromFile, recipeStateToFile, reservedKeys, stateTargets } from './recipe-state.js';
+import { DTYPE_WORDS, optionsFromSchedule } from './recipes.js';
+import { checkFileArguments, COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, readFileOptions, stateFromDict, stateFromFile, stateToFile } from './state.js';
 
 /** See BaseEma's static block: what the kinds of EMA reach of the base. */
 export let emaInternals;
@@ -19,30 +21,61 @@ export class BaseEma {
   #keys; // LitEma shadow keys (dots removed), same order
   #shapes;
   #lengths;
+  #dtypes; // 'f32', or 'i32'/'i64' for integer buffers (kept as raw words)
+  #kinds; // how each was passed: 'param', 'frozen' or 'buffer'
   #slotOf; // name -> slot index
+  #recipe; // { recipe, options, schedule } from readRecipe
   #scope = new EmaScope();
 
   /** @private Use createEma(). */
-  constructor(arena, build, tracked, keys) {
+  constructor(arena, build, tracked, keys, recipe) {
     this.#arena = arena;
     this.#build = build;
     this.#names = tracked.map((entry) => entry.name);
     this.#keys = keys;
-    this.#shapes = tracked.map(({ shape, length }) => (shape === undefined ? [length] : shape.slice()));
+    this.#shapes = tracked.map(({ shape, elements }) => (shape === undefined ? [elements] : shape.slice()));
     this.#lengths = tracked.map((entry) => entry.length);
+    this.#dtypes = tracked.map((entry) => entry.dtype);
+    this.#kinds = tracked.map((entry) => (entry.buffer ? 'buffer' : entry.trainable ? 'param' : 'frozen'));
     this.#slotOf = new Map(this.#names.map((name, slot) => [name, slot]));
+    this.#recipe = recipe;
+  }
+
+  /** Which reference library's EMA this follows ('litema', 'diffusers', ...). */
+  get recipe() {
+    BaseEma.#arenaOf(this, 'recipe');
+    return this.#recipe.recipe;
+  }
+
+  /** The recipe's options, every one (defaults included), as a fresh object. */
+  get options() {
+    BaseEma.#arenaOf(this, 'options');
+    return structuredClone(this.#recipe.options);
+  }
+
+  /**
+   * The recipe's counter: LitEma's and torch_ema's num_updates (-1 with
+   * warmup off), diffusers' optimization_step, ema-pytorch's step (calls),
+   * Keras's iterations, the debiased EMA's count, timm's update calls.
+   */
+  get counter() {
+    return BaseEma.#arenaOf(this, 'counter').counter;
   }
 
   // ---- state ---------------------------------------------------------------
 
-  /** The base decay, as the float32 value LitEma stores. */
+  /**
+   * The base decay (beta for ema-pytorch, ema_momentum for Keras): LitEma's
+   * is the float32 value it stores, the others the float64 their library
+   * keeps.
+   */
   get decay() {
-    return BaseEma.#arenaOf(this, 'decay').decay;
+    return BaseEma.#arenaOf(this, 'decay').schedule.decay;
   }
 
-  /** Updates since creation or reset; -1 when warmup is off. */
+  /** The counter (see `counter`); for LitEma, updates since creation or reset, -1 when warmup is off. */
   get numUpdates() {
-    return BaseEma.#arenaOf(this, 'numUpdates').numUpdates;
+    return BaseEma.#arenaOf(this, 'numUpdates').counter;
   }
 
   /** Tracked parameter names, in creation order (a copy). */
@@ -67,10 +100,16 @@ export class BaseEma {
     BaseEma.#arenaOf(this, 'resetNumUpdates').resetNumUpdates('resetNumUpdates');
   }
 
-  /** A copy of the shadow of parameter `name`. */
+  /**
+   * A copy of the shadow of parameter `name`: what copyTo() writes (for a
+   * debiased EMA, the bias-corrected average). An integer buffer's copy is
+   * an Int32Array or a BigInt64Array, like the buffer.
+   */
   shadow(name) {
     const arena = BaseEma.#arenaOf(this, 'shadow');
-    return arena.shadow(this.#slotFor(name, 'shadow'));
+    const slot = this.#slotFor(name, 'shadow');
+    const copy = arena.shadow(slot, this.#dtypes[slot] === 'f32' ? BaseEma.#readDivisor(arena, 'shadow') : 1);
+    return this.#dtypes[slot] === 'i32' ? new Int32Array(copy.buffer) : this.#dtypes[slot] === 'i64' ? new BigInt64Array(copy.buffer) : copy;
   }
 
   /** Shape of a tracked parameter (a copy), as given at creation. */
@@ -82,10 +121,13 @@ export class BaseEma {
   /**
    * LitEma's state_dict(): 'decay' (Float32Array of 1), 'num_updates'
    * (Int32Array of 1), then each shadow under its name with the dots removed.
-   * Every value is a copy.
+   * Every other recipe: its counters and options under the names its library
+   * uses (RECIPE_SCALARS in recipe-state.js), then each shadow under its
+   * parameter's name, in its element type. Every value is a copy.
    */
   stateDict() {
     const arena = BaseEma.#arenaOf(this, 'stateDict');
+    if (this.#recipe.recipe !== 'litema') return recipeStateDict(arena, this.#recipe.recipe, this.#names, this.#dtypes);
     const state = new Map();
     state.set(DECAY_KEY, Float32Array.of(arena.decay));
     state.set(COUNTER_KEY, Int32Array.of(arena.numUpdates));
@@ -102,6 +144,11 @@ export class BaseEma {
   loadStateDict(state, options = {}) {
     BaseEma.#arenaOf(this, 'loadStateDict');
     const { strict = true } = readOptions(options, ['strict'], 'loadStateDict');
+    if (this.#recipe.recipe !== 'litema') {
+      const checked = recipeStateFromDict(state, this.#recipe.recipe, 'loadStateDict');
+      this.#applyRecipeState(BaseEma.#arenaOf(this, 'loadStateDict'), checked, strict, 'loadStateDict');
+      return;
+    }
     const checked = stateFromDict(state, 'loadStateDict');
     // Reading ran the caller's getters, which may have disposed this EMA.
     this.#applyState(BaseEma.#arenaOf(this, 'loadStateDict'), checked, strict, 'loadStateDict');
@@ -119,6 +166,16 @@ export class BaseEma {
     // run between taking the state and copying it into the file.
     const fileOptions = readFileOptions(readOptions(options, ['prefix', 'metadata'], 'save'), 'save');
     const arena = BaseEma.#arenaOf(this, 'save');
+    if (this.#recipe.recipe !== 'litema') {
+      const shapes = new Map(this.#names.map((name, slot) => [name, { shape: this.#shapes[slot], dtype: this.#dtypes[slot] }]));
+      return recipeStateToFile({
+        recipe: this.#recipe.recipe,
+        options: this.#recipe.options,
+        stateDict: recipeStateDict(arena, this.#recipe.recipe, this.#names, this.#dtypes),
+        shapes,
+        kinds: Object.fromEntries(this.#names.map((name, slot) => [name, this.#kinds[slot]])),
+      }, fileOptions, 'save');
+    }
     // stateToFile copies the shadows' views before any other code can run.
     return arena.readShadows((views) => stateToFile({
       decay: arena.decay,
@@ -135,6 +192,12 @@ export class BaseEma {
   async loadState(bytes, options = {}) {
     const { module } = BaseEma.#arenaOf(this, 'loadState');
     const { prefix = '', strict = true } = readOptions(options, ['prefix', 'strict'], 'loadState');
+    if (this.#recipe.recipe !== 'litema') {
+      checkFileArguments(bytes, prefix, 'loadState');
+      const state = await recipeStateFromFile(bytes, prefix, this.#recipe.recipe, 'loadState', module);
+      this.#applyRecipeState(BaseEma.#arenaOf(this, 'loadState'), state, strict, 'loadState');
+      return;
+    }
     const state = await stateFromFile(bytes, prefix, 'loadState', module);
     this.#applyState(BaseEma.#arenaOf(this, 'loadState'), state, strict, 'loadState');
   }
@@ -157,9 +220,11 @@ export class BaseEma {
       arenaOf: (ema, method) => BaseEma.#arenaOf(ema, method),
       enter: (ema, method) => ema.#enter(method),
       scopeOf: (ema) => ema.#scope,
-      tracked: (ema) => ({ names: ema.#names, lengths: ema.#lengths, slotOf: ema.#slotOf }),
+      tracked: (ema) => ({ names: ema.#names, lengths: ema.#lengths, dtypes: ema.#dtypes, slotOf: ema.#slotOf }),
+      recipeOf: (ema) => ema.#recipe,
+      readDivisor: (arena, method) => BaseEma.#readDivisor(arena, method),
       slotFor: (ema, name, method) => ema.#slotFor(name, method),
-      checkCounter: (ema, arena, method) => BaseEma.#checkCounter(arena, method),
+      checkCounter: (ema, arena, method) => BaseEma.#checkCounter(arena, ema.#recipe.recipe, method),
       owner: (ema) => `an EMA of ${quoteList(ema.#names)}`,
     });
   }
@@ -196,8 +261,29 @@ export class BaseEma {
     return arena;
   }
 
-  static #checkCounter(arena, method) {
-    const numUpdates = arena.numUpdates;
+  /**
+   * What shadows are divided by when read: 1, or for a debiased EMA its bias
+   * correction, which does not exist before the first update (an Error).
+   */
+  static #readDivisor(arena, method) {
+    const divisor = arena.readDivisor;
+    if (divisor === 0) {
+      throw new Error(
+        `ema-wasm: ${method}: this debiased EMA has no average yet: its bias correction divides by 1 - decay^0 = 0; call update() first`,
+      );
+    }
+    return divisor;
+  }
+
+  static #checkCounter(arena, recipe, method) {
+    const numUpdates = arena.counter;
+    if (recipe === 'debiased') return; // optax's count saturates
+    if (recipe !== 'litema') {
+      if (numUpdates >= Number.MAX_SAFE_INTEGER) {
+        throw new RangeError(`ema-wasm: ${method}: the counter is ${numUpdates}, the most it can count (2^53 - 1)`);
+      }
+      return;
+    }
     if (numUpdates >= MAX_NUM_UPDATES) {
       throw new RangeError(
         `ema-wasm: ${method}: num_updates is ${numUpdates}, the most it can count (EMA_MAX_NUM_UPDATES, so that ` +
@@ -215,6 +301,51 @@ export class BaseEma {
       throw new Error(`ema-wasm: ${method}: no tracked parameter named '${clip(name)}'; tracked: ${quoteList(this.#names)}`);
     }
     return slot;
+  }
+
+  /**
+   * Checks a recipe's whole state (recipe-state.js's checked form) against
+   * this EMA, then applies it: schedule options, counter, `initted`, shadows.
+   */
+  #applyRecipeState(arena, { scalars, shadows: given }, strict, method) {
+    const recipe = this.#recipe.recipe;
+    const shadows = [];
+    const unknown = [];
+    for (const { key, dtype, data, length, elements } of given) {
+      const slot = this.#slotOf.get(key);
+      if (slot === undefined) {
+        unknown.push(key);
+        continue;
+      }
+      if (dtype !== this.#dtypes[slot]) {
+        throw new Error(`ema-wasm: ${method}: '${clip(key)}' holds ${DTYPE_WORDS[dtype]}; the shadow of '${clip(key)}' holds ${DTYPE_WORDS[this.#dtypes[slot]]}`);
+      }
+      if (length !== this.#lengths[slot]) {
+        const expected = this.#dtypes[slot] === 'i64' ? this.#lengths[slot] / 2 : this.#lengths[slot];
+        throw new Error(`ema-wasm: ${method}: '${clip(key)}' has ${elements} elements; the shadow of '${clip(key)}' has ${expected}`);
+      }
+      shadows.push({ slot, data });
+    }
+    if (strict) {
+      if (unknown.length > 0) {
+        throw new Error(`ema-wasm: ${method}: unexpected keys ${quoteList(unknown)} (pass strict: false to ignore them)`);
+      }
+      const present = new Set(given.map(({ key }) => key));
+      const missing = [
+        ...[...reservedKeys(recipe)].filter((key) => !scalars.has(key)),
+        ...this.#names.filter((name) => !present.has(name)),
+      ];
+      if (missing.length > 0) {
+        throw new Error(`ema-wasm: ${method}: missing keys ${quoteList(missing)} (pass strict: false to load a part)`);
+      }
+    }
+    const { fields, counter, initted } = stateTargets(scalars, recipe);
+    // Everything is checked: nothing below can fail.
+    if (Object.keys(fields).length > 0) arena.setSchedule(fields, method);
+    if (counter !== undefined) arena.setCounter(counter, method);
+    if (initted !== undefined) arena.setInitted(initted, method);
+    arena.loadState({ decay: undefined, numUpdates: undefined, shadows }, method);
+    this.#recipe = { ...this.#recipe, options: optionsFromSchedule(recipe, this.#recipe.options, arena.schedule) };
   }
 
   /** Checks a whole state against this EMA, then applies it. */

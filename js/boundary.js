@@ -19,7 +19,26 @@ const STATUS = Object.freeze({
   TOO_MANY_SLOTS: 8,
   TOO_LARGE: 9,
   COUNTER_OVERFLOW: 12,
+  NONFINITE: 36,
 });
+
+// struct ema_schedule and struct ema_step_info (include/ema.h): byte offsets
+// and types, pinned by _Static_assert in src/schedule.c.
+const SCHEDULE_LAYOUT = Object.freeze({
+  recipe: [0, 'u32'], rounding: [4, 'u32'], warmup: [8, 'u32'], debias: [12, 'u32'], nonfinite: [16, 'u32'],
+  decay: [24, 'f64'], min_decay: [32, 'f64'], inv_gamma: [40, 'f64'], power: [48, 'f64'],
+  update_after_step: [56, 'i64'], update_every: [64, 'i64'], overwrite_every: [72, 'i64'],
+});
+const SCHEDULE_BYTES = 80;
+const STEP_INFO_BYTES = 32;
+/** ema_step_begin_at's `step` when there is none (EMA_NO_STEP). */
+const NO_STEP = -(2n ** 63n);
+/** What a step did, by ema_action number. */
+const ACTION_NAMES = ['averaged', 'copied', 'skipped', 'averaged', 'skipped'];
+const ACTION_COPY_AND_AVERAGE = 3;
+const ACTION_SKIP_NONFINITE = 4;
+/** ema_slot_mode numbers, by treatment. */
+const SLOT_MODE = Object.freeze({ average: 0, copy: 1 });
 
 // Statuses that mean a size or count is past a limit: RangeError, like JS's own.
 const RANGE_STATUSES = new Set([STATUS.OUT_OF_MEMORY, STATUS.TOO_MANY_SLOTS, STATUS.TOO_LARGE, STATUS.COUNTER_OVERFLOW]);
@@ -162,11 +181,14 @@ export class EmaArena {
   #shadowViewsBuffer = null;
 
   /**
-   * Creates the context in a new instance sized for `expectedBytes`, and
-   * copies `initial[slot]` into each shadow (and resident parameter). An
-   * allocation failure is a RangeError naming `what` and `needed`.
+   * Creates the context in a new instance sized for `expectedBytes`, with
+   * the schedule `schedule` (fields of struct ema_schedule; the rest keep
+   * the recipe's defaults) and each slot's mode ('average' or 'copy'), and
+   * copies `initial[slot]` into each shadow (and resident parameter);
+   * `initial` null leaves the shadows at zero. An allocation failure is a
+   * RangeError naming `what` and `needed`.
    */
-  constructor(module, { decay, useNumUpdates, lengths, resident, initial, expectedBytes, method, what, needed }) {
+  constructor(module, { schedule, lengths, modes, resident, initial, expectedBytes, method, what, needed }) {
     const instance = instantiate(module, expectedBytes);
     const exports = instance.exports;
     const outOfMemory = (status) => {
@@ -175,14 +197,20 @@ export class EmaArena {
     };
     this.#instance = instance;
     this.#lengths = lengths.slice();
-    this.#scratch = instance.malloc(8, method);
+    // Out-parameters: the context pointer (8 bytes, keeping what follows
+    // 8-byte aligned), then an ema_schedule or a step's ema_step_info.
+    this.#scratch = instance.malloc(8 + Math.max(SCHEDULE_BYTES, STEP_INFO_BYTES), method);
     const lengthsPointer = instance.mallocU32(lengths, method);
     try {
-      outOfMemory(exports.ema_create(this.#scratch, decay, useNumUpdates ? 1 : 0, lengths.length, lengthsPointer));
+      const schedulePointer = this.#writeSchedule(schedule, method);
+      outOfMemory(exports.ema_create_scheduled(this.#scratch, schedulePointer, lengths.length, lengthsPointer));
     } finally {
       instance.free(lengthsPointer);
     }
     this.#context = instance.heapU32[this.#scratch >>> 2];
+    modes.forEach((mode, slot) => {
+      if (mode !== 'average') instance.check(exports.ema_set_slot_mode(this.#context, slot, SLOT_MODE[mode]), method);
+    });
     // Wasm returns pointers as i32: above 2 GiB they read negative here.
     this.#window = {
       staging: exports.ema_staging(this.#context) >>> 0,
@@ -197,10 +225,92 @@ export class EmaArena {
       this.#paramOffsets = lengths.map((_, slot) => exports.ema_param(this.#context, slot) >>> 2);
     }
     const heap = instance.heapF32;
-    initial.forEach((data, slot) => {
+    initial?.forEach((data, slot) => {
       heap.set(data, this.#shadowOffsets[slot]);
       if (resident) heap.set(data, this.#paramOffsets[slot]);
     });
+  }
+
+  /**
+   * Writes a schedule into the scratch space: the recipe's defaults
+   * (ema_schedule_defaults, C's one copy of them), then the given fields.
+   * Returns its pointer, valid until the next call that uses the scratch.
+   */
+  #writeSchedule(fields, method) {
+    const instance = this.#instance;
+    const pointer = this.#scratch + 8;
+    instance.check(instance.exports.ema_schedule_defaults(pointer, fields.recipe), method);
+    const view = new DataView(instance.memory.buffer, pointer, SCHEDULE_BYTES);
+    for (const [field, value] of Object.entries(fields)) {
+      const [offset, type] = SCHEDULE_LAYOUT[field];
+      if (type === 'u32') view.setUint32(offset, value, true);
+      else if (type === 'f64') view.setFloat64(offset, value, true);
+      else view.setBigInt64(offset, BigInt(value), true);
+    }
+    return pointer;
+  }
+
+  /** The schedule's fields as the context holds them. */
+  get schedule() {
+    const instance = this.#instance;
+    const pointer = this.#scratch + 8;
+    instance.check(instance.exports.ema_get_schedule(this.#context, pointer), 'schedule');
+    const view = new DataView(instance.memory.buffer, pointer, SCHEDULE_BYTES);
+    const fields = {};
+    for (const [field, [offset, type]] of Object.entries(SCHEDULE_LAYOUT)) {
+      fields[field] = type === 'u32' ? view.getUint32(offset, true) : type === 'f64' ? view.getFloat64(offset, true) : Number(view.getBigInt64(offset, true));
+    }
+    return fields;
+  }
+
+  /** Replaces schedule fields (a loaded state's options); the recipe stays. */
+  setSchedule(fields, method) {
+    const current = this.schedule;
+    const pointer = this.#writeSchedule({ ...current, ...fields }, method);
+    this.#instance.check(this.#instance.exports.ema_set_schedule(this.#context, pointer), method);
+  }
+
+  /** The recipe's counter (LitEma's num_updates, diffusers' optimization_step, ...). */
+  get counter() {
+    return Number(this.#instance.exports.ema_counter(this.#context));
+  }
+
+  setCounter(counter, method) {
+    this.#instance.check(this.#instance.exports.ema_set_counter(this.#context, BigInt(counter)), method);
+  }
+
+  /** ema-pytorch's `initted`. */
+  get initted() {
+    return this.#instance.exports.ema_initted(this.#context) !== 0;
+  }
+
+  setInitted(initted, method) {
+    this.#instance.check(this.#instance.exports.ema_set_initted(this.#context, initted ? 1 : 0), method);
+  }
+
+  /** Sets a slot's mode ('average' or 'copy'). */
+  setSlotMode(slot, mode, method) {
+    this.#instance.check(this.#instance.exports.ema_set_slot_mode(this.#context, slot, SLOT_MODE[mode]), method);
+  }
+
+  /** What shadows are divided by when read (a debiased EMA), 1 otherwise, 0 before a debiased EMA's first update. */
+  get readDivisor() {
+    return this.#instance.exports.ema_read_divisor(this.#context);
+  }
+
+  /** What the step just planned did, from the scratch's ema_step_info. */
+  #stepResult() {
+    const view = new DataView(this.#instance.memory.buffer, this.#scratch + 8, STEP_INFO_BYTES);
+    const action = view.getUint32(24, true);
+    return {
+      action: ACTION_NAMES[action],
+      decay: view.getFloat64(0, true),
+      weight: view.getFloat32(16, true),
+      counter: Number(view.getBigInt64(8, true)),
+      overwrote: view.getUint32(28, true) !== 0,
+      copiedFirst: action === ACTION_COPY_AND_AVERAGE,
+      nonFinite: action === ACTION_SKIP_NONFINITE,
+    };
   }
 
   /** The compiled module (the safetensors parser of this EMA uses it too). */
@@ -234,9 +344,11 @@ export class EmaArena {
     for (const { slot, data } of shadows) heap.set(data, this.#shadowOffsets[slot]);
   }
 
-  /** A copy of one shadow. */
-  shadow(slot) {
-    return copyOf(this.#instance.heapF32, this.#shadowOffsets[slot], this.#lengths[slot], Float32Array);
+  /** A copy of one shadow, divided by `divisor` when it is not 1 (a debiased EMA). */
+  shadow(slot, divisor = 1) {
+    const copy = copyOf(this.#instance.heapF32, this.#shadowOffsets[slot], this.#lengths[slot], Float32Array);
+    if (divisor !== 1) divideInPlace(copy, divisor);
+    return copy;
   }
 
   /**
@@ -252,16 +364,21 @@ export class EmaArena {
    * One EMA step over `params` (one { data } per slot, in slot order, each
    * of its slot's length: the caller's resolved entries, with no array made
    * per call). Returns the decay the step used. The caller has checked
-   * everything, including the counter: nothing here can fail.
+   * everything, including the counter: nothing here can fail. `step` is
+   * timm's step, or undefined. Returns what the step did: { action, decay,
+   * weight, counter, overwrote, copiedFirst }; with `overwrote` (Keras) the
+   * caller writes the shadows into its arrays.
    */
-  update(params) {
+  update(params, step) {
     const instance = this.#instance;
     const exports = instance.exports;
     // The step opens (the counter advances), then every parameter streams
     // through the staging window, several small ones per window, each full
     // window applied with one call into Wasm.
-    instance.check(exports.ema_step_begin(this.#context, this.#scratch), 'update');
-    const decayUsed = instance.heapF32[this.#scratch >>> 2];
+    const at = step === undefined ? NO_STEP : BigInt(step);
+    instance.check(exports.ema_step_begin_at(this.#context, at, this.#scratch + 8), 'update');
+    const result = this.#stepResult();
+    if (result.action === 'skipped') return result;
     const { floats: STAGING_FLOATS, capacity: SEGMENT_CAPACITY, words: SEGMENT_WORDS } = this.#window;
     const buffer = instance.memory.buffer;
     const staging = new Float32Array(buffer, this.#window.staging, STAGING_FLOATS);
@@ -293,13 +410,21 @@ export class EmaArena {
       }
     }
     if (segmentCount > 0) flush();
-    return decayUsed;
+    return result;
   }
 
-  /** Writes every shadow into `params[slot].data` (one per slot, in slot order). */
-  copyShadowsInto(params) {
+  /**
+   * Writes every shadow into `params[slot].data` (one per slot, in slot
+   * order), divided by `divisor` when it is not 1 (a debiased EMA); `skip`
+   * (optional) says which slots to leave alone.
+   */
+  copyShadowsInto(params, divisor = 1, skip = undefined) {
     const views = this.#shadowViewsOf();
-    for (let slot = 0; slot < params.length; slot++) writeInto(params[slot].data, views[slot]);
+    for (let slot = 0; slot < params.length; slot++) {
+      if (skip?.[slot]) continue;
+      if (divisor === 1) writeInto(params[slot].data, views[slot]);
+      else writeInto(params[slot].data, divideInPlace(views[slot].slice(), divisor));
+    }
   }
 
   /**
@@ -341,9 +466,13 @@ export class EmaArena {
     return this.#instance.memory.buffer;
   }
 
-  updateResident(method) {
-    this.#instance.check(this.#instance.exports.ema_update_resident(this.#context, this.#scratch), method);
-    return this.#instance.heapF32[this.#scratch >>> 2];
+  /** One step over the resident parameters; returns what it did, as update(). */
+  updateResident(step, method) {
+    const at = step === undefined ? NO_STEP : BigInt(step);
+    const status = this.#instance.exports.ema_update_resident_at(this.#context, at, this.#scratch + 8);
+    if (status === STATUS.NONFINITE) return null;
+    this.#instance.check(status, method);
+    return this.#stepResult();
   }
 
   copyToResident(method) {
@@ -382,6 +511,16 @@ export class EmaArena {
     }
     return this.#shadowViews;
   }
+}
+
+/**
+ * Divides every element by `divisor` in float32 (a debiased EMA's read). A
+ * float64 quotient of two float32 values rounds to the correctly rounded
+ * float32 quotient: 53 bits are more than 2 x 24 + 2.
+ */
+function divideInPlace(values, divisor) {
+  for (let i = 0; i < values.length; i++) values[i] = values[i] / divisor;
+  return values;
 }
 
 // ---- the safetensors header parser ------------------------------------------

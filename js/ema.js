@@ -18,6 +18,9 @@ import { loadModule } from './loader.js';
 import { checkFits, creationBytes, inUseBytes, regionBytes, tooLargeMessage } from './memory-budget.js';
 import { shadowKey, shadowKeysFor } from './names.js';
 import { readOptions, refuseDuplicates, refuseUnusable, resolveParams } from './resolve.js';
+import { RECIPE_METADATA_KEY, RECIPE_SCALARS, recipeStateFromFile, reservedKeys, stateTargets } from './recipe-state.js';
+import { ALL_RECIPE_OPTION_KEYS, DTYPE_WORDS, entryKind, NONFINITE, optionsOfFields, readRecipe, RECIPES, treatmentOf } from './recipes.js';
+import { parseSafetensors } from './safetensors.js';
 import { ResidentEma } from './resident-ema.js';
 import { arrayTarget, checkFree } from './scope.js';
 import { checkFileArguments, checkSavableShape, COUNTER_KEY, stateFromFile } from './state.js';
@@ -27,31 +30,32 @@ import { adoptWasmSource } from './wasm-source.js';
 const MAX_SLOTS = 1048576; // EMA_MAX_SLOTS in include/ema.h
 
 /** createEma's options and their defaults. */
-// wasm: a module to use instead of the built-in builds (see wasm-source.js).
-export const EMA_OPTION_DEFAULTS = Object.freeze({ decay: 0.9999, useNumUpdates: true, simd: 'auto', resident: false, wasm: undefined });
-const EMA_OPTION_KEYS = Object.keys(EMA_OPTION_DEFAULTS);
+// recipe: which reference library's EMA (recipes.js); its own options
+// (decay, useNumUpdates, ...) are read by readRecipe. wasm: a module to use
+// instead of the built-in builds (see wasm-source.js).
+export const EMA_OPTION_DEFAULTS = Object.freeze({
+  recipe: 'litema', decay: 0.9999, useNumUpdates: true, nonFinite: 'allow', simd: 'auto', resident: false, wasm: undefined,
+});
+const EMA_OPTION_KEYS = [...new Set([...Object.keys(EMA_OPTION_DEFAULTS), ...ALL_RECIPE_OPTION_KEYS])];
 
 /** Checks option values already read by readOptions(). */
 function checkOptionValues(values, method) {
-  const { decay, useNumUpdates, simd, resident } = { ...EMA_OPTION_DEFAULTS, ...values };
+  // An option given as undefined takes its default, as an absent one does.
+  const given = Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined));
+  const { simd, resident, nonFinite } = { ...EMA_OPTION_DEFAULTS, ...given };
   // First: a promise given as options.wasm must not reject unhandled when another option is refused.
   const wasm = adoptWasmSource(values.wasm);
-  if (typeof decay !== 'number') {
-    throw new TypeError(`ema-wasm: ${method}: options.decay must be a number, got ${describe(decay)}`);
-  }
-  if (!(decay >= 0 && decay <= 1)) {
-    throw new RangeError(`ema-wasm: ${method}: options.decay must be in [0, 1], got ${decay}`);
-  }
-  if (typeof useNumUpdates !== 'boolean') {
-    throw new TypeError(`ema-wasm: ${method}: options.useNumUpdates must be a boolean, got ${describe(useNumUpdates)}`);
-  }
+  const recipe = readRecipe(values, nonFinite, method);
   if (simd !== 'auto' && simd !== true && simd !== false) {
     throw new TypeError(`ema-wasm: ${method}: options.simd must be 'auto', true or false, got ${describe(simd)}`);
   }
   if (typeof resident !== 'boolean') {
     throw new TypeError(`ema-wasm: ${method}: options.resident must be a boolean, got ${describe(resident)}`);
   }
-  return { decay, useNumUpdates, simd, resident, wasm };
+  if (resident && recipe.recipe === 'debiased') {
+    throw new Error(`ema-wasm: ${method}: a debiased EMA cannot be resident: its shadows are read through the bias correction`);
+  }
+  return { recipe, simd, resident, wasm };
 }
 
 /**
@@ -72,7 +76,7 @@ export async function createEma(params, options = {}) {
  * The adapters use it with their own method name and option list.
  */
 export async function prepareEma(optionValues, method) {
-  const { decay, useNumUpdates, simd, resident, wasm } = checkOptionValues(optionValues, method);
+  const { recipe, simd, resident, wasm } = checkOptionValues(optionValues, method);
   const { module, build } = await loadModule(simd, wasm, method);
   // byLitEmaKeys: the names are LitEma's dot-free keys (a file PyTorch wrote),
   // so calls may name parameters as the model does (see Ema).
@@ -80,16 +84,37 @@ export async function prepareEma(optionValues, method) {
     const entries = resolveParams(params, method);
     refuseDuplicates(entries, method);
     refuseUnusable(entries, method);
-    const tracked = entries.filter((entry) => entry.trainable);
+    const modes = [];
+    const tracked = entries.filter((entry) => {
+      const treatment = treatmentOf(recipe.recipe, recipe.options, entry);
+      if (treatment !== 'skip') modes.push(treatment);
+      return treatment !== 'skip';
+    });
+    if (resident) {
+      const integer = tracked.find((entry) => entry.dtype !== 'f32');
+      if (integer !== undefined) {
+        throw new TypeError(
+          `ema-wasm: ${method}: a resident EMA keeps float32 parameters only; '${clip(integer.name)}' is ${entryKind(integer)}`,
+        );
+      }
+    }
     // Arrays another EMA's withEma holds have EMA weights in them just now.
     checkFree(method, () => targetsOf(tracked), 'read');
     if (tracked.length > MAX_SLOTS) {
       throw new RangeError(
-        `ema-wasm: ${method}: ${tracked.length.toLocaleString('en-US')} trainable parameters; ` +
+        `ema-wasm: ${method}: ${tracked.length.toLocaleString('en-US')} tracked entries; ` +
           `an EMA tracks at most ${MAX_SLOTS.toLocaleString('en-US')} (EMA_MAX_SLOTS)`,
       );
     }
-    const keys = shadowKeysFor(tracked.map((entry) => entry.name), method);
+    const keys = shadowKeysFor(tracked.map((entry) => entry.name), method, recipe.recipe === 'litema');
+    const reserved = reservedKeys(recipe.recipe);
+    const clash = keys.find((key) => reserved.has(key));
+    if (clash !== undefined) {
+      throw new Error(
+        `ema-wasm: ${method}: parameter '${clip(clash)}' has the name of ${RECIPES[recipe.recipe].title}'s own ` +
+          `'${clip(clash)}' state entry, so its shadow could not be saved; rename the parameter`,
+      );
+    }
     for (const { shape, name } of tracked) if (shape !== undefined) checkSavableShape(shape, name, method);
     const lengths = tracked.map((entry) => entry.length);
     const needed = creationBytes(lengths, resident);
@@ -98,29 +123,85 @@ export async function prepareEma(optionValues, method) {
     // Size memory for one store() of the tracked arrays as well (what
     // withEma needs) when that fits, so evaluating never grows it.
     const expectedBytes = resident ? needed : needed + regionBytes(lengths);
-    // The arrays were pinned by the seam and no user code ran since.
-    const initial = tracked.map((entry) => entry.data);
-    const arena = new EmaArena(module, { decay, useNumUpdates, lengths, resident, initial, expectedBytes, method, what, needed });
-    return resident ? new ResidentEma(arena, build, tracked, keys) : new Ema(arena, build, tracked, keys, byLitEmaKeys);
+    // The arrays were pinned by the seam and no user code ran since. A
+    // debiased EMA starts from zero.
+    const initial = recipe.recipe === 'debiased' ? null : tracked.map((entry) => entry.data);
+    const arena = new EmaArena(module, { schedule: recipe.schedule, lengths, modes, resident, initial, expectedBytes, method, what, needed });
+    return resident
+      ? new ResidentEma(arena, build, tracked, keys, recipe)
+      : new Ema(arena, build, tracked, keys, recipe, modes, byLitEmaKeys);
   };
 }
 
 /**
- * Builds a new EMA from a safetensors file written by save() or by PyTorch
- * (LitEma's state_dict, optionally under a prefix such as 'model_ema.').
- * Names come from the file's metadata when it records them, else they are
- * LitEma's keys (the dotted names cannot be recovered from those).
+ * Builds a new EMA from a safetensors file: one written by save() (any
+ * recipe: its metadata names it), LitEma's state_dict from PyTorch
+ * (optionally under a prefix such as 'model_ema.'), or the EMA weights of
+ * another library with `recipe` and its options (ema-pytorch's state_dict
+ * under prefix 'ema_model.', a diffusers EMA model saved with
+ * save_pretrained, timm's EMA model state_dict). For LitEma files, names come
+ * from the metadata when it records them, else they are LitEma's keys. For
+ * the others, the counter comes from options.counter, else from the file,
+ * else it starts at the recipe's start; options given override the file's.
  */
 export async function loadEma(bytes, options = {}) {
-  const { prefix = '', simd = 'auto', wasm: wasmOption } = readOptions(options, ['prefix', 'simd', 'wasm'], 'loadEma');
-  const wasm = adoptWasmSource(wasmOption);
+  const values = readOptions(options, [...EMA_OPTION_KEYS.filter((key) => key !== 'resident'), 'prefix', 'counter'], 'loadEma');
+  const { prefix = '', simd = 'auto', counter } = values;
+  const wasm = adoptWasmSource(values.wasm);
   if (simd !== 'auto' && simd !== true && simd !== false) {
     throw new TypeError(`ema-wasm: loadEma: options.simd must be 'auto', true or false, got ${describe(simd)}`);
   }
+  if (counter !== undefined && !Number.isSafeInteger(counter)) {
+    throw new TypeError(`ema-wasm: loadEma: options.counter must be an integer, got ${describe(counter)}`);
+  }
+  if (values.recipe !== undefined) readRecipe(values, values.nonFinite ?? 'allow', 'loadEma'); // checks recipe and options early
   // The file's arguments are checked before any module is fetched.
   checkFileArguments(bytes, prefix, 'loadEma');
   // One module for parsing and for the EMA: a Response can be read only once.
   const { module } = await loadModule(simd, wasm, 'loadEma');
+  const handOver = wasm === undefined ? undefined : module;
+  const { metadata } = await parseSafetensors(bytes, 'loadEma', module);
+  if (values.recipe === undefined && !metadata.has(RECIPE_METADATA_KEY)) {
+    if (counter !== undefined || values.nonFinite !== undefined || ALL_RECIPE_OPTION_KEYS.some((key) => values[key] !== undefined)) {
+      throw new TypeError("ema-wasm: loadEma: a LitEma file carries its own options and counter; pass recipe: 'litema' to override them, or none");
+    }
+    return loadLitEmaFile(bytes, prefix, simd, handOver, module);
+  }
+  if ((values.recipe ?? metadata.get(RECIPE_METADATA_KEY)) === 'litema') {
+    return loadLitEmaFile(bytes, prefix, simd, handOver, module, values);
+  }
+  const state = await recipeStateFromFile(bytes, prefix, values.recipe, 'loadEma', module);
+  const { fields, counter: fileCounter, initted } = stateTargets(state.scalars, state.recipe);
+  const given = Object.fromEntries(ALL_RECIPE_OPTION_KEYS.filter((key) => values[key] !== undefined).map((key) => [key, values[key]]));
+  const recipeOptions = { ...state.options, ...optionsOfFields(state.recipe, fields), ...given };
+  const params = state.shadows.map(({ key, dtype, data, shape }) => {
+    const kind = state.kinds[key];
+    return {
+      name: key,
+      data: dtype === 'f32' ? data : dtype === 'i32' ? new Int32Array(data.buffer) : new BigInt64Array(data.buffer),
+      shape,
+      trainable: kind !== 'frozen',
+      buffer: kind === 'buffer' || dtype !== 'f32',
+    };
+  });
+  const create = await prepareEma(
+    { ...recipeOptions, recipe: state.recipe, nonFinite: values.nonFinite, simd, wasm: handOver },
+    'loadEma',
+  );
+  const ema = create(params);
+  // The shadows as the file holds them (a debiased EMA starts from zero
+  // otherwise), and the counter.
+  const stateDict = new Map(params.map(({ name, data }) => [name, data]));
+  const counterKey = RECIPE_SCALARS[state.recipe].find(({ target }) => target === 'counter').key;
+  const startCounter = counter ?? fileCounter;
+  if (startCounter !== undefined) stateDict.set(counterKey, startCounter);
+  if (initted !== undefined) stateDict.set('initted', initted);
+  ema.loadStateDict(stateDict, { strict: false });
+  return ema;
+}
+
+/** loadEma for a LitEma file (PyTorch's LitEma state_dict or save()'s). */
+async function loadLitEmaFile(bytes, prefix, simd, wasm, module, overrides = {}) {
   const state = await stateFromFile(bytes, prefix, 'loadEma', module);
   const params = state.shadows.map(({ key, name, shape, data }) => {
     if (name !== undefined && shadowKeysFor([name], 'loadEma')[0] !== key) {
@@ -128,16 +209,23 @@ export async function loadEma(bytes, options = {}) {
     }
     return { name: name ?? key, data, shape };
   });
-  const create = await prepareEma({ decay: state.decay, useNumUpdates: state.numUpdates >= 0, simd, wasm: wasm === undefined ? undefined : module }, 'loadEma');
+  const create = await prepareEma({
+    decay: overrides.decay ?? state.decay,
+    useNumUpdates: overrides.useNumUpdates ?? state.numUpdates >= 0,
+    nonFinite: overrides.nonFinite,
+    simd,
+    wasm,
+  }, 'loadEma');
   const ema = create(params, { byLitEmaKeys: state.shadows.some(({ name }) => name === undefined) });
-  ema.loadStateDict(new Map([[COUNTER_KEY, Int32Array.of(state.numUpdates)]]), { strict: false });
+  const numUpdates = overrides.counter ?? (overrides.useNumUpdates === undefined ? state.numUpdates : overrides.useNumUpdates ? Math.max(state.numUpdates, 0) : -1);
+  ema.loadStateDict(new Map([[COUNTER_KEY, Int32Array.of(numUpdates)]]), { strict: false });
   return ema;
 }
 
 /** See Ema's static block: what the adapters may do inside their own scopes. */
 export let adapterAccess;
 
-const { arenaOf, enter, scopeOf, tracked, checkCounter, owner } = emaInternals;
+const { arenaOf, enter, scopeOf, tracked, checkCounter, owner, recipeOf, readDivisor } = emaInternals;
 
 /** An EMA that takes the model's arrays on every call. */
 export class Ema extends BaseEma {
@@ -146,10 +234,12 @@ export class Ema extends BaseEma {
   // LitEma's keys, and a parameter is also found by its name with the dots
   // removed, as LitEma itself matches them.
   #byLitEmaKeys;
+  #modes; // each slot's treatment in the last update: 'average' or 'copy'
 
   /** @private Use createEma() or loadEma(). */
-  constructor(arena, build, tracked, keys, byLitEmaKeys = false) {
-    super(arena, build, tracked, keys);
+  constructor(arena, build, tracked, keys, recipe, modes, byLitEmaKeys = false) {
+    super(arena, build, tracked, keys, recipe);
+    this.#modes = modes.slice();
     this.#byLitEmaKeys = byLitEmaKeys;
   }
 
@@ -168,18 +258,45 @@ export class Ema extends BaseEma {
   // ---- the EMA step --------------------------------------------------------
 
   /**
-   * LitEma.forward(model): one EMA step over every tracked parameter.
-   * Returns the decay the step used (float32 value).
+   * One EMA step over every tracked entry, as the recipe's library does it
+   * (LitEma.forward(model), EMAModel.step(parameters), ...). `options.step`
+   * is timm's `step` argument (timm only). Returns what the step did:
+   * { action: 'averaged' | 'copied' | 'skipped', decay, weight, counter,
+   * overwrote, copiedFirst, nonFinite } (see README, "Recipes").
    */
-  update(params) {
+  update(params, options = undefined) {
     Ema.#check(this, 'update');
+    const recipe = recipeOf(this);
+    const step = readUpdateOptions(options, recipe.recipe, 'update');
     const entries = resolveParams(params, 'update');
     const arena = enter(this, 'update');
-    const arrays = this.#matchTracked(entries, 'update');
-    checkFree('update', () => targetsOf(arrays), 'read');
+    const { arrays, modes } = this.#matchTracked(entries, 'update');
+    // Keras overwrites the model's variables with their averages every N steps.
+    const overwrites = recipe.options.emaOverwriteFrequency != null;
+    checkFree('update', () => targetsOf(arrays), overwrites ? 'write' : 'read');
     checkCounter(this, arena, 'update');
+    if (recipe.schedule.nonfinite !== NONFINITE.allow) {
+      const found = findNonFinite(arrays, modes);
+      if (found !== null) {
+        if (recipe.schedule.nonfinite === NONFINITE.throw) {
+          throw new RangeError(
+            `ema-wasm: update: parameter '${clip(found.name)}' holds ${found.value} at index ${found.index}; ` +
+              "the step was refused and nothing changed (options.nonFinite is 'throw')",
+          );
+        }
+        return { action: 'skipped', decay: 0, weight: 0, counter: arena.counter, overwrote: false, copiedFirst: false, nonFinite: true };
+      }
+    }
     // Everything is checked: from here on nothing can fail.
-    return arena.update(arrays);
+    if (modes !== this.#modes) {
+      modes.forEach((mode, slot) => {
+        if (mode !== this.#modes[slot]) arena.setSlotMode(slot, mode, 'update');
+      });
+      this.#modes = modes;
+    }
+    const result = arena.update(arrays, step);
+    if (result.overwrote) arena.copyShadowsInto(arrays);
+    return result;
   }
 
   // ---- swapping weights ----------------------------------------------------
@@ -189,9 +306,9 @@ export class Ema extends BaseEma {
     Ema.#check(this, 'copyTo');
     const entries = resolveParams(params, 'copyTo');
     const arena = enter(this, 'copyTo');
-    const arrays = this.#matchTracked(entries, 'copyTo');
+    const { arrays } = this.#matchTracked(entries, 'copyTo');
     checkFree('copyTo', () => targetsOf(arrays), 'write');
-    arena.copyShadowsInto(arrays);
+    arena.copyShadowsInto(arrays, readDivisor(arena, 'copyTo'));
   }
 
   /** LitEma.store(parameters): snapshots every array given, trainable or not. */
@@ -225,14 +342,15 @@ export class Ema extends BaseEma {
     }
     const entries = resolveParams(params, 'withEma');
     const arena = enter(this, 'withEma');
-    const trackedArrays = this.#matchTracked(entries, 'withEma');
+    const { arrays: trackedArrays } = this.#matchTracked(entries, 'withEma');
+    const divisor = readDivisor(arena, 'withEma');
     let stored;
     return scopeOf(this).run('withEma', () => owner(this), targetsOf(entries), {
       store: () => {
         this.#storeEntries(arena, entries, 'withEma');
         stored = this.#matchStored(entries, 'withEma');
       },
-      swapIn: () => arena.copyShadowsInto(trackedArrays),
+      swapIn: () => arena.copyShadowsInto(trackedArrays, divisor),
       restore: () => this.#restoreInto(arena, stored, 'withEma'),
     }, fn);
   }
@@ -276,36 +394,45 @@ export class Ema extends BaseEma {
   }
 
   /**
-   * Checks resolved entries against the tracked set; returns the tracked
-   * entries in slot order. Untrainable entries are skipped, as LitEma skips
-   * them, unless they are tracked, which LitEma asserts against. The common
-   * call, exactly the tracked entries in creation order, is recognised first:
-   * with thousands of small tensors the general match costs more than the
-   * update itself.
+   * Checks resolved entries against the tracked set; returns { arrays: the
+   * tracked entries in slot order, modes: each slot's treatment now }.
+   * Entries the recipe does not keep are skipped (LitEma skips untrainable
+   * parameters); a tracked entry passed as one it would not keep is refused,
+   * as LitEma asserts. `modes` is the EMA's own array when nothing changed
+   * (diffusers copies a parameter frozen since the last step). The common
+   * call, exactly the tracked entries in creation order, is recognised
+   * first: with thousands of small tensors the general match costs more than
+   * the update itself.
    */
   #matchTracked(entries, method) {
-    const { names, lengths, slotOf } = tracked(this);
+    const { names, lengths, dtypes, slotOf } = tracked(this);
+    const { recipe, options } = recipeOf(this);
+    const modes = this.#modes;
     if (entries.length === names.length) {
       let slot = 0;
       for (; slot < names.length; slot++) {
         const entry = entries[slot];
-        if (entry.name !== names[slot] || !entry.trainable || entry.length !== lengths[slot] || entry.unusable !== null) {
+        if (entry.name !== names[slot] || entry.length !== lengths[slot] || entry.unusable !== null ||
+            entry.dtype !== dtypes[slot] || treatmentOf(recipe, options, entry) !== modes[slot]) {
           break;
         }
       }
-      if (slot === names.length) return entries;
+      if (slot === names.length) return { arrays: entries, modes };
     }
     refuseUnusable(entries, method);
     refuseDuplicates(entries, method);
     const arrays = new Array(names.length);
+    let changed = null;
     const unknown = [];
     for (const entry of entries) {
-      const { name, length, trainable } = entry;
+      const { name, length } = entry;
       let slot = slotOf.get(name);
       if (slot === undefined && this.#byLitEmaKeys) slot = slotOf.get(shadowKey(name));
-      if (!trainable) {
+      const treatment = treatmentOf(recipe, options, entry);
+      if (treatment === 'skip') {
         if (slot !== undefined) {
-          throw new Error(`ema-wasm: ${method}: parameter '${clip(name)}' is tracked but was passed with trainable: false`);
+          const passed = entry.trainable || entry.buffer ? `as ${entryKind(entry)}` : 'with trainable: false';
+          throw new Error(`ema-wasm: ${method}: parameter '${clip(name)}' is tracked but was passed ${passed}`);
         }
         continue;
       }
@@ -313,8 +440,13 @@ export class Ema extends BaseEma {
         unknown.push(name);
         continue;
       }
+      if (entry.dtype !== dtypes[slot]) {
+        throw new Error(
+          `ema-wasm: ${method}: parameter '${clip(name)}' is ${entryKind(entry)}; its shadow holds ${DTYPE_WORDS[dtypes[slot]]}`,
+        );
+      }
       if (length !== lengths[slot]) {
-        throw new Error(`ema-wasm: ${method}: parameter '${clip(name)}' has ${length} elements; its shadow has ${lengths[slot]}`);
+        throw new Error(`ema-wasm: ${method}: parameter '${clip(name)}' has ${entry.elements} elements; its shadow has ${elementsOf(lengths[slot], dtypes[slot])}`);
       }
       if (arrays[slot] !== undefined) {
         // Only by LitEma's rule can two names reach one slot ('a.bc' and 'ab.c').
@@ -324,18 +456,25 @@ export class Ema extends BaseEma {
         );
       }
       arrays[slot] = entry;
+      if (treatment !== modes[slot]) {
+        changed ??= modes.slice();
+        changed[slot] = treatment;
+      }
     }
     if (unknown.length > 0) {
       throw new Error(
-        `ema-wasm: ${method}: unknown trainable parameters ${quoteList(unknown)}; ` +
-          'pass them with trainable: false or create the EMA with them',
+        recipe === 'litema'
+          ? `ema-wasm: ${method}: unknown trainable parameters ${quoteList(unknown)}; ` +
+              'pass them with trainable: false or create the EMA with them'
+          : `ema-wasm: ${method}: unknown parameters ${quoteList(unknown)}: ${RECIPES[recipe].title} keeps them, ` +
+              'but this EMA was not created with them',
       );
     }
     const missing = names.filter((_, slot) => arrays[slot] === undefined);
     if (missing.length > 0) {
       throw new Error(`ema-wasm: ${method}: missing tracked parameters ${quoteList(missing)}`);
     }
-    return arrays;
+    return { arrays, modes: changed ?? modes };
   }
 
   #storeChecked(arena, entries, method) {
@@ -438,6 +577,46 @@ export class Ema extends BaseEma {
       );
     }
   }
+}
+
+/** How a slot's words read as elements, for messages. */
+function elementsOf(words, dtype) {
+  return dtype === 'i64' ? words / 2 : words;
+}
+
+/**
+ * update()'s options, read once: timm's `step` (a safe integer), which only
+ * timm takes; undefined when none is given.
+ */
+function readUpdateOptions(options, recipe, method) {
+  if (options === undefined) return undefined;
+  const { step } = readOptions(options, ['step'], method);
+  if (step === undefined) return undefined;
+  if (recipe !== 'timm') {
+    throw new TypeError(
+      `ema-wasm: ${method}: options.step is timm's step argument; recipe '${recipe}' counts its own steps (see ema.counter)`,
+    );
+  }
+  if (!Number.isSafeInteger(step)) {
+    throw new TypeError(`ema-wasm: ${method}: options.step must be an integer, got ${describe(step)}`);
+  }
+  return step;
+}
+
+/**
+ * The first NaN or infinity in an averaged array, as { name, index, value },
+ * or null. x - x is 0 exactly when x is finite.
+ */
+function findNonFinite(arrays, modes) {
+  for (let slot = 0; slot < arrays.length; slot++) {
+    if (modes[slot] !== 'average') continue;
+    const { data, name, length } = arrays[slot];
+    for (let i = 0; i < length; i++) {
+      const value = data[i];
+      if (value - value !== 0) return { name, index: i, value: String(value) };
+    }
+  }
+  return null;
 }
 
 /** What calls on these entries touch, for the scopes (scope.js). */

@@ -41,9 +41,14 @@ export function checkSavableText(text, what, method, { allowNul = false } = {}) 
 /**
  * Returns the shadow keys of `names` (in order), or throws an Error naming
  * every parameter whose key is empty, reserved, or shared with another, or
- * whose name could not be saved and loaded back.
+ * whose name could not be saved and loaded back. Only LitEma removes dots
+ * (`litEma`); every other recipe keeps a shadow under its parameter's name.
  */
-export function shadowKeysFor(names, method = 'createEma') {
+export function shadowKeysFor(names, method = 'createEma', litEma = true) {
+  if (!litEma) {
+    for (const name of names) checkSavableText(name, `parameter name '${clip(name)}'`, method);
+    return names.slice();
+  }
   const owners = new Map();
   for (const name of names) {
     checkSavableText(name, `parameter name '${clip(name)}'`, method);

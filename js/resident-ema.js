@@ -4,10 +4,11 @@
 // in, and each is one call into Wasm.
 
 import { BaseEma, emaInternals } from './base-ema.js';
-import { wrongReceiver } from './describe.js';
+import { describe, wrongReceiver } from './describe.js';
+import { readOptions } from './resolve.js';
 import { checkFree, memoryTarget } from './scope.js';
 
-const { enter, scopeOf, slotFor, checkCounter, owner } = emaInternals;
+const { enter, scopeOf, slotFor, checkCounter, owner, recipeOf } = emaInternals;
 
 export class ResidentEma extends BaseEma {
   // The brand of this kind (methods check it); the arena keeps what is stored.
@@ -31,12 +32,34 @@ export class ResidentEma extends BaseEma {
     return arena.paramView(slotFor(this, name, 'param'));
   }
 
-  /** LitEma.forward(model) over the resident parameters; returns the decay used. */
-  update(params) {
+  /**
+   * One EMA step over the resident parameters (LitEma.forward(model), or the
+   * recipe's own); returns what it did, as Ema.update() does. The first
+   * argument must be undefined; `options.step` is timm's step (timm only).
+   * A Keras overwrite writes the averages into the resident parameters.
+   */
+  update(params, options = undefined) {
     ResidentEma.#check(this, 'update', params);
-    const arena = this.#enter('update', 'read');
+    const { recipe } = recipeOf(this);
+    let step;
+    if (options !== undefined) {
+      step = readOptions(options, ['step'], 'update').step;
+      if (step !== undefined && recipe !== 'timm') {
+        throw new TypeError(`ema-wasm: update: options.step is timm's step argument; recipe '${recipe}' counts its own steps`);
+      }
+      if (step !== undefined && !Number.isSafeInteger(step)) {
+        throw new TypeError(`ema-wasm: update: options.step must be an integer, got ${describe(step)}`);
+      }
+    }
+    const arena = this.#enter('update', recipeOf(this).options.emaOverwriteFrequency != null ? 'write' : 'read');
     checkCounter(this, arena, 'update');
-    return arena.updateResident('update');
+    const result = arena.updateResident(step, 'update');
+    if (result === null) {
+      throw new RangeError(
+        "ema-wasm: update: a resident parameter holds NaN or an infinity; the step was refused and nothing changed (options.nonFinite is 'throw')",
+      );
+    }
+    return result;
   }
 
   /** LitEma.copy_to(model): the shadows into the resident parameters. */

@@ -11,12 +11,15 @@
 // checked entries, still without running user code.
 //
 // Accepted forms of `params`:
-//   [{ name, data, shape?, trainable? }, ...]   (trainable defaults to true)
+//   [{ name, data, shape?, trainable?, buffer? }, ...]
+//       trainable defaults to true, buffer (a model buffer such as BatchNorm's
+//       statistics, not a parameter) to false; a buffer's data may also be an
+//       Int32Array or a BigInt64Array
 //   new Map([[name, Float32Array], ...])
 //   { [name]: Float32Array }
 
 import { clip, describe, quoteList } from './describe.js';
-import { lengthOf, pinnedView, typedArrayKind, unusableReason } from './typed-arrays.js';
+import { bufferOf, byteOffsetOf, lengthOf, pinnedView, typedArrayKind, unusableReason } from './typed-arrays.js';
 
 /** Dimensions a shape may have: the safetensors loader reads at most 32 (EMA_ST_MAX_RANK). */
 export const MAX_RANK = 32;
@@ -141,8 +144,9 @@ function readEntries(params, method) {
       const givenShape = item.shape;
       const shape = givenShape === undefined ? undefined : readShape(givenShape, method, name, index);
       const trainable = item.trainable;
+      const buffer = item.buffer;
       // Every field an entry will have, so that checkEntry does not reshape it.
-      raw.push({ name, data, shape, trainable, where: index, length: 0, unusable: null });
+      raw.push({ name, data, shape, trainable, buffer, dtype: 'f32', elements: 0, where: index, length: 0, unusable: null });
     }
     return raw;
   }
@@ -155,7 +159,7 @@ function readEntries(params, method) {
   }
   const where = kind === 'map' ? 'a Map key' : 'an object key';
   return pairs.map(({ name, value }) => ({
-    name, data: value, shape: undefined, trainable: undefined, where, length: 0, unusable: null,
+    name, data: value, shape: undefined, trainable: undefined, buffer: undefined, dtype: 'f32', elements: 0, where, length: 0, unusable: null,
   }));
 }
 
@@ -181,36 +185,58 @@ function checkShape(shape, length, method, name) {
  * costs). Runs no user code unless it throws.
  */
 function checkEntry(record, method) {
-  const { name, data, shape, trainable } = record;
+  const { name, data, shape, trainable, buffer } = record;
   if (typeof name !== 'string') {
     throw new TypeError(`ema-wasm: ${method}: ${whereOf(record)}.name must be a string, got ${describe(name)}`);
   }
   if (name.length === 0) {
     throw new Error(`ema-wasm: ${method}: ${whereOf(record)}.name is empty; every parameter needs a name`);
   }
-  if (typedArrayKind(data) !== 'Float32Array') {
-    throw new TypeError(`ema-wasm: ${method}: parameter '${clip(name)}' must be a Float32Array, got ${describe(data)}`);
+  if (buffer !== undefined && typeof buffer !== 'boolean') {
+    throw new TypeError(`ema-wasm: ${method}: parameter '${clip(name)}'.buffer must be a boolean, got ${describe(buffer)}`);
+  }
+  const kind = typedArrayKind(data);
+  const dtype = DTYPE_OF_KIND[kind];
+  if (kind !== 'Float32Array' && !(buffer === true && dtype !== undefined)) {
+    const allowed = buffer === true ? 'a Float32Array, Int32Array or BigInt64Array' : 'a Float32Array';
+    const hint = dtype !== undefined ? ' (an integer buffer, such as a step count, is passed with buffer: true)' : '';
+    throw new TypeError(`ema-wasm: ${method}: parameter '${clip(name)}' must be ${allowed}, got ${describe(data)}${hint}`);
   }
   if (trainable !== undefined && typeof trainable !== 'boolean') {
     throw new TypeError(`ema-wasm: ${method}: parameter '${clip(name)}'.trainable must be a boolean, got ${describe(trainable)}`);
   }
-  const length = lengthOf(data);
-  const unusable = unusableReason(data, length);
+  const elements = lengthOf(data);
+  const unusable = unusableReason(data, elements);
+  // Integer buffers travel as the raw 32-bit words of their bytes: every
+  // recipe copies them bit for bit, so the core never reads them as floats.
+  const length = dtype === 'i64' ? elements * 2 : elements;
   if (unusable === null) {
-    if (shape !== undefined) checkShape(shape, length, method, name);
-    record.data = pinnedView(data, length, Float32Array);
+    if (shape !== undefined) checkShape(shape, elements, method, name);
+    record.data = dtype === 'f32' ? pinnedView(data, elements, Float32Array) : wordsOf(data, length);
   }
+  record.dtype = dtype;
+  record.elements = elements;
   record.length = length;
   record.trainable = trainable ?? true;
+  record.buffer = buffer ?? false;
   record.unusable = unusable;
   return record;
 }
 
+/** The typed arrays an entry may hold, by dtype (safetensors spelling in state.js). */
+const DTYPE_OF_KIND = Object.freeze({ __proto__: null, Float32Array: 'f32', Int32Array: 'i32', BigInt64Array: 'i64' });
+
+/** The bytes of an integer array as `words` float32 slots (a view: no copy). */
+function wordsOf(array, words) {
+  return new Float32Array(bufferOf(array), byteOffsetOf(array), words);
+}
+
 /**
  * Reads `params` once and checks each entry. Returns [{ name, data, length,
- * shape, trainable, unusable }] in the caller's order, where `data` is a
- * Float32Array of exactly `length` elements that stays so for as long as no
- * user code runs, `shape` is a checked copy or undefined (meaning [length]),
+ * shape, trainable, buffer, dtype, elements, unusable }] in the caller's
+ * order, where `data` is a Float32Array of exactly `length` elements that
+ * stays so for as long as no user code runs (for an integer buffer, a view
+ * of its bytes as 32-bit words: dtype 'i32' or 'i64', `elements` integers), `shape` is a checked copy or undefined (meaning [length]),
  * and `unusable` says why an array cannot be read or written (a detached
  * buffer), or is null. Throws TypeError for wrong types and RangeError for
  * values out of range. Names may repeat: each caller that matches by name

@@ -14,7 +14,12 @@
 #include "abi.h"
 #include "arena.h"
 #include "ema_stream.h"
+#include "kernels/f32-vfma.h"
+#include "kernels/f32-vkeras.h"
+#include "kernels/f32-vlerp.h"
 #include "kernels/f32-vupdate.h"
+
+float ema_debias_divisor(double decay, int64_t count); /* src/schedule.c */
 
 typedef struct ema_region {
     float* base;       /* one 64-byte aligned allocation for all arrays */
@@ -25,12 +30,15 @@ typedef struct ema_region {
 } ema_region;
 
 struct ema_ctx {
-    float decay;
-    int32_t num_updates;
-    float step_weight; /* one_minus_decay of the step opened by ema_step_begin */
+    ema_schedule schedule;
+    int64_t counter; /* the recipe's counter (LitEma's num_updates) */
+    bool initted;    /* ema-pytorch's `initted`: an average has happened */
+    ema_step_info step; /* the step opened by ema_step_begin_at */
     bool step_open;
 
     ema_region shadows;
+    uint8_t* slot_modes;   /* ema_slot_mode of each slot */
+    uint32_t copy_slots;   /* how many slots are EMA_SLOT_COPY */
     float* staging;       /* EMA_STAGING_FLOATS floats */
     ema_segment* segments; /* EMA_SEGMENT_CAPACITY entries */
 
@@ -106,11 +114,32 @@ uint32_t ema_region_bytes_per_array(void) {
 
 ema_status ema_create(ema_ctx** out, float decay, int use_num_updates, uint32_t slot_count,
                       const uint32_t* slot_lengths) {
-    if (out == NULL || (slot_count != 0 && slot_lengths == NULL)) {
+    ema_schedule schedule;
+    (void)ema_schedule_defaults(&schedule, EMA_RECIPE_LITEMA);
+    if (!is_valid_decay(decay)) {
+        return out == NULL ? EMA_ERROR_NULL_ARGUMENT : EMA_ERROR_INVALID_DECAY;
+    }
+    schedule.decay = decay;
+    schedule.warmup = use_num_updates ? 1u : 0u;
+    return ema_create_scheduled(out, &schedule, slot_count, slot_lengths);
+}
+
+/* The counter a fresh context of `schedule` starts from: LitEma's and
+ * torch_ema's num_updates is -1 (None) without warmup. */
+static int64_t initial_counter(const ema_schedule* schedule) {
+    const bool counts_warmup =
+        schedule->recipe == EMA_RECIPE_LITEMA || schedule->recipe == EMA_RECIPE_TORCH_EMA;
+    return counts_warmup && !schedule->warmup ? -1 : 0;
+}
+
+ema_status ema_create_scheduled(ema_ctx** out, const ema_schedule* schedule, uint32_t slot_count,
+                                const uint32_t* slot_lengths) {
+    if (out == NULL || schedule == NULL || (slot_count != 0 && slot_lengths == NULL)) {
         return EMA_ERROR_NULL_ARGUMENT;
     }
-    if (!is_valid_decay(decay)) {
-        return EMA_ERROR_INVALID_DECAY;
+    const ema_status valid = ema_schedule_check(schedule);
+    if (valid != EMA_OK) {
+        return valid;
     }
     if (slot_count > EMA_MAX_SLOTS) {
         return EMA_ERROR_TOO_MANY_SLOTS;
@@ -127,14 +156,15 @@ ema_status ema_create(ema_ctx** out, float decay, int use_num_updates, uint32_t 
     }
     ctx->staging = ema_arena_alloc(EMA_STAGING_FLOATS * sizeof(float));
     ctx->segments = malloc(EMA_SEGMENT_CAPACITY * sizeof(ema_segment));
-    if (ctx->staging == NULL || ctx->segments == NULL) {
+    ctx->slot_modes = calloc(slot_count ? slot_count : 1, 1); /* EMA_SLOT_AVERAGE */
+    if (ctx->staging == NULL || ctx->segments == NULL || ctx->slot_modes == NULL) {
         ema_destroy(ctx);
         return EMA_ERROR_OUT_OF_MEMORY;
     }
     memset(ctx->shadows.base, 0, ctx->shadows.byte_size);
 
-    ctx->decay = decay;
-    ctx->num_updates = use_num_updates ? 0 : -1;
+    ctx->schedule = *schedule;
+    ctx->counter = initial_counter(schedule);
     *out = ctx;
     return EMA_OK;
 }
@@ -149,13 +179,14 @@ void ema_destroy(ema_ctx* ctx) {
     ema_arena_free(ctx->resident_backup);
     ema_arena_free(ctx->staging);
     free(ctx->segments);
+    free(ctx->slot_modes);
     free(ctx);
 }
 
 /* ------------------------------------------------------------------------ */
 
 float ema_decay(const ema_ctx* ctx) {
-    return ctx != NULL ? ctx->decay : __builtin_nanf("");
+    return ctx != NULL ? (float)ctx->schedule.decay : __builtin_nanf("");
 }
 
 ema_status ema_set_decay(ema_ctx* ctx, float decay) {
@@ -165,30 +196,110 @@ ema_status ema_set_decay(ema_ctx* ctx, float decay) {
     if (!is_valid_decay(decay)) {
         return EMA_ERROR_INVALID_DECAY;
     }
-    ctx->decay = decay;
+    ctx->schedule.decay = decay;
     return EMA_OK;
 }
 
 int32_t ema_num_updates(const ema_ctx* ctx) {
-    return ctx != NULL ? ctx->num_updates : INT32_MIN;
+    if (ctx == NULL) {
+        return INT32_MIN;
+    }
+    return ctx->counter <= INT32_MAX ? (int32_t)ctx->counter : INT32_MAX;
 }
 
 ema_status ema_set_num_updates(ema_ctx* ctx, int32_t num_updates) {
-    if (ctx == NULL) {
-        return EMA_ERROR_NULL_ARGUMENT;
-    }
-    if (num_updates < -1) {
-        return EMA_ERROR_INVALID_COUNTER;
-    }
-    if (num_updates > EMA_MAX_NUM_UPDATES) {
-        return EMA_ERROR_COUNTER_OVERFLOW;
-    }
-    ctx->num_updates = num_updates;
-    return EMA_OK;
+    return ema_set_counter(ctx, num_updates);
 }
 
 ema_status ema_reset_num_updates(ema_ctx* ctx) {
-    return ema_set_num_updates(ctx, 0);
+    return ema_set_counter(ctx, 0);
+}
+
+int64_t ema_counter(const ema_ctx* ctx) {
+    return ctx != NULL ? ctx->counter : INT64_MIN;
+}
+
+ema_status ema_set_counter(ema_ctx* ctx, int64_t counter) {
+    if (ctx == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    const uint32_t recipe = ctx->schedule.recipe;
+    const int64_t lowest = recipe == EMA_RECIPE_LITEMA || recipe == EMA_RECIPE_TORCH_EMA ? -1 : 0;
+    const int64_t highest = recipe == EMA_RECIPE_LITEMA     ? EMA_MAX_NUM_UPDATES
+                            : recipe == EMA_RECIPE_DEBIASED ? INT32_MAX
+                                                            : EMA_MAX_COUNTER;
+    if (counter < lowest) {
+        return EMA_ERROR_INVALID_COUNTER;
+    }
+    if (counter > highest) {
+        return EMA_ERROR_COUNTER_OVERFLOW;
+    }
+    ctx->counter = counter;
+    return EMA_OK;
+}
+
+int ema_initted(const ema_ctx* ctx) {
+    return ctx != NULL && ctx->initted;
+}
+
+ema_status ema_set_initted(ema_ctx* ctx, int initted) {
+    if (ctx == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    ctx->initted = initted != 0;
+    return EMA_OK;
+}
+
+ema_status ema_get_schedule(const ema_ctx* ctx, ema_schedule* out) {
+    if (ctx == NULL || out == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    *out = ctx->schedule;
+    return EMA_OK;
+}
+
+ema_status ema_set_schedule(ema_ctx* ctx, const ema_schedule* schedule) {
+    if (ctx == NULL || schedule == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    const ema_status valid = ema_schedule_check(schedule);
+    if (valid != EMA_OK) {
+        return valid;
+    }
+    if (schedule->recipe != ctx->schedule.recipe) {
+        return EMA_ERROR_INVALID_ARGUMENT; /* the counter means another thing */
+    }
+    ctx->schedule = *schedule;
+    return EMA_OK;
+}
+
+ema_status ema_set_slot_mode(ema_ctx* ctx, uint32_t slot, uint32_t mode) {
+    if (ctx == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    if (slot >= ctx->shadows.count) {
+        return EMA_ERROR_SLOT_INDEX;
+    }
+    if (mode != EMA_SLOT_AVERAGE && mode != EMA_SLOT_COPY) {
+        return EMA_ERROR_INVALID_ARGUMENT;
+    }
+    ctx->copy_slots += (mode == EMA_SLOT_COPY) - (ctx->slot_modes[slot] == EMA_SLOT_COPY);
+    ctx->slot_modes[slot] = (uint8_t)mode;
+    return EMA_OK;
+}
+
+uint32_t ema_get_slot_mode(const ema_ctx* ctx, uint32_t slot) {
+    return ctx != NULL && slot < ctx->shadows.count ? ctx->slot_modes[slot] : EMA_SLOT_AVERAGE;
+}
+
+float ema_read_divisor(const ema_ctx* ctx) {
+    if (ctx == NULL) {
+        return __builtin_nanf("");
+    }
+    if (ctx->schedule.recipe != EMA_RECIPE_DEBIASED || !ctx->schedule.debias) {
+        return 1.0f;
+    }
+    return ctx->counter > 0 ? ema_debias_divisor(ctx->schedule.decay, ctx->counter) : 0.0f;
 }
 
 uint32_t ema_slot_count(const ema_ctx* ctx) {
@@ -234,31 +345,122 @@ size_t ema_byte_length(const ema_ctx* ctx) {
 
 /* ------------------------------------------------------------------------ */
 
-float ema_warmup_decay(float decay, int32_t num_updates) {
-    /* torch: (1 + n) / (10 + n) on int32 tensors is a true division in float32. */
-    const float ratio = (float)(1 + (int64_t)num_updates) / (float)(10 + (int64_t)num_updates);
-    /* Python's min(decay, ratio) returns decay unless ratio is smaller. */
-    return ratio < decay ? ratio : decay;
-}
-
-/* Advances the counter and returns the decay of the new step. Call only after
- * checking that the counter can advance. */
-static float advance_step(ema_ctx* ctx) {
-    float decay = ctx->decay;
-    if (ctx->num_updates >= 0) {
-        ctx->num_updates += 1;
-        decay = ema_warmup_decay(ctx->decay, ctx->num_updates);
+/* The step's kernel over n elements: the schedule's rounding with the step's
+ * weights. `param` may equal `shadow`. */
+static void average_into(const ema_ctx* ctx, size_t n, const float* param, float* shadow) {
+    const ema_step_info* step = &ctx->step;
+    switch ((ema_rounding)ctx->schedule.rounding) {
+        case EMA_ROUNDING_UNFUSED:
+            ema_f32_vupdate_ukernel_best(n, param, shadow, step->weight);
+            return;
+        case EMA_ROUNDING_LERP:
+            ema_f32_vlerp_ukernel_best(n, param, shadow, step->weight);
+            return;
+        case EMA_ROUNDING_FUSED:
+            ema_f32_vfma_ukernel_best(n, param, shadow, step->weight);
+            return;
+        case EMA_ROUNDING_TWO_PRODUCTS:
+            ema_f32_vkeras_ukernel_best(n, param, shadow, step->kernel_decay, step->weight);
+            return;
+        case EMA_ROUNDING_LIMIT:
+            return; /* refused by ema_schedule_check */
     }
-    ctx->step_weight = 1.0f - decay;
-    ctx->step_open = true;
-    return decay;
 }
 
-static bool counter_can_advance(const ema_ctx* ctx) {
-    return ctx->num_updates < EMA_MAX_NUM_UPDATES;
+/* Applies the open step to n elements of one slot's shadow (from `offset`),
+ * taking the parameter's values from `param`: what the step's action and the
+ * slot's mode say. */
+static void apply_to_slot(const ema_ctx* ctx, uint32_t slot, uint32_t offset, size_t n,
+                          const float* param) {
+    if (n == 0) {
+        return;
+    }
+    float* shadow = region_array(&ctx->shadows, slot) + offset;
+    const uint32_t action = ctx->step.action;
+    if (action == EMA_ACTION_COPY || ctx->slot_modes[slot] == EMA_SLOT_COPY) {
+        memmove(shadow, param, n * sizeof(float));
+        return;
+    }
+    if (action == EMA_ACTION_COPY_AND_AVERAGE) {
+        /* ema-pytorch copies the model in, then averages it with itself. */
+        memmove(shadow, param, n * sizeof(float));
+        average_into(ctx, n, shadow, shadow);
+        return;
+    }
+    average_into(ctx, n, param, shadow);
 }
 
-ema_status ema_update(ema_ctx* ctx, const float* const* params, float* decay_used) {
+static bool all_finite(const float* values, size_t n) {
+    /* x - x is 0 for every finite x and NaN otherwise; or-ing the bits of
+     * the differences is branch-free and vectorises. */
+    uint32_t any_nan = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float difference = values[i] - values[i];
+        uint32_t bits;
+        memcpy(&bits, &difference, sizeof bits);
+        any_nan |= bits & 0x7fffffffu;
+    }
+    return any_nan == 0;
+}
+
+/* Whether every averaged parameter is finite; `param_of(i)` gives slot i's. */
+static bool averaged_params_finite(const ema_ctx* ctx, const float* const* params,
+                                   const float* resident) {
+    for (uint32_t i = 0; i < ctx->shadows.count; i++) {
+        if (ctx->slot_modes[i] == EMA_SLOT_COPY) {
+            continue; /* copied bit for bit: integer buffers are not floats */
+        }
+        const float* param = params != NULL ? params[i] : resident + ctx->shadows.offsets[i];
+        if (!all_finite(param, ctx->shadows.lengths[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Plans the next step and makes it the open one: the counter advances.
+ * Nothing changes on failure. */
+static ema_status open_step(ema_ctx* ctx, int64_t step, ema_step_info* info) {
+    ema_step_info planned;
+    const ema_status status = ema_plan_step(&ctx->schedule, ctx->counter, ctx->initted, step, &planned);
+    if (status != EMA_OK) {
+        return status;
+    }
+    ctx->counter = planned.counter;
+    if (planned.action == EMA_ACTION_COPY_AND_AVERAGE) {
+        ctx->initted = true;
+    }
+    ctx->step = planned;
+    ctx->step_open = planned.action != EMA_ACTION_SKIP;
+    if (info != NULL) {
+        *info = planned;
+    }
+    return EMA_OK;
+}
+
+/* The non-finite check of a whole step, before it opens: EMA_OK to go on,
+ * EMA_ERROR_NONFINITE, or a skipped step reported in *info (1 returned). */
+static int refuse_nonfinite(const ema_ctx* ctx, const float* const* params, const float* resident,
+                            ema_step_info* info, ema_status* status) {
+    *status = EMA_OK;
+    if (ctx->schedule.nonfinite == EMA_NONFINITE_ALLOW ||
+        averaged_params_finite(ctx, params, resident)) {
+        return 0;
+    }
+    if (ctx->schedule.nonfinite == EMA_NONFINITE_ERROR) {
+        *status = EMA_ERROR_NONFINITE;
+        return 1;
+    }
+    if (info != NULL) {
+        memset(info, 0, sizeof *info);
+        info->counter = ctx->counter;
+        info->action = EMA_ACTION_SKIP_NONFINITE;
+    }
+    return 1;
+}
+
+ema_status ema_update_at(ema_ctx* ctx, const float* const* params, int64_t step,
+                         ema_step_info* info) {
     if (ctx == NULL || (ctx->shadows.count != 0 && params == NULL)) {
         return EMA_ERROR_NULL_ARGUMENT;
     }
@@ -267,35 +469,47 @@ ema_status ema_update(ema_ctx* ctx, const float* const* params, float* decay_use
             return EMA_ERROR_NULL_ARGUMENT;
         }
     }
-    if (!counter_can_advance(ctx)) {
-        return EMA_ERROR_COUNTER_OVERFLOW;
+    ema_status status;
+    if (refuse_nonfinite(ctx, params, NULL, info, &status)) {
+        return status;
     }
-
-    const float decay = advance_step(ctx);
-    for (uint32_t i = 0; i < ctx->shadows.count; i++) {
-        ema_f32_vupdate_ukernel_best(ctx->shadows.lengths[i], params[i],
-                                     region_array(&ctx->shadows, i), ctx->step_weight);
+    status = open_step(ctx, step, info);
+    if (status != EMA_OK) {
+        return status;
+    }
+    if (ctx->step_open) {
+        for (uint32_t i = 0; i < ctx->shadows.count; i++) {
+            apply_to_slot(ctx, i, 0, ctx->shadows.lengths[i], params[i]);
+        }
     }
     /* A whole step is done: a stray ema_step_apply must not apply it again. */
     ctx->step_open = false;
-    if (decay_used != NULL) {
-        *decay_used = decay;
-    }
     return EMA_OK;
 }
 
-ema_status ema_step_begin(ema_ctx* ctx, float* decay_used) {
+ema_status ema_update(ema_ctx* ctx, const float* const* params, float* decay_used) {
+    ema_step_info info;
+    const ema_status status = ema_update_at(ctx, params, EMA_NO_STEP, &info);
+    if (status == EMA_OK && decay_used != NULL) {
+        *decay_used = (float)info.decay;
+    }
+    return status;
+}
+
+ema_status ema_step_begin_at(ema_ctx* ctx, int64_t step, ema_step_info* info) {
     if (ctx == NULL) {
         return EMA_ERROR_NULL_ARGUMENT;
     }
-    if (!counter_can_advance(ctx)) {
-        return EMA_ERROR_COUNTER_OVERFLOW;
+    return open_step(ctx, step, info);
+}
+
+ema_status ema_step_begin(ema_ctx* ctx, float* decay_used) {
+    ema_step_info info;
+    const ema_status status = ema_step_begin_at(ctx, EMA_NO_STEP, &info);
+    if (status == EMA_OK && decay_used != NULL) {
+        *decay_used = (float)info.decay;
     }
-    const float decay = advance_step(ctx);
-    if (decay_used != NULL) {
-        *decay_used = decay;
-    }
-    return EMA_OK;
+    return status;
 }
 
 /* How many elements of `size` bytes fit from `pointer` to the end of the
@@ -337,8 +551,7 @@ static ema_status apply_segments(ema_ctx* ctx, const ema_segment* segments, uint
 
     for (uint32_t i = 0; i < segment_count; i++) {
         const ema_segment segment = segments[i];
-        float* shadow = region_array(&ctx->shadows, segment.slot) + segment.offset;
-        ema_f32_vupdate_ukernel_best(segment.count, packed, shadow, ctx->step_weight);
+        apply_to_slot(ctx, segment.slot, segment.offset, segment.count, packed);
         packed += segment.count;
     }
     return EMA_OK;
@@ -416,24 +629,49 @@ float* ema_param(ema_ctx* ctx, uint32_t slot) {
     return ctx->params + ctx->shadows.offsets[slot];
 }
 
-ema_status ema_update_resident(ema_ctx* ctx, float* decay_used) {
+ema_status ema_update_resident_at(ema_ctx* ctx, int64_t step, ema_step_info* info) {
     if (ctx == NULL) {
         return EMA_ERROR_NULL_ARGUMENT;
     }
     if (ctx->params == NULL) {
         return EMA_ERROR_NOT_RESIDENT;
     }
-    if (!counter_can_advance(ctx)) {
-        return EMA_ERROR_COUNTER_OVERFLOW;
+    ema_status status;
+    if (refuse_nonfinite(ctx, NULL, ctx->params, info, &status)) {
+        return status;
     }
-    const float decay = advance_step(ctx);
-    ema_f32_vupdate_ukernel_best(ctx->shadows.byte_size / sizeof(float), ctx->params,
-                                 ctx->shadows.base, ctx->step_weight);
+    status = open_step(ctx, step, info);
+    if (status != EMA_OK) {
+        return status;
+    }
+    if (ctx->step_open) {
+        if (ctx->copy_slots == 0 && ctx->step.action == EMA_ACTION_AVERAGE) {
+            /* One kernel call over the whole region: padding is zero in both
+             * (0 - w*(0-0) = 0, and likewise for every rounding). */
+            average_into(ctx, ctx->shadows.byte_size / sizeof(float), ctx->params,
+                         ctx->shadows.base);
+        } else {
+            for (uint32_t i = 0; i < ctx->shadows.count; i++) {
+                apply_to_slot(ctx, i, 0, ctx->shadows.lengths[i],
+                              ctx->params + ctx->shadows.offsets[i]);
+            }
+        }
+        if (ctx->step.overwrite) {
+            /* Keras: the model's variables take their averages. */
+            memcpy(ctx->params, ctx->shadows.base, ctx->shadows.byte_size);
+        }
+    }
     ctx->step_open = false;
-    if (decay_used != NULL) {
-        *decay_used = decay;
-    }
     return EMA_OK;
+}
+
+ema_status ema_update_resident(ema_ctx* ctx, float* decay_used) {
+    ema_step_info info;
+    const ema_status status = ema_update_resident_at(ctx, EMA_NO_STEP, &info);
+    if (status == EMA_OK && decay_used != NULL) {
+        *decay_used = (float)info.decay;
+    }
+    return status;
 }
 
 ema_status ema_copy_to_resident(ema_ctx* ctx) {

@@ -37,6 +37,9 @@ const char* ema_status_string(ema_status status) {
         case EMA_ERROR_ST_GAP: return "bytes in the data section belong to no tensor";
         case EMA_ERROR_ST_BAD_METADATA: return "__metadata__ must be an object of string values";
         case EMA_ERROR_NOT_RESIDENT: return "the context has no resident parameters";
+        case EMA_ERROR_INVALID_SCHEDULE: return "unknown recipe or rounding, or an option out of range";
+        case EMA_ERROR_NONFINITE: return "a parameter holds NaN or an infinity";
+        case EMA_ERROR_INVALID_ARGUMENT: return "argument out of range";
     }
     return "unknown status";
 }

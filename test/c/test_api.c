@@ -212,7 +212,7 @@ static void test_abi_values(void) {
  * ---------------------------------------------------------------------- */
 
 static void test_status_strings(void) {
-    const int last = EMA_ERROR_NOT_RESIDENT;
+    const int last = EMA_ERROR_INVALID_ARGUMENT;
     for (int a = 0; a <= last; a++) {
         const char* sa = ema_status_string((ema_status)a);
         CHECK(sa != NULL && sa[0] != '\0', "status %d has a name", a);

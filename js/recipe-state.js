@@ -1,0 +1,293 @@
+// The state of every recipe but LitEma (whose state, with its dot-free keys,
+// is state.js's): the recipe's counters and options as scalars named as its
+// library names them, and each shadow under its parameter's name, in its own
+// element type. Both forms, state dicts (Maps of typed arrays) and
+// safetensors files, are read into one checked form before anything is
+// applied:
+//   { scalars: Map(key -> number | boolean), shadows: [{ key, dtype, data, length, shape }] }
+// where `data` holds the shadow's raw 32-bit words (integer buffers too).
+
+import { clip, describe } from './describe.js';
+import { readNamedValues } from './resolve.js';
+import { RECIPES } from './recipes.js';
+import { encodeSafetensors, parseSafetensors, tensorValues } from './safetensors.js';
+import { bufferOf, byteOffsetOf, lengthOf, pinnedView, typedArrayKind, unusableReason } from './typed-arrays.js';
+
+export const RECIPE_METADATA_KEY = 'ema_wasm.recipe';
+export const OPTIONS_METADATA_KEY = 'ema_wasm.options';
+export const KINDS_METADATA_KEY = 'ema_wasm.kinds';
+
+const MAX_COUNTER = Number.MAX_SAFE_INTEGER; // EMA_MAX_COUNTER
+
+// How each scalar is checked: the C core checks again (ema_set_schedule).
+const RULES = {
+  unit: { what: 'a number in [0, 1]', check: (v) => v >= 0 && v <= 1 },
+  positive: { what: 'a finite number above 0', check: (v) => v > 0 && v <= 1e300 },
+  nonNegative: { what: 'a finite number, 0 or more', check: (v) => v >= 0 && v <= 1e300 },
+  count: { what: `an integer from 0 to ${MAX_COUNTER}`, check: (v) => Number.isSafeInteger(v) && v >= 0 },
+  countFromOne: { what: `an integer from 1 to ${MAX_COUNTER}`, check: (v) => Number.isSafeInteger(v) && v >= 1 },
+  counterOrNone: { what: `-1 (None) or an integer from 0 to ${MAX_COUNTER}`, check: (v) => Number.isSafeInteger(v) && v >= -1 },
+  int32Count: { what: 'an integer from 0 to 2147483647', check: (v) => Number.isInteger(v) && v >= 0 && v <= 0x7fffffff },
+  flag: { what: 'a boolean', check: (v) => typeof v === 'boolean' },
+};
+
+const scalar = (key, dtype, target, rule) => ({ key, dtype, target, rule: RULES[rule] });
+
+/**
+ * Each recipe's scalars, in file order: the key its library uses, the
+ * safetensors dtype written, and where the value lives (a field of struct
+ * ema_schedule, 'counter' or 'initted').
+ */
+export const RECIPE_SCALARS = Object.freeze({
+  torch_ema: [scalar('decay', 'F64', 'decay', 'unit'), scalar('num_updates', 'I64', 'counter', 'counterOrNone')],
+  diffusers: [
+    scalar('decay', 'F64', 'decay', 'unit'), scalar('min_decay', 'F64', 'min_decay', 'unit'),
+    scalar('optimization_step', 'I64', 'counter', 'count'), scalar('update_after_step', 'I64', 'update_after_step', 'count'),
+    scalar('use_ema_warmup', 'BOOL', 'warmup', 'flag'), scalar('inv_gamma', 'F64', 'inv_gamma', 'positive'),
+    scalar('power', 'F64', 'power', 'nonNegative'),
+  ],
+  timm: [
+    scalar('decay', 'F64', 'decay', 'unit'), scalar('min_decay', 'F64', 'min_decay', 'unit'),
+    scalar('update_after_step', 'I64', 'update_after_step', 'count'), scalar('use_warmup', 'BOOL', 'warmup', 'flag'),
+    scalar('warmup_gamma', 'F64', 'inv_gamma', 'positive'), scalar('warmup_power', 'F64', 'power', 'nonNegative'),
+    scalar('updates', 'I64', 'counter', 'count'),
+  ],
+  'ema-pytorch': [
+    scalar('initted', 'BOOL', 'initted', 'flag'), scalar('step', 'I64', 'counter', 'count'),
+    scalar('beta', 'F64', 'decay', 'unit'), scalar('update_after_step', 'I64', 'update_after_step', 'count'),
+    scalar('update_every', 'I64', 'update_every', 'countFromOne'), scalar('inv_gamma', 'F64', 'inv_gamma', 'positive'),
+    scalar('power', 'F64', 'power', 'nonNegative'), scalar('min_value', 'F64', 'min_decay', 'unit'),
+  ],
+  keras: [
+    scalar('iterations', 'I64', 'counter', 'count'), scalar('ema_momentum', 'F64', 'decay', 'unit'),
+    scalar('ema_overwrite_frequency', 'I64', 'overwrite_every', 'count'),
+  ],
+  debiased: [scalar('count', 'I32', 'counter', 'int32Count'), scalar('decay', 'F64', 'decay', 'unit'), scalar('debias', 'BOOL', 'debias', 'flag')],
+});
+
+/** The keys a recipe's scalars take: no parameter may be named so. */
+/**
+ * Where a library's own state_dict keeps the EMA weights, when it is not at
+ * the top: ema-pytorch's EMA module holds `ema_model.*` beside
+ * `online_model.*` (the model it follows), with its scalars at the top.
+ */
+const LIBRARY_LAYOUT = Object.freeze({
+  'ema-pytorch': { shadows: 'ema_model.', ignored: ['online_model.'] },
+});
+
+export function reservedKeys(recipe) {
+  return new Set((RECIPE_SCALARS[recipe] ?? []).map(({ key }) => key));
+}
+
+/** Typed arrays by element type (shadow dtypes and scalar dtypes). */
+const ARRAY_OF = Object.freeze({ F64: Float64Array, I64: BigInt64Array, I32: Int32Array, BOOL: Uint8Array, f32: Float32Array, i32: Int32Array, i64: BigInt64Array });
+const SAFETENSORS_DTYPE = Object.freeze({ f32: 'F32', i32: 'I32', i64: 'I64' });
+const DTYPE_OF_SAFETENSORS = Object.freeze({ F32: 'f32', I32: 'i32', I64: 'i64' });
+
+/** A scalar's value as its typed array of one element. */
+function scalarArray(dtype, value) {
+  if (dtype === 'I64') return BigInt64Array.of(BigInt(value));
+  if (dtype === 'BOOL') return Uint8Array.of(value ? 1 : 0);
+  return ARRAY_OF[dtype].of(value);
+}
+
+/** The value of each scalar target, read from the arena. */
+function currentValue(arena, schedule, target) {
+  if (target === 'counter') return arena.counter;
+  if (target === 'initted') return arena.initted;
+  const value = schedule[target];
+  return target === 'warmup' || target === 'debias' ? value !== 0 : value;
+}
+
+/**
+ * The state dict of a recipe EMA: its scalars, then each shadow under its
+ * name (raw: a debiased EMA's uncorrected average, as optax keeps it), each a
+ * fresh copy.
+ */
+export function recipeStateDict(arena, recipe, names, dtypes) {
+  const schedule = arena.schedule;
+  const state = new Map();
+  for (const { key, dtype, target } of RECIPE_SCALARS[recipe]) state.set(key, scalarArray(dtype, currentValue(arena, schedule, target)));
+  names.forEach((name, slot) => state.set(name, retype(arena.shadow(slot), dtypes[slot])));
+  return state;
+}
+
+/** Raw words as the typed array of `dtype` (same memory). */
+function retype(words, dtype) {
+  return dtype === 'f32' ? words : new ARRAY_OF[dtype](words.buffer, words.byteOffset, words.byteLength / ARRAY_OF[dtype].BYTES_PER_ELEMENT);
+}
+
+/** A scalar from a state dict: a number (boolean for flags) or a typed array of one element. */
+function scalarValue(value, spec, method) {
+  const { key, dtype, rule } = spec;
+  let read = value;
+  const kind = typedArrayKind(value);
+  if (kind !== undefined) {
+    if (lengthOf(value) !== 1) {
+      throw new TypeError(`ema-wasm: ${method}: state '${key}' must hold one value, got ${describe(value)}`);
+    }
+    read = value[0];
+    if (typeof read === 'bigint') read = Number(read);
+    if (dtype === 'BOOL' && (kind === 'Uint8Array' || kind === 'Int8Array') && (read === 0 || read === 1)) read = read === 1;
+  }
+  if (dtype === 'BOOL' ? typeof read !== 'boolean' : typeof read !== 'number') {
+    throw new TypeError(`ema-wasm: ${method}: state '${key}' must be ${rule.what}, got ${describe(value)}`);
+  }
+  if (!rule.check(read)) throw new RangeError(`ema-wasm: ${method}: state '${key}' must be ${rule.what}, got ${read}`);
+  return read;
+}
+
+/** A shadow from a state dict: a Float32Array, Int32Array or BigInt64Array, as raw words. */
+function shadowValue(key, value, method) {
+  const kind = typedArrayKind(value);
+  const dtype = { Float32Array: 'f32', Int32Array: 'i32', BigInt64Array: 'i64' }[kind];
+  if (dtype === undefined) {
+    throw new TypeError(`ema-wasm: ${method}: state '${clip(key)}' must be a Float32Array, Int32Array or BigInt64Array, got ${describe(value)}`);
+  }
+  const elements = lengthOf(value);
+  const unusable = unusableReason(value, elements);
+  if (unusable !== null) throw new Error(`ema-wasm: ${method}: state '${clip(key)}' cannot be read: ${unusable}`);
+  const length = dtype === 'i64' ? 2 * elements : elements;
+  const data = dtype === 'f32' ? pinnedView(value, elements, Float32Array) : new Float32Array(bufferOf(value), byteOffsetOf(value), length);
+  return { key, dtype, data, length, elements };
+}
+
+/** Reads a recipe's state dict (a Map or a plain object) into the checked form. */
+export function recipeStateFromDict(state, recipe, method) {
+  const pairs = ArrayBuffer.isView(state) ? null : readNamedValues(state, method, 'state');
+  if (pairs === null) {
+    throw new TypeError(`ema-wasm: ${method}: state must be a Map or an object of typed arrays, got ${describe(state)}`);
+  }
+  const specs = new Map(RECIPE_SCALARS[recipe].map((spec) => [spec.key, spec]));
+  const scalars = new Map();
+  const shadows = [];
+  for (const { name: key, value } of pairs) {
+    if (typeof key !== 'string') throw new TypeError(`ema-wasm: ${method}: state keys must be strings, got ${describe(key)}`);
+    const spec = specs.get(key);
+    if (spec !== undefined) scalars.set(key, scalarValue(value, spec, method));
+    else shadows.push(shadowValue(key, value, method));
+  }
+  return { scalars, shadows };
+}
+
+/** What a checked state sets in the arena: { schedule fields, counter, initted }. */
+export function stateTargets(scalars, recipe) {
+  const fields = {};
+  let counter;
+  let initted;
+  for (const { key, target } of RECIPE_SCALARS[recipe]) {
+    if (!scalars.has(key)) continue;
+    const value = scalars.get(key);
+    if (target === 'counter') counter = value;
+    else if (target === 'initted') initted = value;
+    else fields[target] = typeof value === 'boolean' ? Number(value) : value;
+  }
+  return { fields, counter, initted };
+}
+
+/**
+ * Encodes a recipe EMA's state as a safetensors file under `prefix`: the
+ * scalars, each shadow under its name with its shape and element type, and
+ * metadata naming the recipe, its options (those no scalar carries too) and
+ * how each entry was passed (parameter, frozen or buffer).
+ */
+export function recipeStateToFile({ recipe, options, stateDict, shapes, kinds }, { prefix, metadata }, method) {
+  const tensors = [];
+  for (const [key, data] of stateDict) {
+    const slot = shapes.has(key) ? shapes.get(key) : undefined;
+    const dtype = slot === undefined ? scalarDtype(recipe, key) : SAFETENSORS_DTYPE[slot.dtype];
+    const name = `${prefix}${key}`;
+    if (name === '__metadata__') {
+      throw new Error(`ema-wasm: ${method}: '${clip(key)}' would be saved as '__metadata__', which safetensors reserves; save with a prefix`);
+    }
+    tensors.push({ name, dtype, shape: slot === undefined ? [] : slot.shape, data });
+  }
+  const format = metadata.find(([key]) => key === 'format') ?? ['format', 'pt'];
+  const entries = [
+    format, ...metadata.filter(([key]) => key !== 'format'),
+    [RECIPE_METADATA_KEY, recipe], [OPTIONS_METADATA_KEY, JSON.stringify(options)], [KINDS_METADATA_KEY, JSON.stringify(kinds)],
+  ];
+  return encodeSafetensors(tensors, entries, method);
+}
+
+function scalarDtype(recipe, key) {
+  return RECIPE_SCALARS[recipe].find((spec) => spec.key === key).dtype;
+}
+
+/** A scalar tensor's value from a file: any integer or float dtype its library may have used. */
+function scalarFromFile(fileBytes, tensor, spec, method) {
+  const elements = tensor.shape.reduce((product, d) => product * d, 1);
+  const ArrayType = { F64: Float64Array, F32: Float32Array, I64: BigInt64Array, I32: Int32Array, BOOL: Uint8Array, U8: Uint8Array }[tensor.dtype];
+  if (ArrayType === undefined || elements !== 1) {
+    throw new Error(`ema-wasm: ${method}: '${clip(tensor.name)}' must be a scalar (one value), got ${tensor.dtype} of shape [${tensor.shape.join(', ')}]`);
+  }
+  let value = tensorValues(fileBytes, tensor, ArrayType)[0];
+  if (typeof value === 'bigint') value = Number(value);
+  if (spec.dtype === 'BOOL' && (value === 0 || value === 1)) value = value === 1;
+  if (spec.dtype !== 'BOOL' && typeof value === 'boolean') value = Number(value);
+  if (!(spec.dtype === 'BOOL' ? typeof value === 'boolean' : typeof value === 'number') || !spec.rule.check(value)) {
+    throw new RangeError(`ema-wasm: ${method}: '${clip(tensor.name)}' must be ${spec.rule.what}, got ${value}`);
+  }
+  return value;
+}
+
+/**
+ * Reads a safetensors file into the checked form, for `recipe` (or the one
+ * its metadata names). Tensors under `prefix` are the state: the recipe's
+ * scalars where present, every other F32, I32 or I64 tensor a shadow. Returns
+ * { recipe, options (from metadata, or {}), kinds (name -> kind, or {}),
+ * scalars, shadows }.
+ */
+export async function recipeStateFromFile(bytes, prefix, recipe, method, module) {
+  const { tensors, metadata, bytes: fileBytes } = await parseSafetensors(bytes, method, module);
+  const named = metadata.get(RECIPE_METADATA_KEY);
+  if (named !== undefined && !Object.hasOwn(RECIPES, named)) {
+    throw new Error(`ema-wasm: ${method}: the file's metadata names recipe '${clip(named)}', which this version does not know`);
+  }
+  if (recipe !== undefined && named !== undefined && recipe !== named) {
+    throw new Error(`ema-wasm: ${method}: the file holds a '${named}' EMA, not '${recipe}'`);
+  }
+  const fileRecipe = recipe ?? named;
+  const readJson = (key) => {
+    if (!metadata.has(key)) return {};
+    let value;
+    try {
+      value = JSON.parse(metadata.get(key));
+    } catch {
+      value = null;
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      throw new Error(`ema-wasm: ${method}: metadata '${key}' must be a JSON object`);
+    }
+    return value;
+  };
+  const specs = new Map(RECIPE_SCALARS[fileRecipe].map((spec) => [spec.key, spec]));
+  // A file the library wrote itself (no metadata of ours) has its layout.
+  const layout = named === undefined ? LIBRARY_LAYOUT[fileRecipe] : undefined;
+  const inLayout = layout !== undefined && tensors.some((tensor) => tensor.name.startsWith(`${prefix}${layout.shadows}`));
+  const scalars = new Map();
+  const shadows = [];
+  for (const tensor of tensors) {
+    if (!tensor.name.startsWith(prefix)) continue;
+    let key = tensor.name.slice(prefix.length);
+    const spec = specs.get(key);
+    if (spec === undefined && inLayout) {
+      if (!key.startsWith(layout.shadows)) continue; // online_model.*, or anything else of the library's
+      key = key.slice(layout.shadows.length);
+    }
+    if (spec !== undefined) {
+      scalars.set(key, scalarFromFile(fileBytes, tensor, spec, method));
+      continue;
+    }
+    const dtype = DTYPE_OF_SAFETENSORS[tensor.dtype];
+    if (dtype === undefined) {
+      throw new Error(`ema-wasm: ${method}: shadow '${clip(tensor.name)}' must be F32, I32 or I64, got ${tensor.dtype}`);
+    }
+    if (!tensor.exactShape) {
+      throw new RangeError(`ema-wasm: ${method}: shadow '${clip(tensor.name)}' has a dimension past 2^53 - 1, which a JavaScript number cannot hold exactly`);
+    }
+    const data = tensorValues(fileBytes, tensor, Float32Array);
+    shadows.push({ key, dtype, data, length: data.length, elements: dtype === 'i64' ? data.length / 2 : data.length, shape: tensor.shape });
+  }
+  return { recipe: fileRecipe, options: readJson(OPTIONS_METADATA_KEY), kinds: readJson(KINDS_METADATA_KEY), scalars, shadows };
+}

@@ -1,0 +1,219 @@
+// The EMA recipes, as data: each reference library's options (camelCase
+// names, the reference's defaults), where each lands in the C schedule
+// (struct ema_schedule, include/ema.h), and what the recipe does with
+// frozen parameters and buffers. The schedules themselves run in C
+// (src/schedule.c); nothing here computes a decay.
+
+import { describe } from './describe.js';
+
+/** ema_recipe numbers (include/ema.h; pinned). */
+const RECIPE_IDS = Object.freeze({ litema: 0, torch_ema: 1, diffusers: 2, timm: 3, 'ema-pytorch': 4, keras: 5, debiased: 6 });
+
+/** ema_rounding numbers (include/ema.h; pinned). */
+export const ROUNDING = Object.freeze({ UNFUSED: 0, LERP: 1, FUSED: 2, TWO_PRODUCTS: 3 });
+
+/** ema_nonfinite numbers, by the option's values. */
+export const NONFINITE = Object.freeze({ allow: 0, skip: 1, throw: 2 });
+
+// How an option's value is checked, and what it becomes in the schedule.
+const unit = { kind: 'a number in [0, 1]', check: (v) => typeof v === 'number' && v >= 0 && v <= 1 };
+const flag = { kind: 'a boolean', check: (v) => typeof v === 'boolean' };
+const positive = { kind: 'a finite number above 0', check: (v) => typeof v === 'number' && v > 0 && v <= 1e300 };
+const nonNegative = { kind: 'a finite number, 0 or more', check: (v) => typeof v === 'number' && v >= 0 && v <= 1e300 };
+const count = { kind: 'an integer, 0 or more', check: (v) => Number.isSafeInteger(v) && v >= 0 };
+const countFromOne = { kind: 'an integer, 1 or more', check: (v) => Number.isSafeInteger(v) && v >= 1 };
+const everyOrNull = { kind: 'null or an integer, 1 or more', check: (v) => v === null || (Number.isSafeInteger(v) && v >= 1) };
+const names = { kind: 'an array of strings', check: (v) => Array.isArray(v) && v.every((name) => typeof name === 'string') };
+
+/**
+ * Each recipe: its options ({ default, rule, field }, `field` naming the
+ * schedule field it sets, or none when only JS uses it), its name in
+ * messages, and `treat(entry, options)`: 'average', 'copy' or 'skip' for a
+ * resolved entry ({ name, trainable, buffer, dtype }).
+ */
+export const RECIPES = Object.freeze({
+  litema: {
+    title: "LitEma (latent-diffusion's ldm/modules/ema.py)",
+    options: {
+      decay: { default: 0.9999, rule: unit, field: 'decay', float32: true },
+      useNumUpdates: { default: true, rule: flag, field: 'warmup' },
+    },
+    // LitEma averages trainable parameters and ignores everything else.
+    treat: (entry) => (entry.trainable && !entry.buffer ? 'average' : 'skip'),
+  },
+  torch_ema: {
+    title: "torch_ema's ExponentialMovingAverage",
+    options: {
+      decay: { default: 0.9999, rule: unit, field: 'decay' },
+      useNumUpdates: { default: true, rule: flag, field: 'warmup' },
+    },
+    // torch_ema averages every parameter it is given, trainable or not.
+    treat: (entry) => (entry.buffer ? 'skip' : 'average'),
+  },
+  diffusers: {
+    title: "diffusers' EMAModel",
+    options: {
+      decay: { default: 0.9999, rule: unit, field: 'decay' },
+      minDecay: { default: 0, rule: unit, field: 'min_decay' },
+      updateAfterStep: { default: 0, rule: count, field: 'update_after_step' },
+      useEmaWarmup: { default: false, rule: flag, field: 'warmup' },
+      invGamma: { default: 1, rule: positive, field: 'inv_gamma' },
+      power: { default: 2 / 3, rule: nonNegative, field: 'power' },
+      foreach: { default: false, rule: flag },
+    },
+    // Parameters without requires_grad are copied; buffers are not kept.
+    treat: (entry) => (entry.buffer ? 'skip' : entry.trainable ? 'average' : 'copy'),
+  },
+  timm: {
+    title: "timm's ModelEmaV3",
+    options: {
+      decay: { default: 0.9999, rule: unit, field: 'decay' },
+      minDecay: { default: 0, rule: unit, field: 'min_decay' },
+      updateAfterStep: { default: 0, rule: count, field: 'update_after_step' },
+      useWarmup: { default: false, rule: flag, field: 'warmup' },
+      warmupGamma: { default: 1, rule: positive, field: 'inv_gamma' },
+      warmupPower: { default: 2 / 3, rule: nonNegative, field: 'power' },
+      excludeBuffers: { default: false, rule: flag },
+    },
+    // The whole state_dict: float entries averaged, integer ones copied;
+    // with exclude_buffers the buffers are copied.
+    treat: (entry, options) =>
+      entry.dtype !== 'f32' || (entry.buffer && options.excludeBuffers) ? 'copy' : 'average',
+  },
+  'ema-pytorch': {
+    title: "lucidrains' ema-pytorch EMA",
+    options: {
+      beta: { default: 0.9999, rule: unit, field: 'decay' },
+      updateAfterStep: { default: 100, rule: count, field: 'update_after_step' },
+      updateEvery: { default: 10, rule: countFromOne, field: 'update_every' },
+      invGamma: { default: 1, rule: positive, field: 'inv_gamma' },
+      power: { default: 2 / 3, rule: nonNegative, field: 'power' },
+      minValue: { default: 0, rule: unit, field: 'min_decay' },
+      paramOrBufferNamesNoEma: { default: [], rule: names },
+      ignoreNames: { default: [], rule: names },
+      ignoreStartswithNames: { default: [], rule: names },
+    },
+    treat: (entry, options) => {
+      if (options.ignoreNames.includes(entry.name)) return 'skip';
+      if (options.ignoreStartswithNames.some((prefix) => entry.name.startsWith(prefix))) return 'skip';
+      if (entry.dtype !== 'f32' || options.paramOrBufferNamesNoEma.includes(entry.name)) return 'copy';
+      return 'average';
+    },
+  },
+  keras: {
+    title: "Keras 3 optimizers' use_ema",
+    options: {
+      emaMomentum: { default: 0.99, rule: unit, field: 'decay' },
+      emaOverwriteFrequency: { default: null, rule: everyOrNull, field: 'overwrite_every' },
+    },
+    // The optimizer's trainable variables only.
+    treat: (entry) => (entry.trainable && !entry.buffer ? 'average' : 'skip'),
+  },
+  debiased: {
+    title: 'a zero-initialised, bias-corrected EMA (optax ema(debias=True))',
+    options: {
+      decay: { default: 0.9999, rule: unit, field: 'decay' },
+      debias: { default: true, rule: flag, field: 'debias' },
+    },
+    treat: (entry) => (entry.trainable && !entry.buffer ? 'average' : 'skip'),
+  },
+});
+
+export const RECIPE_NAMES = Object.freeze(Object.keys(RECIPES));
+
+/** Every recipe option name, for readOptions (each recipe then checks its own). */
+export const ALL_RECIPE_OPTION_KEYS = Object.freeze([...new Set(RECIPE_NAMES.flatMap((name) => Object.keys(RECIPES[name].options)))]);
+
+/**
+ * Reads `recipe` and its options from option values already read once
+ * (readOptions): { recipe, options (every option, defaults filled in, name
+ * lists copied), schedule (the fields of struct ema_schedule to set) }.
+ * Throws a TypeError for an option the recipe does not have or a value of
+ * the wrong type, a RangeError for one out of range.
+ */
+export function readRecipe(values, nonFinite, method) {
+  const recipe = values.recipe ?? 'litema';
+  if (!Object.hasOwn(RECIPES, recipe)) {
+    throw new TypeError(
+      `ema-wasm: ${method}: options.recipe must be one of ${RECIPE_NAMES.map((name) => `'${name}'`).join(', ')}, got ${describe(recipe)}`,
+    );
+  }
+  const { options: specs } = RECIPES[recipe];
+  for (const key of ALL_RECIPE_OPTION_KEYS) {
+    if (values[key] !== undefined && !Object.hasOwn(specs, key)) {
+      throw new TypeError(
+        `ema-wasm: ${method}: recipe '${recipe}' has no option '${key}'; its options are ${Object.keys(specs).join(', ')}`,
+      );
+    }
+  }
+  const options = {};
+  const schedule = { recipe: RECIPE_IDS[recipe] };
+  for (const [key, spec] of Object.entries(specs)) {
+    let value = values[key] === undefined ? spec.default : values[key];
+    if (!spec.rule.check(value)) {
+      // A value of the right type but out of range is a RangeError, as JS's own are.
+      const rightType = spec.rule === names ? Array.isArray(value) : typeof value === 'number' && spec.rule !== flag;
+      throw rightType
+        ? new RangeError(`ema-wasm: ${method}: options.${key} must be ${spec.rule.kind}, got ${Array.isArray(value) ? describe(value) : value}`)
+        : new TypeError(`ema-wasm: ${method}: options.${key} must be ${spec.rule.kind}, got ${describe(value)}`);
+    }
+    if (spec.rule === names) value = value.map((name) => name); // a copy: read once
+    if (spec.float32) value = Math.fround(value);
+    options[key] = value;
+    if (spec.field !== undefined) schedule[spec.field] = typeof value === 'boolean' ? Number(value) : value ?? 0;
+  }
+  if (recipe === 'diffusers' && options.foreach) schedule.rounding = ROUNDING.FUSED;
+  if (!Object.hasOwn(NONFINITE, nonFinite)) {
+    throw new TypeError(
+      `ema-wasm: ${method}: options.nonFinite must be 'allow', 'skip' or 'throw', got ${describe(nonFinite)}`,
+    );
+  }
+  schedule.nonfinite = NONFINITE[nonFinite];
+  return { recipe, options, schedule };
+}
+
+/**
+ * The options after a state was loaded: every option that lives in the
+ * schedule read back from it (the others, JS's own, stay as they were).
+ */
+export function optionsFromSchedule(recipe, options, schedule) {
+  const result = { ...options };
+  for (const [key, spec] of Object.entries(RECIPES[recipe].options)) {
+    if (spec.field === undefined) continue;
+    const value = schedule[spec.field];
+    if (typeof spec.default === 'boolean') result[key] = value !== 0;
+    else if (spec.rule === everyOrNull) result[key] = value === 0 ? null : value;
+    else result[key] = value;
+  }
+  return result;
+}
+
+/**
+ * The options a state's schedule fields stand for, by option name (the
+ * inverse of readRecipe's mapping), for loadEma.
+ */
+export function optionsOfFields(recipe, fields) {
+  const result = {};
+  for (const [key, spec] of Object.entries(RECIPES[recipe].options)) {
+    if (spec.field === undefined || !Object.hasOwn(fields, spec.field)) continue;
+    const value = fields[spec.field];
+    if (typeof spec.default === 'boolean') result[key] = value !== 0;
+    else if (spec.rule === everyOrNull) result[key] = value === 0 ? null : value;
+    else result[key] = value;
+  }
+  return result;
+}
+
+/** An entry's treatment under a recipe (see RECIPES), by name for messages. */
+export function treatmentOf(recipe, options, entry) {
+  return RECIPES[recipe].treat(entry, options);
+}
+
+/** What a shadow of each element type holds, for messages. */
+export const DTYPE_WORDS = Object.freeze({ f32: 'float32 values', i32: 'int32 values', i64: 'int64 values' });
+
+/** How an entry was passed, for messages. */
+export function entryKind(entry) {
+  if (entry.buffer) return entry.dtype === 'f32' ? 'a float buffer' : `an integer buffer (${entry.dtype})`;
+  return entry.trainable ? 'a trainable parameter' : 'a frozen parameter (trainable: false)';
+}

@@ -1,0 +1,107 @@
+// Replays the PyTorch runs of every recipe (test/fixtures/recipes.txt,
+// written by test/fixtures/generate_recipes.py) through the JS API on both
+// Wasm builds, and compares every bit of every shadow, of the float32 weight
+// each step applied, of the counter and of the model after the step (Keras
+// overwrites it).
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+
+import { createEma } from '../../js/index.js';
+import { BUILDS, buildName } from './helpers.js';
+import { readRecipeFixtures } from './recipe-fixture.js';
+
+const cases = readRecipeFixtures();
+
+/** The bytes of a typed array, for bit comparisons of any element type. */
+function bytesOf(array) {
+  return new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
+}
+
+function assertSameBits(actual, expected, where) {
+  assert.equal(actual.constructor.name, expected.constructor.name, `${where}: element type`);
+  assert.equal(actual.length, expected.length, `${where}: length`);
+  const a = bytesOf(actual);
+  const b = bytesOf(expected);
+  const width = expected.BYTES_PER_ELEMENT;
+  for (let i = 0; i < b.length; i++) {
+    if (a[i] !== b[i]) {
+      const index = Math.floor(i / width);
+      assert.fail(`${where}: element ${index} is ${actual[index]}, PyTorch has ${expected[index]}`);
+    }
+  }
+}
+
+function f32Bits(value) {
+  return new Uint32Array(Float32Array.of(value).buffer)[0];
+}
+
+/** ulps between two float64 values of the same sign. */
+function ulpsApart(a, b) {
+  const view = new DataView(new ArrayBuffer(16));
+  view.setFloat64(0, a);
+  view.setFloat64(8, b);
+  const difference = view.getBigInt64(0) - view.getBigInt64(8);
+  return Number(difference < 0n ? -difference : difference);
+}
+
+/** Recipes whose float64 schedule calls pow(): Python's is glibc's, ours musl's. */
+const POW_SCHEDULES = new Set(['diffusers', 'timm']);
+
+test('the recipe fixtures cover every recipe', () => {
+  const recipes = new Set(cases.map((c) => c.recipe));
+  for (const recipe of ['litema', 'torch_ema', 'diffusers', 'timm', 'ema-pytorch', 'keras', 'debiased']) {
+    assert.ok(recipes.has(recipe), `no case for ${recipe}`);
+  }
+  const actions = new Set(cases.flatMap((c) => c.calls.map((call) => call.action)));
+  for (const action of ['averaged', 'copied', 'skipped']) assert.ok(actions.has(action), `no call that ${action}`);
+});
+
+for (const simd of BUILDS) {
+  describe(`recipe fixtures, ${buildName(simd)} build`, () => {
+    for (const fixture of cases) {
+      test(fixture.id, async () => {
+        const params = fixture.entries.map((entry) => ({
+          name: entry.name,
+          data: entry.init.slice(),
+          trainable: entry.kind !== 'frozen',
+          buffer: entry.kind === 'buffer',
+        }));
+        const ema = await createEma(params, { recipe: fixture.recipe, ...fixture.options, simd });
+        assert.equal(ema.simd, simd);
+        assert.equal(ema.recipe, fixture.recipe);
+
+        fixture.calls.forEach((call, index) => {
+          const where = `${fixture.id} call ${index + 1}`;
+          params.forEach((param, p) => param.data.set(call.values[p]));
+          const options = Object.keys(call.call).length === 0 ? undefined : call.call;
+          const result = ema.update(params, options);
+          assert.equal(result.action, call.action, `${where}: action`);
+          assert.equal(result.counter, call.counter, `${where}: counter`);
+          assert.equal(ema.counter, call.counter, `${where}: ema.counter`);
+          if (call.action === 'averaged') {
+            assert.equal(f32Bits(result.weight), call.weightBits, `${where}: the float32 weight applied`);
+            if (POW_SCHEDULES.has(fixture.recipe)) {
+              assert.ok(ulpsApart(result.decay, call.decay) <= 1, `${where}: decay ${result.decay}, Python ${call.decay}`);
+            } else {
+              assert.equal(result.decay, call.decay, `${where}: decay`);
+            }
+          }
+          if (call.shadows !== null) {
+            fixture.entries.forEach((entry, e) => {
+              const expected = call.shadows[e];
+              if (expected === null) {
+                assert.throws(() => ema.shadow(entry.name), /no tracked parameter/, `${where}: '${entry.name}' is not kept`);
+              } else {
+                assertSameBits(ema.shadow(entry.name), expected, `${where}: shadow of '${entry.name}'`);
+              }
+            });
+          }
+          if (call.model !== null) {
+            params.forEach((param, p) => assertSameBits(param.data, call.model[p], `${where}: model '${param.name}'`));
+          }
+        });
+        ema.dispose();
+      });
+    }
+  });
+}
