@@ -170,17 +170,20 @@ typedef enum ema_nonfinite {
 
 /* What one step does. */
 typedef enum ema_action {
-    EMA_ACTION_AVERAGE = 0,          /* the update formula, on every averaging slot */
-    EMA_ACTION_COPY = 1,             /* shadow <- parameter, every slot */
-    EMA_ACTION_SKIP = 2,             /* nothing but the counter (ema-pytorch's update_every) */
-    EMA_ACTION_COPY_AND_AVERAGE = 3, /* a copy, then the formula (ema-pytorch's first average) */
-    EMA_ACTION_SKIP_NONFINITE = 4    /* skipped: a parameter was not finite (nothing changed) */
+    EMA_ACTION_AVERAGE = 0,       /* the update formula on averaging slots; copy slots copy */
+    EMA_ACTION_COPY = 1,          /* shadow <- parameter on every slot but EMA_SLOT_KEEP ones */
+    EMA_ACTION_SKIP = 2,          /* nothing but the counter (ema-pytorch's update_every) */
+    EMA_ACTION_SKIP_NONFINITE = 3 /* skipped: a parameter was not finite (nothing changed) */
 } ema_action;
 
-/* What a slot does in a step that averages. */
+/* What a slot does in each step. */
 typedef enum ema_slot_mode {
-    EMA_SLOT_AVERAGE = 0, /* the update formula */
-    EMA_SLOT_COPY = 1     /* shadow <- parameter, bit for bit (frozen parameters, integer buffers) */
+    EMA_SLOT_AVERAGE = 0, /* the update formula (a whole-model copy copies it) */
+    EMA_SLOT_COPY = 1,    /* shadow <- parameter, bit for bit, in every step that does not skip
+                           * (frozen parameters, integer buffers, ema-pytorch's no-EMA names) */
+    EMA_SLOT_HOLD = 2,    /* only whole-model copies write it (ema-pytorch's ignored names) */
+    EMA_SLOT_KEEP = 3,    /* never written by a step (ema-pytorch's integer buffers) */
+    EMA_SLOT_MODE_LIMIT = 4
 } ema_slot_mode;
 
 /* ema_update_at()'s `step` when the caller has none (timm's step=None). */
@@ -330,15 +333,14 @@ int64_t ema_counter(const ema_ctx* ctx);
  * below, EMA_ERROR_COUNTER_OVERFLOW above. ema_set_num_updates() is this. */
 ema_status ema_set_counter(ema_ctx* ctx, int64_t counter);
 
-/* ema-pytorch's `initted` flag: 0 until the first step that averages (which
- * copies the model first). Other recipes ignore it. */
+/* ema-pytorch's `initted` flag: 0 until its first update, which copies the
+ * model whatever the counter says. Other recipes ignore it. */
 int ema_initted(const ema_ctx* ctx);
 ema_status ema_set_initted(ema_ctx* ctx, int initted);
 
-/* A slot's ema_slot_mode: EMA_SLOT_COPY slots take the parameter bit for bit
- * in every step that does not skip (their bits need not be floats: integer
- * buffers travel as raw words). EMA_ERROR_SLOT_INDEX,
- * EMA_ERROR_INVALID_ARGUMENT for another mode. */
+/* A slot's ema_slot_mode (see the enum). Slots that are not averaged may
+ * hold any bits: integer buffers travel as raw words. EMA_ERROR_SLOT_INDEX,
+ * EMA_ERROR_INVALID_ARGUMENT for an unknown mode. */
 ema_status ema_set_slot_mode(ema_ctx* ctx, uint32_t slot, uint32_t mode);
 
 /* Native only. A slot's mode (EMA_SLOT_AVERAGE for NULL or a bad index). */

@@ -34,11 +34,10 @@ const STEP_INFO_BYTES = 32;
 /** ema_step_begin_at's `step` when there is none (EMA_NO_STEP). */
 const NO_STEP = -(2n ** 63n);
 /** What a step did, by ema_action number. */
-const ACTION_NAMES = ['averaged', 'copied', 'skipped', 'averaged', 'skipped'];
-const ACTION_COPY_AND_AVERAGE = 3;
-const ACTION_SKIP_NONFINITE = 4;
-/** ema_slot_mode numbers, by treatment. */
-const SLOT_MODE = Object.freeze({ average: 0, copy: 1 });
+const ACTION_NAMES = ['averaged', 'copied', 'skipped', 'skipped'];
+const ACTION_SKIP_NONFINITE = 3;
+/** ema_slot_mode numbers, by treatment (recipes.js). */
+const SLOT_MODE = Object.freeze({ average: 0, copy: 1, hold: 2, keep: 3 });
 
 // Statuses that mean a size or count is past a limit: RangeError, like JS's own.
 const RANGE_STATUSES = new Set([STATUS.OUT_OF_MEMORY, STATUS.TOO_MANY_SLOTS, STATUS.TOO_LARGE, STATUS.COUNTER_OVERFLOW]);
@@ -183,7 +182,7 @@ export class EmaArena {
   /**
    * Creates the context in a new instance sized for `expectedBytes`, with
    * the schedule `schedule` (fields of struct ema_schedule; the rest keep
-   * the recipe's defaults) and each slot's mode ('average' or 'copy'), and
+   * the recipe's defaults) and each slot's mode (SLOT_MODE's names), and
    * copies `initial[slot]` into each shadow (and resident parameter);
    * `initial` null leaves the shadows at zero. An allocation failure is a
    * RangeError naming `what` and `needed`.
@@ -288,7 +287,7 @@ export class EmaArena {
     this.#instance.check(this.#instance.exports.ema_set_initted(this.#context, initted ? 1 : 0), method);
   }
 
-  /** Sets a slot's mode ('average' or 'copy'). */
+  /** Sets a slot's mode (SLOT_MODE's names). */
   setSlotMode(slot, mode, method) {
     this.#instance.check(this.#instance.exports.ema_set_slot_mode(this.#context, slot, SLOT_MODE[mode]), method);
   }
@@ -308,7 +307,6 @@ export class EmaArena {
       weight: view.getFloat32(16, true),
       counter: Number(view.getBigInt64(8, true)),
       overwrote: view.getUint32(28, true) !== 0,
-      copiedFirst: action === ACTION_COPY_AND_AVERAGE,
       nonFinite: action === ACTION_SKIP_NONFINITE,
     };
   }
@@ -366,7 +364,7 @@ export class EmaArena {
    * per call). Returns the decay the step used. The caller has checked
    * everything, including the counter: nothing here can fail. `step` is
    * timm's step, or undefined. Returns what the step did: { action, decay,
-   * weight, counter, overwrote, copiedFirst }; with `overwrote` (Keras) the
+   * weight, counter, overwrote, nonFinite }; with `overwrote` (Keras) the
    * caller writes the shadows into its arrays.
    */
   update(params, step) {

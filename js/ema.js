@@ -123,9 +123,10 @@ export async function prepareEma(optionValues, method) {
     // Size memory for one store() of the tracked arrays as well (what
     // withEma needs) when that fits, so evaluating never grows it.
     const expectedBytes = resident ? needed : needed + regionBytes(lengths);
-    // The arrays were pinned by the seam and no user code ran since. A
-    // debiased EMA starts from zero.
-    const initial = recipe.recipe === 'debiased' ? null : tracked.map((entry) => entry.data);
+    // The arrays were pinned by the seam and no user code ran since. Keras's
+    // averages and a debiased EMA start from zero.
+    const fromZero = recipe.recipe === 'debiased' || recipe.recipe === 'keras';
+    const initial = fromZero ? null : tracked.map((entry) => entry.data);
     const arena = new EmaArena(module, { schedule: recipe.schedule, lengths, modes, resident, initial, expectedBytes, method, what, needed });
     return resident
       ? new ResidentEma(arena, build, tracked, keys, recipe)
@@ -234,7 +235,7 @@ export class Ema extends BaseEma {
   // LitEma's keys, and a parameter is also found by its name with the dots
   // removed, as LitEma itself matches them.
   #byLitEmaKeys;
-  #modes; // each slot's treatment in the last update: 'average' or 'copy'
+  #modes; // each slot's treatment in the last update (recipes.js)
 
   /** @private Use createEma() or loadEma(). */
   constructor(arena, build, tracked, keys, recipe, modes, byLitEmaKeys = false) {
@@ -262,7 +263,7 @@ export class Ema extends BaseEma {
    * (LitEma.forward(model), EMAModel.step(parameters), ...). `options.step`
    * is timm's `step` argument (timm only). Returns what the step did:
    * { action: 'averaged' | 'copied' | 'skipped', decay, weight, counter,
-   * overwrote, copiedFirst, nonFinite } (see README, "Recipes").
+   * overwrote, nonFinite } (see README, "Recipes").
    */
   update(params, options = undefined) {
     Ema.#check(this, 'update');
@@ -284,7 +285,7 @@ export class Ema extends BaseEma {
               "the step was refused and nothing changed (options.nonFinite is 'throw')",
           );
         }
-        return { action: 'skipped', decay: 0, weight: 0, counter: arena.counter, overwrote: false, copiedFirst: false, nonFinite: true };
+        return { action: 'skipped', decay: 0, weight: 0, counter: arena.counter, overwrote: false, nonFinite: true };
       }
     }
     // Everything is checked: from here on nothing can fail.

@@ -109,7 +109,7 @@ export type WasmSource = object | string;
  */
 export interface UpdateResult {
   /**
-   * `'averaged'`: the update formula ran (after a copy when `copiedFirst`);
+   * `'averaged'`: the update formula ran;
    * `'copied'`: every shadow became its parameter; `'skipped'`: no shadow
    * changed (ema-pytorch's update_every, or a parameter that was not finite
    * under `nonFinite: 'skip'`, when `nonFinite` is true).
@@ -123,8 +123,6 @@ export interface UpdateResult {
   readonly counter: number;
   /** Keras's emaOverwriteFrequency: the averages were written into the parameters. */
   readonly overwrote: boolean;
-  /** The shadows were set to the parameters before averaging (ema-pytorch's first average). */
-  readonly copiedFirst: boolean;
   /** The step was skipped because a parameter held NaN or an infinity (`nonFinite: 'skip'`). */
   readonly nonFinite: boolean;
 }

@@ -28,8 +28,10 @@ const names = { kind: 'an array of strings', check: (v) => Array.isArray(v) && v
 /**
  * Each recipe: its options ({ default, rule, field }, `field` naming the
  * schedule field it sets, or none when only JS uses it), its name in
- * messages, and `treat(entry, options)`: 'average', 'copy' or 'skip' for a
- * resolved entry ({ name, trainable, buffer, dtype }).
+ * messages, and `treat(entry, options)` for a resolved entry ({ name,
+ * trainable, buffer, dtype }): 'skip' (not kept), or the slot mode it gets
+ * (ema_slot_mode): 'average', 'copy' (at every update), 'hold' (only whole-
+ * model copies write it), 'keep' (never written after creation).
  */
 export const RECIPES = Object.freeze({
   litema: {
@@ -93,10 +95,14 @@ export const RECIPES = Object.freeze({
       ignoreNames: { default: [], rule: names },
       ignoreStartswithNames: { default: [], rule: names },
     },
+    // Float parameters (frozen too) and float buffers are averaged; integer
+    // buffers keep the copy made at creation; ignored names change only when
+    // the whole model is copied; no-EMA names are copied at every update.
     treat: (entry, options) => {
-      if (options.ignoreNames.includes(entry.name)) return 'skip';
-      if (options.ignoreStartswithNames.some((prefix) => entry.name.startsWith(prefix))) return 'skip';
-      if (entry.dtype !== 'f32' || options.paramOrBufferNamesNoEma.includes(entry.name)) return 'copy';
+      if (entry.dtype !== 'f32') return 'keep';
+      if (options.ignoreNames.includes(entry.name)) return 'hold';
+      if (options.ignoreStartswithNames.some((prefix) => entry.name.startsWith(prefix))) return 'hold';
+      if (options.paramOrBufferNamesNoEma.includes(entry.name)) return 'copy';
       return 'average';
     },
   },

@@ -38,7 +38,7 @@ struct ema_ctx {
 
     ema_region shadows;
     uint8_t* slot_modes;   /* ema_slot_mode of each slot */
-    uint32_t copy_slots;   /* how many slots are EMA_SLOT_COPY */
+    uint32_t copy_slots;   /* how many slots are not EMA_SLOT_AVERAGE */
     float* staging;       /* EMA_STAGING_FLOATS floats */
     ema_segment* segments; /* EMA_SEGMENT_CAPACITY entries */
 
@@ -280,10 +280,11 @@ ema_status ema_set_slot_mode(ema_ctx* ctx, uint32_t slot, uint32_t mode) {
     if (slot >= ctx->shadows.count) {
         return EMA_ERROR_SLOT_INDEX;
     }
-    if (mode != EMA_SLOT_AVERAGE && mode != EMA_SLOT_COPY) {
+    if (mode >= EMA_SLOT_MODE_LIMIT) {
         return EMA_ERROR_INVALID_ARGUMENT;
     }
-    ctx->copy_slots += (mode == EMA_SLOT_COPY) - (ctx->slot_modes[slot] == EMA_SLOT_COPY);
+    /* copy_slots counts the slots that are not averaged: the resident fast path needs none. */
+    ctx->copy_slots += (mode != EMA_SLOT_AVERAGE) - (ctx->slot_modes[slot] != EMA_SLOT_AVERAGE);
     ctx->slot_modes[slot] = (uint8_t)mode;
     return EMA_OK;
 }
@@ -372,22 +373,17 @@ static void average_into(const ema_ctx* ctx, size_t n, const float* param, float
  * slot's mode say. */
 static void apply_to_slot(const ema_ctx* ctx, uint32_t slot, uint32_t offset, size_t n,
                           const float* param) {
-    if (n == 0) {
+    const uint32_t mode = ctx->slot_modes[slot];
+    if (n == 0 || mode == EMA_SLOT_KEEP) {
         return;
     }
     float* shadow = region_array(&ctx->shadows, slot) + offset;
-    const uint32_t action = ctx->step.action;
-    if (action == EMA_ACTION_COPY || ctx->slot_modes[slot] == EMA_SLOT_COPY) {
+    if (ctx->step.action == EMA_ACTION_COPY || mode == EMA_SLOT_COPY) {
         memmove(shadow, param, n * sizeof(float));
-        return;
+    } else if (mode == EMA_SLOT_AVERAGE) {
+        average_into(ctx, n, param, shadow);
     }
-    if (action == EMA_ACTION_COPY_AND_AVERAGE) {
-        /* ema-pytorch copies the model in, then averages it with itself. */
-        memmove(shadow, param, n * sizeof(float));
-        average_into(ctx, n, shadow, shadow);
-        return;
-    }
-    average_into(ctx, n, param, shadow);
+    /* EMA_SLOT_HOLD in a step that averages: untouched. */
 }
 
 static bool all_finite(const float* values, size_t n) {
@@ -407,8 +403,8 @@ static bool all_finite(const float* values, size_t n) {
 static bool averaged_params_finite(const ema_ctx* ctx, const float* const* params,
                                    const float* resident) {
     for (uint32_t i = 0; i < ctx->shadows.count; i++) {
-        if (ctx->slot_modes[i] == EMA_SLOT_COPY) {
-            continue; /* copied bit for bit: integer buffers are not floats */
+        if (ctx->slot_modes[i] != EMA_SLOT_AVERAGE) {
+            continue; /* not averaged: integer buffers are not even floats */
         }
         const float* param = params != NULL ? params[i] : resident + ctx->shadows.offsets[i];
         if (!all_finite(param, ctx->shadows.lengths[i])) {
@@ -427,7 +423,7 @@ static ema_status open_step(ema_ctx* ctx, int64_t step, ema_step_info* info) {
         return status;
     }
     ctx->counter = planned.counter;
-    if (planned.action == EMA_ACTION_COPY_AND_AVERAGE) {
+    if (planned.action == EMA_ACTION_COPY) {
         ctx->initted = true;
     }
     ctx->step = planned;

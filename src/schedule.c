@@ -147,7 +147,16 @@ static float ema_pytorch_decay(const ema_schedule* schedule, int64_t step_after)
     }
     const float epoch = (float)epoch_count;
     const float base = 1.0f + epoch / (float)schedule->inv_gamma;
-    const float warmed = (float)pow((double)base, -schedule->power);
+    float warmed;
+    if (schedule->power == 0.5) {
+        /* torch's pow special-cases exponent -0.5 as rsqrt: two roundings. */
+        warmed = 1.0f / sqrtf(base);
+    } else if (schedule->power == 2.0) {
+        /* ... and -2 as 1 / (b * b). */
+        warmed = 1.0f / (base * base);
+    } else {
+        warmed = (float)pow((double)base, -schedule->power);
+    }
     const float value = 1.0f - warmed;
     /* clamp(min=min_value, max=beta): max first, then min, in float32. */
     const float low = (float)schedule->min_decay;
@@ -235,21 +244,24 @@ ema_status ema_plan_step(const ema_schedule* schedule, int64_t counter, int init
             break;
         }
         case EMA_RECIPE_EMA_PYTORCH: {
-            /* update(): step = self.step; self.step += 1; then the checks. */
+            /* update(): step = self.step; self.step += 1; the first update
+             * copies and sets initted; then update_every, update_after_step
+             * (copies) and the average, which beta == 1 (is_frozen) skips. */
             if (counter >= EMA_MAX_COUNTER) {
                 return EMA_ERROR_COUNTER_OVERFLOW;
             }
             info.counter = counter + 1;
-            if (counter % schedule->update_every != 0) {
+            if (!initted || (counter % schedule->update_every == 0 &&
+                             counter <= schedule->update_after_step)) {
+                info.action = EMA_ACTION_COPY;
+                info.weight = 1.0f;
+                break;
+            }
+            if (counter % schedule->update_every != 0 || schedule->decay == 1.0) {
                 info.action = EMA_ACTION_SKIP;
                 break;
             }
-            if (counter <= schedule->update_after_step) {
-                info.action = EMA_ACTION_COPY;
-                break;
-            }
             const float decay = ema_pytorch_decay(schedule, info.counter);
-            info.action = initted ? EMA_ACTION_AVERAGE : EMA_ACTION_COPY_AND_AVERAGE;
             info.decay = decay;
             info.weight = (float)(1.0 - (double)decay);
             break;

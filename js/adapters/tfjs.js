@@ -1,4 +1,5 @@
-// ema-wasm/tfjs: an EMA of a TensorFlow.js model's trainable weights.
+// ema-wasm/tfjs: an EMA of a TensorFlow.js model's trainable weights (and,
+// with `buffers: true`, its non-trainable ones, as buffers).
 //
 // TF.js is a peer dependency and is never bundled: the adapter needs only
 // `tf.tensor`, taken from `options.tf` or, when that is absent, from
@@ -21,14 +22,17 @@ import { createWeightSourceEma, liveEmaOf, WeightSourceEma } from './weight-sour
 
 const TFJS = Object.freeze({
   create: 'createTfjsEma',
-  options: ['tf'],
+  options: ['tf', 'buffers'],
   weightsIn: 'TF.js variables',
-  open: (modelOrVariables, { tf }, method) => TfjsVariables.open(modelOrVariables, tf, method),
+  open: (modelOrVariables, { tf, buffers }, method) => TfjsVariables.open(modelOrVariables, tf, buffers, method),
 });
 
 /**
  * Creates an EMA of the trainable weights of a tf.LayersModel (or of a list
- * of tf.Variable), keyed by variable name, starting from their current values.
+ * of tf.Variable), keyed by variable name, starting from their current
+ * values. `buffers: true` adds the model's nonTrainableWeights (BatchNorm's
+ * moving mean and variance) as buffers: recipes that average buffers (timm,
+ * ema-pytorch) average them, the others leave them alone.
  */
 export async function createTfjsEma(modelOrVariables, options = {}) {
   return createWeightSourceEma(TfjsEma, TFJS, modelOrVariables, options);
@@ -51,7 +55,7 @@ export class TfjsEma extends WeightSourceEma {
 
 /** The weight source: the variables, read with dataSync() and written with assign(). */
 class TfjsVariables {
-  #variables; // [{ variable, tensor, name, shape }], read once
+  #variables; // [{ variable, tensor, name, shape, buffer }], read once
   #tf;
 
   constructor(variables, tf) {
@@ -63,14 +67,17 @@ class TfjsVariables {
     this.owner = () => `a TF.js EMA of ${quoteList(variables.map(({ name }) => name))}`;
   }
 
-  static async open(modelOrVariables, tf, method) {
-    const variables = resolveVariables(modelOrVariables, method);
+  static async open(modelOrVariables, tf, buffers = false, method) {
+    if (typeof buffers !== 'boolean') {
+      throw new TypeError(`ema-wasm: ${method}: options.buffers must be a boolean, got ${describe(buffers)}`);
+    }
+    const variables = resolveVariables(modelOrVariables, buffers, method);
     return new TfjsVariables(variables, await loadTf(tf, method));
   }
 
   read(method) {
     this.#refuseDisposed(method);
-    return this.#variables.map(({ tensor, name, shape }) => ({ name, data: valuesOf(tensor, this.#tf), shape }));
+    return this.#variables.map(({ tensor, name, shape, buffer }) => ({ name, data: valuesOf(tensor, this.#tf), shape, buffer }));
   }
 
   /**
@@ -99,9 +106,11 @@ class TfjsVariables {
   }
 
   /**
-   * Assigns valueOf(name) to each variable that is not disposed; returns
-   * "'name' (why)" for each one that could not be written. The arrays must be
-   * our own copies: the cpu backend keeps the array given to tf.tensor().
+   * Assigns valueOf(name) to each variable that is not disposed and for
+   * which it gives values (a buffer the recipe does not keep gets none);
+   * returns "'name' (why)" for each one that could not be written. The
+   * arrays must be our own copies: the cpu backend keeps the array given to
+   * tf.tensor().
    */
   #assignEach(valueOf) {
     const failures = [];
@@ -111,8 +120,10 @@ class TfjsVariables {
         failures.push(`'${clip(name)}' (it was disposed)`);
         continue;
       }
+      const values = valueOf(name);
+      if (values === undefined) continue;
       try {
-        const tensor = this.#tf.tensor(valueOf(name), shape, 'float32');
+        const tensor = this.#tf.tensor(values, shape, 'float32');
         try {
           if (typeof variable.write === 'function') {
             variable.write(tensor);
@@ -142,19 +153,32 @@ class TfjsVariables {
 
 /**
  * The variables to track: a LayersModel's trainableWeights (LayerVariables),
- * or an array of tf.Variable / LayerVariable. Each is read once into
- * { variable, tensor, name, shape }: `tensor` is the tf.Variable itself, the
- * identity by which two EMAs of one model see that they share a weight.
+ * with `buffers` its nonTrainableWeights too, or an array of tf.Variable /
+ * LayerVariable. Each is read once into { variable, tensor, name, shape,
+ * buffer }: `tensor` is the tf.Variable itself, the identity by which two
+ * EMAs of one model see that they share a weight.
  */
-function resolveVariables(modelOrVariables, method) {
+function resolveVariables(modelOrVariables, buffers, method) {
   const weights = modelOrVariables?.trainableWeights;
-  const source = Array.isArray(weights) ? weights : modelOrVariables;
+  const isModel = Array.isArray(weights);
+  const source = isModel ? weights : modelOrVariables;
   if (!Array.isArray(source)) {
     throw new TypeError(
       `ema-wasm: ${method}: expected a tf.LayersModel or an array of tf.Variable, got ${describe(modelOrVariables)}`,
     );
   }
-  return source.slice().map((variable, index) => {
+  if (buffers && !isModel) {
+    throw new TypeError(
+      `ema-wasm: ${method}: options.buffers takes a tf.LayersModel's nonTrainableWeights; with a list of variables, ` +
+        'list the buffers among them as an EMA of params would ({ buffer: true })',
+    );
+  }
+  const nonTrainable = buffers ? modelOrVariables.nonTrainableWeights : [];
+  if (!Array.isArray(nonTrainable)) {
+    throw new TypeError(`ema-wasm: ${method}: the model's nonTrainableWeights must be an array, got ${describe(nonTrainable)}`);
+  }
+  const all = [...source.map((variable) => [variable, false]), ...nonTrainable.map((variable) => [variable, true])];
+  return all.map(([variable, buffer], index) => {
     const expected = `ema-wasm: ${method}: variable ${index} must be a tf.Variable or LayerVariable`;
     if (variable === null || typeof variable !== 'object') throw new TypeError(`${expected}, got ${describe(variable)}`);
     const { name, shape, dtype, read, dataSync, isDisposed: disposed } = variable;
@@ -174,7 +198,7 @@ function resolveVariables(modelOrVariables, method) {
         `ema-wasm: ${method}: variable '${clip(name)}'.read() must give a tf.Variable (with dataSync()), got ${describe(tensor)}`,
       );
     }
-    return { variable, tensor, name, shape: shape.slice() };
+    return { variable, tensor, name, shape: shape.slice(), buffer };
   });
 }
 

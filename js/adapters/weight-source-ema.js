@@ -24,7 +24,8 @@
 //   targets   what its calls touch, for scope.js (built once)
 //   slots     [{ name, length }]: the weights, in the core EMA's order
 //   read(method)             the weights now, as params for the core EMA
-//   write(valueOf, method)   writes valueOf(name) into every weight
+//   write(valueOf, method)   writes valueOf(name) into every weight for which
+//                            it is not undefined
 //   writeBack(values, method) puts values.get(name) back into every weight
 //                            it can, then throws naming those it could not
 //
@@ -150,7 +151,7 @@ export class WeightSourceEma {
   /**
    * One EMA step from the weights' current values; returns what the core
    * EMA's update() returns: { action, decay, weight, counter, overwrote,
-   * copiedFirst, nonFinite }. When the step overwrites (Keras's
+   * nonFinite }. When the step overwrites (Keras's
    * emaOverwriteFrequency), the averages are written into the weights
    * through the source before it settles.
    */
@@ -239,9 +240,15 @@ export class WeightSourceEma {
     });
   }
 
-  /** Each shadow is a fresh copy out of Wasm memory, made when the source asks for it. */
+  /**
+   * Each shadow is a fresh copy out of Wasm memory, made when the source
+   * asks for it; a weight the recipe does not keep (a buffer LitEma leaves
+   * alone) gets undefined, and the source leaves it as it is.
+   */
   #writeShadows(source, method) {
-    return source.write((name) => WeightSourceEma.#live(this, method).shadow(name), method);
+    const ema = WeightSourceEma.#live(this, method);
+    const kept = new Set(ema.names);
+    return source.write((name) => (kept.has(name) ? WeightSourceEma.#live(this, method).shadow(name) : undefined), method);
   }
 
   #writeStored(source, method) {

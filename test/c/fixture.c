@@ -194,9 +194,21 @@ int fixture_read_hex32(fixture_reader* reader, uint32_t* bits) {
 }
 
 int fixture_read_array(fixture_reader* reader, uint32_t length, float* out) {
+    int present = 0;
+    if (!fixture_read_optional_array(reader, length, out, &present)) {
+        return 0;
+    }
+    return present ? 1 : fail(reader, "expected an array ('x' or 'g'), found '-'");
+}
+
+int fixture_read_optional_array(fixture_reader* reader, uint32_t length, float* out, int* present) {
     const char* kind = NULL;
     if (!fixture_read_word(reader, &kind)) {
         return 0;
+    }
+    *present = strcmp(kind, "-") != 0;
+    if (!*present) {
+        return 1;
     }
     if (strcmp(kind, "x") == 0) {
         for (uint32_t i = 0; i < length; i++) {

@@ -40,5 +40,7 @@ int fixture_read_i32(fixture_reader* reader, int32_t* value);
 int fixture_read_hex32(fixture_reader* reader, uint32_t* bits);
 /* An <array> of `length` floats: `x` and hex words, or `g` and a seed. */
 int fixture_read_array(fixture_reader* reader, uint32_t length, float* out);
+/* The same, or `-` (recipes.txt: nothing kept), which sets *present to 0. */
+int fixture_read_optional_array(fixture_reader* reader, uint32_t length, float* out, int* present);
 
 #endif /* EMA_TEST_FIXTURE_H */

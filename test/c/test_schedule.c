@@ -154,16 +154,27 @@ static void test_ema_pytorch(void) {
     s.update_after_step = 20;
     s.update_every = 10;
     CHECK(plan(&s, 0, 0, EMA_NO_STEP).action == EMA_ACTION_COPY, "the first call copies");
-    CHECK(plan(&s, 1, 0, EMA_NO_STEP).action == EMA_ACTION_SKIP, "call 2 is not on update_every");
-    CHECK(plan(&s, 20, 0, EMA_NO_STEP).action == EMA_ACTION_COPY, "step 20 <= update_after_step copies");
-    ema_step_info info = plan(&s, 30, 0, EMA_NO_STEP);
-    CHECK(info.action == EMA_ACTION_COPY_AND_AVERAGE, "the first average copies first (initted false)");
+    CHECK(plan(&s, 35, 0, EMA_NO_STEP).action == EMA_ACTION_COPY, "the first update copies whatever the step (initted false)");
+    CHECK(plan(&s, 1, 1, EMA_NO_STEP).action == EMA_ACTION_SKIP, "call 2 is not on update_every");
+    CHECK(plan(&s, 20, 1, EMA_NO_STEP).action == EMA_ACTION_COPY, "step 20 <= update_after_step copies");
+    CHECK(plan(&s, 21, 1, EMA_NO_STEP).action == EMA_ACTION_SKIP, "step 21: not on update_every");
+    ema_step_info info = plan(&s, 30, 1, EMA_NO_STEP);
+    CHECK(info.action == EMA_ACTION_AVERAGE, "step 30 averages");
     CHECK(info.counter == 31, "counts calls");
     /* epoch = 31 - 20 - 1 = 10: 1 - (1 + 10)^(-2/3) in float32 operations. */
     const float expected = 1.0f - (float)pow((double)(1.0f + 10.0f / 1.0f), -2.0 / 3.0);
     CHECK(info.decay == (double)expected, "float32 schedule: %.9g vs %.9g", info.decay, (double)expected);
     CHECK(info.weight == (float)(1.0 - (double)expected), "weight 1 - decay");
-    CHECK(plan(&s, 30, 1, EMA_NO_STEP).action == EMA_ACTION_AVERAGE, "initted: just the average");
+    s.power = 0.5;
+    CHECK(plan(&s, 30, 1, EMA_NO_STEP).decay == (double)(1.0f - 1.0f / sqrtf(11.0f)),
+          "power 0.5: torch's rsqrt special case, two roundings");
+    s.power = 2.0;
+    CHECK(plan(&s, 30, 1, EMA_NO_STEP).decay == (double)(1.0f - 1.0f / (11.0f * 11.0f)),
+          "power 2: torch's 1 / (b * b) special case");
+    s.power = 2.0 / 3.0;
+    s.decay = 1.0;
+    CHECK(plan(&s, 30, 1, EMA_NO_STEP).action == EMA_ACTION_SKIP, "beta 1 (is_frozen): averages are skipped");
+    s.decay = 0.9999;
     s.min_decay = 0.9;
     CHECK(plan(&s, 30, 1, EMA_NO_STEP).decay == (double)0.9f, "clamped to min_value in float32");
 }
@@ -299,19 +310,24 @@ static void test_resident_overwrite_and_copy_and_average(void) {
     e.update_after_step = 0;
     e.update_every = 1;
     ctx = make(&e);
+    CHECK_STATUS(ema_set_slot_mode(ctx, 2, EMA_SLOT_HOLD), EMA_OK);
     const float first[4] = {1, 2, 3, 4};
-    const float later[4] = {-0.0f, 5, 6, 7};
+    const float later[4] = {-1, 5, 6, 7};
     const float* params[3] = {first, NULL, first};
     CHECK_STATUS(ema_update_at(ctx, params, EMA_NO_STEP, &info), EMA_OK);
-    CHECK(info.action == EMA_ACTION_COPY && !ema_initted(ctx), "call 1 copies; initted stays false");
+    CHECK(info.action == EMA_ACTION_COPY && ema_initted(ctx), "call 1 copies and sets initted");
+    CHECK(memcmp(ema_shadow(ctx, 2), first, 3 * sizeof(float)) == 0, "a whole-model copy writes a held slot");
     params[0] = later;
+    params[2] = later;
     CHECK_STATUS(ema_update_at(ctx, params, EMA_NO_STEP, &info), EMA_OK);
-    CHECK(info.action == EMA_ACTION_COPY_AND_AVERAGE && ema_initted(ctx), "call 2 copies, averages, sets initted");
-    const float* shadow = ema_shadow(ctx, 0);
-    CHECK(shadow[1] == 5.0f && shadow[3] == 7.0f, "averaging a copy with itself keeps it");
-    /* Here w = 1 - (1 - 2^(-2/3)) >= 0.5: lerp_'s fma(w - 1, +0, -0) keeps -0
-     * (with w < 0.5, fma(w, +0, -0) would give +0). */
-    CHECK(info.weight >= 0.5f && shadow[0] == 0.0f && signbit(shadow[0]), "-0 stays -0 on lerp_'s w >= 0.5 branch");
+    CHECK(info.action == EMA_ACTION_AVERAGE, "call 2 averages");
+    CHECK(memcmp(ema_shadow(ctx, 2), first, 3 * sizeof(float)) == 0, "an average leaves a held slot alone");
+    CHECK(ema_shadow(ctx, 0)[1] != 2.0f && ema_shadow(ctx, 0)[1] != 5.0f, "and averages the others");
+    CHECK_STATUS(ema_set_slot_mode(ctx, 2, EMA_SLOT_KEEP), EMA_OK);
+    CHECK_STATUS(ema_set_initted(ctx, 0), EMA_OK);
+    CHECK_STATUS(ema_update_at(ctx, params, EMA_NO_STEP, &info), EMA_OK);
+    CHECK(info.action == EMA_ACTION_COPY && memcmp(ema_shadow(ctx, 2), first, 3 * sizeof(float)) == 0,
+          "not even a whole-model copy writes a kept slot");
     ema_destroy(ctx);
 }
 

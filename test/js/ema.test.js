@@ -34,7 +34,7 @@ for (const simd of BUILDS) {
       assert.equal(ema.numUpdates, -1);
       w.set([3, 4]);
       assert.deepEqual(ema.update({ w }), {
-        action: 'averaged', decay: 0.5, weight: 0.5, counter: -1, overwrote: false, copiedFirst: false, nonFinite: false,
+        action: 'averaged', decay: 0.5, weight: 0.5, counter: -1, overwrote: false, nonFinite: false,
       });
       assert.equal(ema.numUpdates, -1);
       assert.deepEqual(Array.from(ema.shadow('w')), [2, 3]);

@@ -97,7 +97,7 @@ describe('what each recipe keeps', () => {
     });
   }
 
-  test('integer buffers are copied bit for bit and read back in their type', async () => {
+  test('integer buffers: timm copies them bit for bit, ema-pytorch keeps its copy from creation', async () => {
     const params = model();
     const ema = await createEma(params, { recipe: 'timm' });
     params[3].data[0] = -(2n ** 62n) - 5n;
@@ -106,25 +106,30 @@ describe('what each recipe keeps', () => {
     const int32 = [{ name: 'w', data: Float32Array.of(1) }, { name: 'steps', data: Int32Array.of(-7), buffer: true }];
     const other = await createEma(int32, { recipe: 'ema-pytorch', updateAfterStep: 0, updateEvery: 1 });
     int32[1].data[0] = 2 ** 31 - 1;
+    other.update(int32); // a whole-model copy: of float entries only
     other.update(int32);
-    other.update(int32);
-    assert.deepEqual(other.shadow('steps'), Int32Array.of(2 ** 31 - 1));
+    assert.deepEqual(other.shadow('steps'), Int32Array.of(-7));
     assert.throws(() => other.update([int32[0], { name: 'steps', data: Float32Array.of(1), buffer: true }]), /'steps' is a float buffer; its shadow holds int32 values/);
   });
 
-  test('ema-pytorch: ignored names are skipped, no-EMA names copied', async () => {
+  test('ema-pytorch: ignored names change only with whole-model copies, no-EMA names are copied at every update', async () => {
     const params = model();
     const ema = await createEma(params, {
       recipe: 'ema-pytorch', updateAfterStep: 0, updateEvery: 1,
       ignoreStartswithNames: ['bn.'], paramOrBufferNamesNoEma: ['head.bias'],
     });
-    assert.deepEqual(ema.names, ['conv.weight', 'head.bias']);
-    ema.update(params);
+    assert.deepEqual(ema.names, ['conv.weight', 'head.bias', 'bn.running_mean', 'bn.num_batches_tracked']);
+    step(params, 40);
+    assert.equal(ema.update(params).action, 'copied');
+    const copied = params[2].data.slice();
+    assert.deepEqual(ema.shadow('bn.running_mean'), copied, 'the first update copies ignored names too');
     step(params, 50);
     ema.update(params);
     step(params, 60);
-    ema.update(params);
+    assert.equal(ema.update(params).action, 'averaged');
     assert.deepEqual(ema.shadow('head.bias'), params[1].data, 'copied');
+    assert.deepEqual(ema.shadow('bn.running_mean'), copied, 'untouched by averages');
+    assert.deepEqual(ema.shadow('bn.num_batches_tracked'), BigInt64Array.of(3n), 'integer buffers: never written');
     assert.notDeepEqual(ema.shadow('conv.weight'), params[0].data, 'averaged');
   });
 
@@ -154,16 +159,16 @@ describe('what each recipe keeps', () => {
 
 for (const simd of BUILDS) {
   describe(`update() reports what it did, ${buildName(simd)} build`, () => {
-    test('ema-pytorch: copied, skipped, averaged (copy first), averaged', async () => {
+    test('ema-pytorch: the first call copies, then update_every and update_after_step decide', async () => {
       const params = model();
       const ema = await createEma(params, { recipe: 'ema-pytorch', updateAfterStep: 2, updateEvery: 2, simd });
       const actions = [];
       for (let i = 0; i < 7; i++) {
         step(params, i * 10);
         const result = ema.update(params);
-        actions.push(`${result.action}${result.copiedFirst ? '+copy' : ''}:${result.counter}`);
+        actions.push(`${result.action}:${result.counter}`);
       }
-      assert.deepEqual(actions, ['copied:1', 'skipped:2', 'copied:3', 'skipped:4', 'averaged+copy:5', 'skipped:6', 'averaged:7']);
+      assert.deepEqual(actions, ['copied:1', 'skipped:2', 'copied:3', 'skipped:4', 'averaged:5', 'skipped:6', 'averaged:7']);
     });
 
     test("timm takes the caller's step; other recipes refuse one", async () => {

@@ -12,7 +12,7 @@ async function main(): Promise<void> {
   const result: UpdateResult = ema.update(params);
   const decayUsed: number = result.decay;
   const done: 'averaged' | 'copied' | 'skipped' = result.action;
-  const step: [number, number, boolean, boolean, boolean] = [result.weight, result.counter, result.overwrote, result.copiedFirst, result.nonFinite];
+  const step: [number, number, boolean, boolean] = [result.weight, result.counter, result.overwrote, result.nonFinite];
   ema.copyTo(new Map([['layer.weight', weight]]));
   ema.store({ 'layer.weight': weight });
   ema.restore({ 'layer.weight': weight });

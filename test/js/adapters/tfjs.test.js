@@ -161,6 +161,57 @@ for (const backend of ['cpu', 'wasm']) {
   });
 }
 
+describe('TF.js adapter: recipes and non-trainable weights', () => {
+  before(async () => {
+    await tf.setBackend('cpu');
+    await tf.ready();
+  });
+
+  function batchNormModel() {
+    const model = tf.sequential({
+      layers: [
+        tf.layers.dense({ units: 4, inputShape: [3], kernelInitializer: tf.initializers.glorotUniform({ seed: 5 }) }),
+        tf.layers.batchNormalization({ momentum: 0.5 }),
+      ],
+    });
+    model.compile({ optimizer: tf.train.sgd(0.1), loss: 'meanSquaredError' });
+    return model;
+  }
+
+  test("buffers: true tracks nonTrainableWeights as buffers: timm averages them bit for bit, LitEma leaves them", async () => {
+    const model = batchNormModel();
+    const buffers = model.nonTrainableWeights.map((w) => w.name);
+    assert.equal(buffers.length, 2, 'BatchNormalization has a moving mean and variance');
+    const timm = await createTfjsEma(model, { recipe: 'timm', decay: 0.5, buffers: true, tf });
+    const litema = await createTfjsEma(model, { buffers: true, tf });
+    assert.deepEqual(timm.names, [...model.trainableWeights, ...model.nonTrainableWeights].map((w) => w.name));
+    assert.deepEqual(litema.names, model.trainableWeights.map((w) => w.name));
+    const before = model.nonTrainableWeights.map((w) => w.read().dataSync().slice());
+    const x = tf.randomUniform([16, 3], -1, 1, 'float32', 3);
+    const y = tf.randomUniform([16, 4], -1, 1, 'float32', 4);
+    await model.fit(x, y, { epochs: 1, batchSize: 16, verbose: 0 });
+    const after = model.nonTrainableWeights.map((w) => w.read().dataSync().slice());
+    assert.notDeepEqual(after, before, 'training moved the statistics');
+    timm.update();
+    litema.update();
+    // timm: lerp_(p, 0.5) on each buffer; weight 0.5 < ... takes the fma(w - 1, p - s, p) branch.
+    model.nonTrainableWeights.forEach((w, i) => {
+      const expected = before[i].map((s, k) => Math.fround(after[i][k] - Math.fround(after[i][k] - s) * 0.5));
+      assert.deepEqual(timm.shadow(w.name), expected, w.name);
+    });
+    // copyTo writes the buffers timm keeps; LitEma's copyTo leaves them alone.
+    litema.copyTo();
+    model.nonTrainableWeights.forEach((w, i) => assert.deepEqual(w.read().dataSync(), after[i]));
+    timm.copyTo();
+    model.nonTrainableWeights.forEach((w) => assert.deepEqual(w.read().dataSync(), timm.shadow(w.name)));
+    await assert.rejects(createTfjsEma(model, { buffers: 'yes', tf }), { name: 'TypeError', message: /options\.buffers must be a boolean/ });
+    await assert.rejects(createTfjsEma(model.trainableWeights, { buffers: true, tf }), /options\.buffers takes a tf\.LayersModel's nonTrainableWeights/);
+    timm.dispose();
+    litema.dispose();
+    tf.dispose([x, y]);
+  });
+});
+
 describe('TF.js adapter: restoring and scopes', () => {
   before(async () => {
     await tf.setBackend('cpu');

@@ -183,14 +183,14 @@ for (const async of [false, true]) {
       model['layer.w'].set([3, 4, 5]);
       model['layer.b'].set([6]);
       const first = await settled(ema.update());
-      assert.deepEqual(first, { action: 'averaged', decay: 0, weight: 1, counter: 1, overwrote: false, copiedFirst: false, nonFinite: false });
+      assert.deepEqual(first, { action: 'averaged', decay: 0, weight: 1, counter: 1, overwrote: false, nonFinite: false });
       assert.deepEqual(model, { 'layer.w': Float32Array.of(3, 4, 5), 'layer.b': Float32Array.of(6) }, 'no overwrite before the second step');
       model['layer.w'].set([5, 6, 7]);
       model['layer.b'].set([8]);
       source.calls.length = 0;
       source.written.length = 0;
       const second = await settled(ema.update());
-      assert.deepEqual(second, { action: 'averaged', decay: 0.5, weight: 0.5, counter: 2, overwrote: true, copiedFirst: false, nonFinite: false });
+      assert.deepEqual(second, { action: 'averaged', decay: 0.5, weight: 0.5, counter: 2, overwrote: true, nonFinite: false });
       assert.deepEqual(source.calls, ['read update', 'write update'], 'the averages go in through the source');
       assert.deepEqual(model, { 'layer.w': Float32Array.of(4, 5, 6), 'layer.b': Float32Array.of(7) }, 'the averages overwrote the weights');
       assert.ok(source.written.every((values) => !Object.values(model).includes(values)), 'the source got copies');

@@ -36,7 +36,7 @@ export class EmaModel {
     }
     for (const [name, shadow] of this.shadows) referenceStep(shadow, valueOf(name), decay);
     return {
-      action: 'averaged', decay, weight: Math.fround(1 - decay), counter: this.numUpdates, overwrote: false, copiedFirst: false, nonFinite: false,
+      action: 'averaged', decay, weight: Math.fround(1 - decay), counter: this.numUpdates, overwrote: false, nonFinite: false,
     };
   }
 
