@@ -1,15 +1,33 @@
 // Types for ema-wasm. The implementation is plain ESM in js/*.js.
 
-/** One parameter tensor: its name, its values, and optionally shape and trainability. */
-export interface ParamEntry {
+/** One parameter (or buffer) tensor: its name, its values, and optionally shape, trainability and kind. */
+export type ParamEntry = FloatEntry | IntegerBufferEntry;
+
+export interface FloatEntry {
   /** Unique, non-empty name such as `'layer1.weight'`. */
   name: string;
-  /** The parameter's values. Only Float32Array is accepted. */
+  /** The values. */
   data: Float32Array;
   /** Shape of the tensor; its product must equal `data.length`. Defaults to `[data.length]`. */
   shape?: number[];
-  /** Untrainable parameters are not tracked (as in LitEma). Defaults to true. */
+  /** false: a frozen parameter (LitEma skips it; each recipe does as its library). Defaults to true. */
   trainable?: boolean;
+  /** true: a buffer (BatchNorm's statistics), not a parameter. Defaults to false. */
+  buffer?: boolean;
+}
+
+/** An integer buffer (BatchNorm's num_batches_tracked): recipes that keep it copy it bit for bit. */
+export interface IntegerBufferEntry {
+  name: string;
+  data: Int32Array | BigInt64Array;
+  shape?: number[];
+  trainable?: boolean;
+  buffer: true;
+}
+
+/** update()'s options: timm's `step` (the `step` argument of ModelEmaV3.update; timm only). */
+export interface UpdateOptions {
+  step?: number;
 }
 
 /**
@@ -127,18 +145,32 @@ export interface UpdateResult {
   readonly nonFinite: boolean;
 }
 
-/** LitEma's state_dict: `decay`, `num_updates`, then each shadow under its name with dots removed. */
-export type StateDict = Map<string, Float32Array | Int32Array>;
+/**
+ * An EMA's state: LitEma's `decay`, `num_updates`, then each shadow under its
+ * name with dots removed; every other recipe's counters and options under
+ * its library's names, then each shadow under its name in its element type.
+ */
+export type StateDict = Map<string, Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array>;
 
 /** What every kind of EMA has: LitEma's state, checkpoints and disposal. */
 export declare abstract class BaseEma {
   protected constructor();
 
-  /** The base decay, as the float32 value LitEma stores. */
+  /** The base decay (ema-pytorch's beta, Keras's ema_momentum); LitEma's as the float32 value it stores. */
   readonly decay: number;
-  /** Updates since creation or the last reset; -1 when warmup is off. */
+  /** The recipe's counter (see `counter`); for LitEma, updates since creation or reset, -1 with warmup off. */
   readonly numUpdates: number;
-  /** Tracked (trainable) parameter names, in creation order. */
+  /**
+   * The recipe's counter: LitEma's and torch_ema's num_updates (-1 with
+   * warmup off), diffusers' optimization_step, ema-pytorch's step, Keras's
+   * iterations, the debiased EMA's count, timm's update calls.
+   */
+  readonly counter: number;
+  /** Which library's EMA this follows. */
+  readonly recipe: RecipeName;
+  /** Every option of the recipe, defaults included (a fresh object). */
+  readonly options: Record<string, unknown>;
+  /** Tracked names (every entry the recipe keeps), in creation order. */
   readonly names: string[];
   /** True when the SIMD128 build runs, false for the scalar build. */
   readonly simd: boolean;
@@ -149,8 +181,11 @@ export declare abstract class BaseEma {
 
   /** Sets the update counter to 0, turning warmup on (LitEma.reset_num_updates). */
   resetNumUpdates(): void;
-  /** A copy of one shadow. */
-  shadow(name: string): Float32Array;
+  /**
+   * A copy of one shadow (debiased: bias-corrected). An integer buffer's
+   * comes back in its own type: name it, `ema.shadow<BigInt64Array>(name)`.
+   */
+  shadow<T extends Float32Array | Int32Array | BigInt64Array = Float32Array>(name: string): T;
   /** The shape given for a tracked parameter (a copy). */
   shape(name: string): number[];
   /** LitEma's state_dict; every value is a copy. */
@@ -184,7 +219,7 @@ export declare class Ema extends BaseEma {
    * name must be present with its length; untrainable entries are skipped.
    * Returns what the step did, its decay included.
    */
-  update(params: Params): UpdateResult;
+  update(params: Params, options?: UpdateOptions): UpdateResult;
   /** Writes every shadow into its array in place (LitEma.copy_to). */
   copyTo(params: Params): void;
   /** Snapshots every given array, trainable or not (LitEma.store). Replaces an earlier snapshot. */
@@ -222,7 +257,7 @@ export declare class ResidentEma extends BaseEma {
    */
   param(name: string): Float32Array;
   /** One EMA step from the resident parameters, with no copy-in; returns what it did, as Ema.update(). */
-  update(): UpdateResult;
+  update(params?: undefined, options?: UpdateOptions): UpdateResult;
   /** Shadows into the resident parameters. */
   copyTo(): void;
   /** Snapshot of the resident parameters (no allocation). */
@@ -233,10 +268,10 @@ export declare class ResidentEma extends BaseEma {
   withEma<T>(fn: () => T | Promise<T>): Promise<T>;
 }
 
-/** What loadStateDict accepts. */
+/** What loadStateDict accepts: what stateDict() gives; scalars may also be plain numbers or booleans. */
 export type StateDictInput =
-  | ReadonlyMap<string, Float32Array | Int32Array | number>
-  | { readonly [key: string]: Float32Array | Int32Array | number };
+  | ReadonlyMap<string, Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | number | boolean>
+  | { readonly [key: string]: Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | number | boolean };
 
 export interface SaveOptions {
   /** Prefix for every key, e.g. 'model_ema.' as in Stable Diffusion checkpoints. Default ''. */
@@ -246,17 +281,22 @@ export interface SaveOptions {
 }
 
 /**
- * Builds an EMA from a safetensors file written by save() or by PyTorch
- * (LitEma's state_dict, optionally under a prefix such as 'model_ema.').
+ * Builds an EMA from a safetensors file written by save() (any recipe), by
+ * PyTorch (LitEma's state_dict, optionally under a prefix such as
+ * 'model_ema.'), or by another library with `recipe` and its options
+ * (ema-pytorch's state_dict, a diffusers EMA model, timm's EMA state_dict).
  */
 export declare function loadEma(bytes: Uint8Array, options?: LoadOptions): Promise<Ema>;
 
-/** Options of loadEma (and loadEmaFile): where the state is, and which module runs it. */
-export interface LoadOptions {
+/**
+ * Options of loadEma (and loadEmaFile): where the state is, which recipe and
+ * options (they override the file's), the counter, and which module runs it.
+ */
+export interface LoadOptions extends Omit<EmaOptions, 'resident'> {
   /** The keys' prefix in the file, such as `'model_ema.'`. Default `''`. */
   prefix?: string;
-  simd?: 'auto' | boolean;
-  wasm?: WasmSource;
+  /** The counter to start from (else the file's, else the recipe's start). */
+  counter?: number;
 }
 
 /** Creates an EMA whose shadows start as copies of the trainable parameters. */

@@ -3,7 +3,7 @@
 // imported: any object of the shape below is accepted, and onnxruntime-web's
 // TrainingSession (1.17 to 1.19.2) has that shape.
 
-import type { EmaOptions, UpdateResult } from '../index.js';
+import type { EmaOptions, UpdateOptions, UpdateResult } from '../index.js';
 import type { WeightSourceEma } from './weight-source-ema.js';
 
 /** What the adapter reads from `getContiguousParameters`: a float32 tensor. */
@@ -41,7 +41,7 @@ export declare class OrtEma extends WeightSourceEma {
    * decay it used). Throws, leaving the EMA unchanged, if the session gives
    * anything but `size` float32 values.
    */
-  update(): Promise<UpdateResult>;
+  update(options?: UpdateOptions): Promise<UpdateResult>;
   /** Loads the EMA weights into the session (LitEma.copy_to). */
   copyTo(): Promise<void>;
   /** Snapshots the session's trainable parameters, replacing an earlier snapshot (LitEma.store). */

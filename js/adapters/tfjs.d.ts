@@ -1,6 +1,6 @@
 // Types for ema-wasm/tfjs. TF.js types are described structurally so that this
 // file does not require @tensorflow/tfjs-core to be installed to type-check.
-import type { EmaOptions, UpdateResult } from '../index.js';
+import type { EmaOptions, UpdateOptions, UpdateResult } from '../index.js';
 import type { WeightSourceEma } from './weight-source-ema.js';
 
 /** What the adapter needs of a tf.Variable or a LayerVariable. */
@@ -17,11 +17,19 @@ export interface TfVariableLike {
 /** What the adapter needs of a tf.LayersModel. */
 export interface TfModelLike {
   readonly trainableWeights: readonly TfVariableLike[];
+  /** Read with `buffers: true`. */
+  readonly nonTrainableWeights?: readonly TfVariableLike[];
 }
 
 export interface TfjsEmaOptions extends Omit<EmaOptions, 'resident'> {
   /** The TensorFlow.js namespace; defaults to `import('@tensorflow/tfjs-core')`. */
   tf?: { tensor: (...args: any[]) => any };
+  /**
+   * Also track the model's nonTrainableWeights (BatchNorm's moving
+   * statistics) as buffers: timm and ema-pytorch average them, the other
+   * recipes leave them alone. Default false.
+   */
+  buffers?: boolean;
 }
 
 /** An EMA of TF.js variables; every call that reads or writes them is synchronous, as TF.js's are. */
@@ -31,7 +39,7 @@ export declare class TfjsEma extends WeightSourceEma {
    * One EMA step from the variables' current values (dataSync per variable);
    * returns what it did (`.decay` is the decay used).
    */
-  update(): UpdateResult;
+  update(options?: UpdateOptions): UpdateResult;
   /** Writes the EMA weights into the variables (assign of a fresh tensor, disposed after). */
   copyTo(): void;
   /** Snapshots the variables' current values. */

@@ -151,21 +151,23 @@ export class WeightSourceEma {
   /**
    * One EMA step from the weights' current values; returns what the core
    * EMA's update() returns: { action, decay, weight, counter, overwrote,
-   * nonFinite }. When the step overwrites (Keras's
-   * emaOverwriteFrequency), the averages are written into the weights
-   * through the source before it settles.
+   * nonFinite }. `options.step` is timm's step (read once, checked by the
+   * core). When the step overwrites (Keras's emaOverwriteFrequency), the
+   * averages are written into the weights through the source before it
+   * settles.
    */
-  update() {
+  update(options = undefined) {
     WeightSourceEma.#live(this, 'update');
+    const updateOptions = options === undefined ? undefined : { ...readOptions(options, ['step'], 'update') };
     const overwrites = this.#overwrites;
     return WeightSourceEma.#holding(this, 'update', overwrites ? 'write' : 'read', (source) =>
       then(source.read('update'), (params) => {
         const ema = WeightSourceEma.#live(this, 'update');
-        if (!overwrites) return ema.update(params);
+        if (!overwrites) return ema.update(params, updateOptions);
         // The core writes the averages into the arrays it steps from: give it
         // copies, never the source's own (a view into TF.js's memory), and
         // write them into the weights the source's way.
-        const result = ema.update(params.map((param) => ({ ...param, data: new Float32Array(param.data) })));
+        const result = ema.update(params.map((param) => ({ ...param, data: new Float32Array(param.data) })), updateOptions);
         return result.overwrote ? then(this.#writeShadows(source, 'update'), () => result) : result;
       }),
     );

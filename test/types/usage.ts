@@ -1,6 +1,6 @@
 // Compiled by test/js/types.test.js with `tsc --noEmit --strict`: the
 // declarations must accept what the README shows and reject misuse.
-import { createEma, hasWasmSimd, readMetadata, shadowKey, type BaseEma, type Ema, type StateDict, type UpdateResult } from 'ema-wasm';
+import { createEma, hasWasmSimd, readMetadata, shadowKey, type BaseEma, type Ema, type RecipeName, type StateDict, type UpdateResult } from 'ema-wasm';
 
 async function main(): Promise<void> {
   const weight = new Float32Array(6);
@@ -25,6 +25,26 @@ async function main(): Promise<void> {
   ema.resetNumUpdates();
   ema.dispose();
   void [decayUsed, done, step, accuracy, state, shadow, info, metadata];
+
+  // Recipes: frozen parameters, float and integer buffers, timm's step, files.
+  const model = [
+    { name: 'conv.weight', data: new Float32Array(4) },
+    { name: 'head.bias', data: new Float32Array(2), trainable: false },
+    { name: 'bn.running_mean', data: new Float32Array(2), buffer: true },
+    { name: 'bn.num_batches_tracked', data: new BigInt64Array(1), buffer: true as const },
+  ];
+  const timm = await createEma(model, { recipe: 'timm', decay: 0.9998, useWarmup: true, nonFinite: 'skip' });
+  const stepped: UpdateResult = timm.update(model, { step: 12 });
+  const counted: BigInt64Array = timm.shadow<BigInt64Array>('bn.num_batches_tracked');
+  const recipe: RecipeName = timm.recipe;
+  const counter: number = timm.counter;
+  void [stepped, counted, recipe, counter];
+  // @ts-expect-error: an integer array must be marked as a buffer
+  await createEma([{ name: 'n', data: new Int32Array(1) }]);
+  // @ts-expect-error: no such recipe
+  await createEma(params, { recipe: 'optax' });
+  // @ts-expect-error: timm's step is a number
+  timm.update(model, { step: '3' });
 
   // @ts-expect-error: data must be a Float32Array
   await createEma([{ name: 'w', data: new Float64Array(2) }]);
@@ -111,6 +131,8 @@ import { loadEmaFile, saveEmaFile } from 'ema-wasm/node';
 async function checkpointUsage(ema: Ema): Promise<void> {
   const bytes: Uint8Array = ema.save({ prefix: 'model_ema.', metadata: { step: '1000' } });
   const copy = await loadEma(bytes, { prefix: 'model_ema.' });
+  const fromPython: Ema = await loadEma(bytes, { recipe: 'timm', counter: 5, decay: 0.999 });
+  void fromPython;
   await copy.loadState(bytes, { prefix: 'model_ema.', strict: true });
   copy.loadStateDict(ema.stateDict());
   const size: number = await saveEmaFile(ema, 'ema.safetensors');
