@@ -7,9 +7,7 @@ void ema_f32_vlerp_ukernel__scalar_u4(size_t n, const float* param, float* shado
                                       float one_minus_decay) {
     assert(n == 0 || (param != NULL && shadow != NULL));
 
-    /* PyTorch's choice, once per call: |w| < 0.5 adds to the shadow,
-     * otherwise (NaN too) to the parameter with the weight w - 1. */
-    const int from_shadow = one_minus_decay < 0.5f && one_minus_decay > -0.5f;
+    const int from_shadow = ema_f32_vlerp_from_shadow(one_minus_decay);
     const float coefficient = from_shadow ? one_minus_decay : one_minus_decay - 1.0f;
     for (; n >= 4; n -= 4) {
         const float s0 = shadow[0], s1 = shadow[1], s2 = shadow[2], s3 = shadow[3];

@@ -13,12 +13,7 @@
 
 #include <stddef.h>
 
-#define EMA_ARCH_SCALAR 1
-#if defined(__wasm_simd128__)
-#define EMA_ARCH_WASMSIMD 1
-#else
-#define EMA_ARCH_WASMSIMD 0
-#endif
+#include "arch.h"
 
 typedef void (*ema_f32_vupdate_ukernel_fn)(size_t n, const float* param, float* shadow,
                                            float one_minus_decay);
