@@ -87,6 +87,13 @@ ema_status ema_step_apply_staged(ema_ctx* ctx, uint32_t segment_count);
 ema_status ema_step_apply(ema_ctx* ctx, const ema_segment* segments,
                           uint32_t segment_count, const float* packed);
 
+/* 1 when the first `count` floats of the staging window are all finite, 0
+ * when one is NaN or infinite, -1 for a NULL context or a count past the
+ * window. The JS wrapper streams the averaged parameters through the window
+ * once with this before a guarded step (options.nonFinite), so that the step
+ * is refused before any shadow changes. */
+int ema_staging_finite(const ema_ctx* ctx, uint32_t count);
+
 /* The staging window (EMA_STAGING_FLOATS floats, 64-byte aligned) and the
  * segment table (EMA_SEGMENT_CAPACITY entries), context-owned, fixed for the
  * context's life (they never move); NULL for a NULL context. */

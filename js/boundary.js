@@ -412,14 +412,61 @@ export class EmaArena {
   }
 
   /**
-   * Writes every shadow into `params[slot].data` (one per slot, in slot
-   * order), divided by `divisor` when it is not 1 (a debiased EMA); `skip`
-   * (optional) says which slots to leave alone.
+   * The first NaN or infinity among `params[slot].data` for the slots whose
+   * `averaged[slot]` is true, as { slot, index, value }, or null. The arrays
+   * stream through the staging window and C checks each filled window
+   * (ema_staging_finite, vectorised): reading them in JS costs twice as much.
+   * Only a window that fails is read in JS, to say where. Changes no state.
    */
-  copyShadowsInto(params, divisor = 1, skip = undefined) {
+  findNonFinite(params, averaged) {
+    const instance = this.#instance;
+    const { floats: STAGING_FLOATS } = this.#window;
+    const staging = new Float32Array(instance.memory.buffer, this.#window.staging, STAGING_FLOATS);
+    let staged = 0;
+    let pieces = []; // [slot, offset, count] staged in the window now
+    const check = () => {
+      let found = null;
+      if (instance.exports.ema_staging_finite(this.#context, staged) !== 1) {
+        let at = 0;
+        for (const [slot, offset, count] of pieces) {
+          for (let i = 0; i < count && found === null; i++) {
+            const value = staging[at + i];
+            if (value - value !== 0) found = { slot, index: offset + i, value };
+          }
+          if (found !== null) break;
+          at += count;
+        }
+      }
+      staged = 0;
+      pieces = [];
+      return found;
+    };
+    for (let slot = 0; slot < params.length; slot++) {
+      if (!averaged[slot]) continue;
+      const { data } = params[slot];
+      const length = this.#lengths[slot];
+      for (let offset = 0; offset < length; ) {
+        const count = Math.min(length - offset, STAGING_FLOATS - staged);
+        staging.set(count === length ? data : windowOf(data, offset, count, Float32Array), staged);
+        pieces.push([slot, offset, count]);
+        staged += count;
+        offset += count;
+        if (staged === STAGING_FLOATS) {
+          const found = check();
+          if (found !== null) return found;
+        }
+      }
+    }
+    return staged > 0 ? check() : null;
+  }
+
+  /**
+   * Writes every shadow into `params[slot].data` (one per slot, in slot
+   * order), divided by `divisor` when it is not 1 (a debiased EMA).
+   */
+  copyShadowsInto(params, divisor = 1) {
     const views = this.#shadowViewsOf();
     for (let slot = 0; slot < params.length; slot++) {
-      if (skip?.[slot]) continue;
       if (divisor === 1) writeInto(params[slot].data, views[slot]);
       else writeInto(params[slot].data, divideInPlace(views[slot].slice(), divisor));
     }

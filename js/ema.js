@@ -277,11 +277,11 @@ export class Ema extends BaseEma {
     checkFree('update', () => targetsOf(arrays), overwrites ? 'write' : 'read');
     checkCounter(this, arena, 'update');
     if (recipe.schedule.nonfinite !== NONFINITE.allow) {
-      const found = findNonFinite(arrays, modes);
+      const found = arena.findNonFinite(arrays, modes.map((mode) => mode === 'average'));
       if (found !== null) {
         if (recipe.schedule.nonfinite === NONFINITE.throw) {
           throw new RangeError(
-            `ema-wasm: update: parameter '${clip(found.name)}' holds ${found.value} at index ${found.index}; ` +
+            `ema-wasm: update: parameter '${clip(arrays[found.slot].name)}' holds ${found.value} at index ${found.index}; ` +
               "the step was refused and nothing changed (options.nonFinite is 'throw')",
           );
         }
@@ -602,22 +602,6 @@ function readUpdateOptions(options, recipe, method) {
     throw new TypeError(`ema-wasm: ${method}: options.step must be an integer, got ${describe(step)}`);
   }
   return step;
-}
-
-/**
- * The first NaN or infinity in an averaged array, as { name, index, value },
- * or null. x - x is 0 exactly when x is finite.
- */
-function findNonFinite(arrays, modes) {
-  for (let slot = 0; slot < arrays.length; slot++) {
-    if (modes[slot] !== 'average') continue;
-    const { data, name, length } = arrays[slot];
-    for (let i = 0; i < length; i++) {
-      const value = data[i];
-      if (value - value !== 0) return { name, index: i, value: String(value) };
-    }
-  }
-  return null;
 }
 
 /** What calls on these entries touch, for the scopes (scope.js). */

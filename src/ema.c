@@ -387,16 +387,23 @@ static void apply_to_slot(const ema_ctx* ctx, uint32_t slot, uint32_t offset, si
 }
 
 static bool all_finite(const float* values, size_t n) {
-    /* x - x is 0 for every finite x and NaN otherwise; or-ing the bits of
-     * the differences is branch-free and vectorises. */
-    uint32_t any_nan = 0;
+    /* A float is NaN or infinite exactly when its exponent bits are all
+     * ones. Or-ing a flag per element, with no early exit, is branch-free
+     * and vectorises (the SIMD128 build checks four lanes at a time). */
+    uint32_t any = 0;
     for (size_t i = 0; i < n; i++) {
-        const float difference = values[i] - values[i];
         uint32_t bits;
-        memcpy(&bits, &difference, sizeof bits);
-        any_nan |= bits & 0x7fffffffu;
+        memcpy(&bits, &values[i], sizeof bits);
+        any |= (bits & 0x7f800000u) == 0x7f800000u;
     }
-    return any_nan == 0;
+    return any == 0;
+}
+
+int ema_staging_finite(const ema_ctx* ctx, uint32_t count) {
+    if (ctx == NULL || count > EMA_STAGING_FLOATS) {
+        return -1;
+    }
+    return all_finite(ctx->staging, count) ? 1 : 0;
 }
 
 /* Whether every averaged parameter is finite; `param_of(i)` gives slot i's. */

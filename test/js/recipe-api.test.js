@@ -246,6 +246,20 @@ for (const simd of BUILDS) {
       });
     }
 
+    test('the guard finds a NaN past the first staging window, and ignores integer words that read as NaN', async () => {
+      const big = new Float32Array(70001).fill(0.5);
+      const params = [
+        { name: 'small', data: Float32Array.of(1, 2) },
+        { name: 'big', data: big },
+        { name: 'counts', data: Int32Array.of(0x7fc00000, -1), buffer: true }, // NaN's bits, but integers
+      ];
+      const ema = await createEma(params, { recipe: 'timm', nonFinite: 'throw', simd });
+      assert.equal(ema.update(params).action, 'averaged', 'integer buffers are not checked');
+      big[69999] = -Infinity;
+      assert.throws(() => ema.update(params), { name: 'RangeError', message: /'big' holds -Infinity at index 69999/ });
+      assert.equal(ema.counter, 1);
+    });
+
     test("nonFinite: 'allow' (the default) averages NaN in, as every reference does", async () => {
       const params = [{ name: 'w', data: Float32Array.of(NaN, 1) }];
       const ema = await createEma(params, { recipe: 'torch_ema', simd });
