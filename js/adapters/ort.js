@@ -62,9 +62,12 @@ export class OrtEma extends WeightSourceEma {
 
   // The session's calls return promises: so do these, refusals included.
 
-  /** One EMA step with the session's current trainable parameters (call it after runOptimizerStep). */
-  async update() {
-    return super.update();
+  /**
+   * One EMA step with the session's current trainable parameters (call it
+   * after runOptimizerStep); `options.step` is timm's step.
+   */
+  async update(options) {
+    return super.update(options);
   }
 
   async copyTo() {

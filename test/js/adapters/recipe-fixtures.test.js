@@ -194,11 +194,7 @@ for (const simd of BUILDS) {
 
     for (const replay of ortPlans) {
       const { fixture, used, skip } = replay;
-      // OrtEma.update() takes no argument (js/adapters/ort.js), so timm's step
-      // never reaches the core, though ort.d.ts declares update(options). The
-      // cases that pass one run as todo until it does (then drop this).
-      const todo = fixture.calls.some(({ call }) => 'step' in call) && 'OrtEma.update() drops { step }';
-      test(fixture.id, { skip, todo }, async () => {
+      test(fixture.id, { skip }, async () => {
         const pick = (arrays) => concat(used.map((e) => arrays[e]));
         const session = fakeSession(pick(fixture.entries.map(({ init }) => init)));
         const ema = await createOrtEma(session, { recipe: fixture.recipe, ...fixture.options, simd });
