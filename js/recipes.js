@@ -6,6 +6,9 @@
 
 import { describe } from './describe.js';
 
+/** The most names a list option holds: an EMA tracks at most EMA_MAX_SLOTS entries. */
+const MAX_NAMES = 1048576;
+
 /** ema_recipe numbers (include/ema.h; pinned). */
 const RECIPE_IDS = Object.freeze({ litema: 0, torch_ema: 1, diffusers: 2, timm: 3, 'ema-pytorch': 4, keras: 5, debiased: 6 });
 
@@ -139,7 +142,7 @@ export const ALL_RECIPE_OPTION_KEYS = Object.freeze([...new Set(RECIPE_NAMES.fla
  */
 export function readRecipe(values, nonFinite, method) {
   const recipe = values.recipe ?? 'litema';
-  if (!Object.hasOwn(RECIPES, recipe)) {
+  if (typeof recipe !== 'string' || !Object.hasOwn(RECIPES, recipe)) {
     throw new TypeError(
       `ema-wasm: ${method}: options.recipe must be one of ${RECIPE_NAMES.map((name) => `'${name}'`).join(', ')}, got ${describe(recipe)}`,
     );
@@ -156,6 +159,16 @@ export function readRecipe(values, nonFinite, method) {
   const schedule = { recipe: RECIPE_IDS[recipe] };
   for (const [key, spec] of Object.entries(specs)) {
     let value = values[key] === undefined ? spec.default : values[key];
+    // A list is read once, element by element, into a plain array of our own
+    // (a getter or a Proxy must not answer the check and the copy differently).
+    if (spec.rule === names && Array.isArray(value)) {
+      const length = value.length;
+      if (!(length <= MAX_NAMES)) {
+        throw new RangeError(`ema-wasm: ${method}: options.${key} has ${length} names; at most ${MAX_NAMES} (EMA_MAX_SLOTS)`);
+      }
+      const given = value;
+      value = Array.from({ length }, (_, i) => given[i]);
+    }
     if (!spec.rule.check(value)) {
       // A value of the right type but out of range is a RangeError, as JS's own are.
       const rightType = spec.rule === names ? Array.isArray(value) : typeof value === 'number' && spec.rule !== flag;
@@ -163,7 +176,6 @@ export function readRecipe(values, nonFinite, method) {
         ? new RangeError(`ema-wasm: ${method}: options.${key} must be ${spec.rule.kind}, got ${Array.isArray(value) ? describe(value) : value}`)
         : new TypeError(`ema-wasm: ${method}: options.${key} must be ${spec.rule.kind}, got ${describe(value)}`);
     }
-    if (spec.rule === names) value = value.map((name) => name); // a copy: read once
     if (spec.float32) value = Math.fround(value);
     options[key] = value;
     if (spec.field !== undefined) schedule[spec.field] = typeof value === 'boolean' ? Number(value) : value ?? 0;

@@ -57,6 +57,13 @@ describe('recipe options', () => {
     await assert.rejects(createEma(params, { recipe: 'timm', useWarmup: 1 }), { name: 'TypeError', message: /options\.useWarmup must be a boolean/ });
     await assert.rejects(createEma(params, { recipe: 'keras', emaOverwriteFrequency: 2.5 }), { name: 'RangeError', message: /emaOverwriteFrequency must be null or an integer/ });
     await assert.rejects(createEma(params, { recipe: 'ema-pytorch', ignoreNames: 'bn' }), { name: 'TypeError', message: /ignoreNames must be an array of strings/ });
+    await assert.rejects(createEma(params, { recipe: new String('timm') }), { name: 'TypeError', message: /options\.recipe must be one of/ });
+    const huge = new Proxy([], { get: (target, key) => (key === 'length' ? 2 ** 32 - 1 : Reflect.get(target, key)) });
+    await assert.rejects(createEma(params, { recipe: 'ema-pytorch', ignoreNames: huge }), { name: 'RangeError', message: /options\.ignoreNames has 4294967295 names; at most 1048576/ });
+    let reads = 0;
+    const shifty = new Proxy(['bn.'], { get: (target, key) => (key === '0' ? (reads++ === 0 ? 'bn.' : 42) : Reflect.get(target, key)) });
+    const read = await createEma(params, { recipe: 'ema-pytorch', ignoreStartswithNames: shifty });
+    assert.deepEqual(read.options.ignoreStartswithNames, ['bn.'], 'each name is read once');
     await assert.rejects(createEma(params, { nonFinite: 'ignore' }), { name: 'TypeError', message: /nonFinite must be 'allow', 'skip' or 'throw'/ });
     await assert.rejects(createEma(params, { recipe: 'debiased', resident: true }), /a debiased EMA cannot be resident/);
     await assert.rejects(createEma([{ name: 'step', data: new Float32Array(2) }], { recipe: 'ema-pytorch' }), /'step' has the name of lucidrains' ema-pytorch EMA's own 'step' state entry/);
