@@ -174,7 +174,10 @@ export async function loadEma(bytes, options = {}) {
   const state = await recipeStateFromFile(bytes, prefix, values.recipe, 'loadEma', module);
   const { fields, counter: fileCounter, initted } = stateTargets(state.scalars, state.recipe);
   const given = Object.fromEntries(ALL_RECIPE_OPTION_KEYS.filter((key) => values[key] !== undefined).map((key) => [key, values[key]]));
-  const recipeOptions = { ...state.options, ...optionsOfFields(state.recipe, fields), ...given };
+  // The file's metadata may only name the recipe's own options (it is outside input).
+  const ownKeys = Object.keys(RECIPES[state.recipe].options);
+  const fromMetadata = Object.fromEntries(ownKeys.filter((key) => Object.hasOwn(state.options, key)).map((key) => [key, state.options[key]]));
+  const recipeOptions = { ...fromMetadata, ...optionsOfFields(state.recipe, fields), ...given };
   const params = state.shadows.map(({ key, dtype, data, shape }) => {
     const kind = state.kinds[key];
     return {

@@ -367,3 +367,15 @@ describe("loading other libraries' EMA files", () => {
     await assert.rejects(loadEma(ours, { recipe: 'keras' }), /the file holds a 'timm' EMA, not 'keras'/);
   });
 });
+
+test("a file's metadata cannot set options the recipe does not have (resident, simd, another recipe's)", async () => {
+  const { encodeSafetensors } = await import('../../js/safetensors.js');
+  const file = encodeSafetensors(
+    [{ name: 'w', dtype: 'F32', shape: [2], data: Float32Array.of(1, 2) }],
+    [['format', 'pt'], ['ema_wasm.recipe', 'timm'], ['ema_wasm.options', JSON.stringify({ resident: true, simd: 'x', emaMomentum: 0.5, decay: 0.5, __proto__: { x: 1 } })]],
+  );
+  const ema = await loadEma(file);
+  assert.equal(ema.resident, false);
+  assert.equal(ema.decay, 0.5);
+  assert.equal(ema.options.emaMomentum, undefined);
+});
