@@ -1,0 +1,351 @@
+// The EMA weights people have from other libraries, written by PyTorch runs
+// (test/fixtures/generate_interop.py): ema-pytorch's EMA state_dict, a
+// diffusers EMA model saved with save_pretrained, timm's EMA state_dict, each
+// in test/fixtures/interop/<library>.safetensors. On both builds, loadEma
+// reads each file with the run's options (and counter where the library keeps
+// it elsewhere), holds exactly the library's EMA state, continues bit for bit
+// with the PyTorch run (interop/recipes-continue.txt), and what it then saves
+// loads back whole.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+
+import { loadEma } from '../../js/index.js';
+import { bitsToFloat } from './fixture.js';
+import { BUILDS, buildName } from './helpers.js';
+
+const INTEROP = new URL('../fixtures/interop/', import.meta.url);
+const readInterop = (name) => new Uint8Array(readFileSync(new URL(name, INTEROP)));
+
+// ---- the fixture ------------------------------------------------------------
+
+const DTYPES = ['f32', 'i64'];
+const KINDS = ['param', 'frozen', 'buffer'];
+const ACTIONS = ['averaged', 'copied', 'skipped'];
+
+class Tokens {
+  constructor(text) {
+    this.items = text.split(/\s+/).filter(Boolean);
+    this.position = 0;
+    this.where = 'the header';
+  }
+  fail(message) {
+    throw new Error(`recipes-continue.txt (${this.where}): ${message}`);
+  }
+  get done() {
+    return this.position >= this.items.length;
+  }
+  next() {
+    if (this.done) this.fail('unexpected end of file');
+    return this.items[this.position++];
+  }
+  expect(word) {
+    const got = this.next();
+    if (got !== word) this.fail(`expected '${word}', got '${got}'`);
+  }
+  int() {
+    const token = this.next();
+    if (!/^-?\d+$/.test(token)) this.fail(`expected an integer, got '${token}'`);
+    return Number.parseInt(token, 10);
+  }
+  oneOf(choices, what) {
+    const token = this.next();
+    if (!choices.includes(token)) this.fail(`expected ${what} (${choices.join('|')}), got '${token}'`);
+    return token;
+  }
+  json() {
+    const token = this.next();
+    try {
+      return JSON.parse(token);
+    } catch {
+      return this.fail(`expected compact JSON, got '${token}'`);
+    }
+  }
+  hex(digits) {
+    const token = this.next();
+    if (!new RegExp(`^[0-9a-f]{${digits}}$`).test(token)) this.fail(`expected ${digits} hex digits, got '${token}'`);
+    return token;
+  }
+  /** An <array> of one entry (Float32Array or BigInt64Array), or null for `-` when allowed. */
+  array(entry, { allowNone = false } = {}) {
+    const kind = this.next();
+    if (kind === '-' && allowNone) return null;
+    if (kind !== 'x') this.fail(`expected an array for ${entry.name}, got '${kind}'`);
+    const words = new Uint32Array(entry.dtype === 'i64' ? 2 * entry.elements : entry.elements);
+    for (let i = 0; i < words.length; i++) words[i] = Number.parseInt(this.hex(8), 16);
+    return entry.dtype === 'i64' ? new BigInt64Array(words.buffer) : new Float32Array(words.buffer);
+  }
+}
+
+/**
+ * Returns [{ id, recipe, file, loadOptions, counter, entries: [{ name, kind,
+ * dtype, shape, elements, fileKey }], loaded: [array | null], calls: [{ call,
+ * values, action, decayBits, decay, weightBits, counter, shadows }] }]
+ * (generate_interop.py documents the format).
+ */
+function readInteropFixtures() {
+  const tokens = new Tokens(readFileSync(new URL('recipes-continue.txt', INTEROP), 'utf8'));
+  tokens.expect('emainterop');
+  tokens.expect('1');
+  const cases = [];
+  while (!tokens.done) {
+    tokens.expect('case');
+    const id = tokens.next();
+    tokens.where = `case ${id}`;
+    const recipe = tokens.next();
+    const file = tokens.next();
+    const loadOptions = tokens.json();
+    const counter = tokens.int();
+    const entryCount = tokens.int();
+    const callCount = tokens.int();
+    const entries = [];
+    for (let e = 0; e < entryCount; e++) {
+      tokens.expect('entry');
+      const name = tokens.next();
+      const kind = tokens.oneOf(KINDS, 'a kind');
+      const dtype = tokens.oneOf(DTYPES, 'a dtype');
+      const shapeToken = tokens.next();
+      const shape = shapeToken === '-' ? [] : shapeToken.split(',').map(Number);
+      const elements = shape.reduce((product, d) => product * d, 1);
+      entries.push({ name, kind, dtype, shape, elements, fileKey: tokens.next() });
+    }
+    tokens.expect('loaded');
+    const loaded = entries.map((entry) => tokens.array(entry, { allowNone: true }));
+    const calls = [];
+    for (let c = 0; c < callCount; c++) {
+      tokens.where = `case ${id}, call ${c + 1}`;
+      tokens.expect('call');
+      const call = tokens.json();
+      const values = entries.map((entry) => tokens.array(entry));
+      tokens.expect('result');
+      const action = tokens.oneOf(ACTIONS, 'an action');
+      tokens.expect('decay');
+      const decayBits = BigInt(`0x${tokens.hex(16)}`);
+      tokens.expect('weight');
+      const weightHex = tokens.hex(8);
+      tokens.expect('counter');
+      const callCounter = tokens.int();
+      tokens.expect('shadows');
+      tokens.expect('1');
+      const shadows = entries.map((entry) => tokens.array(entry, { allowNone: true }));
+      calls.push({
+        call,
+        values,
+        action,
+        decayBits,
+        decay: new Float64Array(BigUint64Array.of(decayBits).buffer)[0],
+        weightBits: Number.parseInt(weightHex, 16),
+        weight: bitsToFloat(weightHex),
+        counter: callCounter,
+        shadows,
+      });
+    }
+    tokens.where = 'the header';
+    cases.push({ id, recipe, file, loadOptions, counter, entries, loaded, calls });
+  }
+  return cases;
+}
+
+/** The tensors of a safetensors file, read here independently of js/: name -> { dtype, shape, bytes }. */
+function readTensors(file) {
+  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  const length = Number(view.getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(file.subarray(8, 8 + length)));
+  const data = 8 + length;
+  const tensors = new Map();
+  for (const [name, info] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const [begin, end] = info.data_offsets;
+    tensors.set(name, { dtype: info.dtype, shape: info.shape, bytes: file.slice(data + begin, data + end) });
+  }
+  return tensors;
+}
+
+// ---- comparisons --------------------------------------------------------------
+
+function bytesOf(array) {
+  return new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
+}
+
+function assertSameBits(actual, expected, where) {
+  assert.equal(actual.constructor.name, expected.constructor.name, `${where}: element type`);
+  assert.equal(actual.length, expected.length, `${where}: length`);
+  const a = bytesOf(actual);
+  const b = bytesOf(expected);
+  const width = expected.BYTES_PER_ELEMENT;
+  for (let i = 0; i < b.length; i++) {
+    if (a[i] !== b[i]) {
+      const index = Math.floor(i / width);
+      assert.fail(`${where}: element ${index} is ${actual[index]}, PyTorch has ${expected[index]}`);
+    }
+  }
+}
+
+function f32Bits(value) {
+  return new Uint32Array(Float32Array.of(value).buffer)[0];
+}
+
+/** ulps between two float64 values of the same sign. */
+function ulpsApart(a, b) {
+  const view = new DataView(new ArrayBuffer(16));
+  view.setFloat64(0, a);
+  view.setFloat64(8, b);
+  const difference = view.getBigInt64(0) - view.getBigInt64(8);
+  return Number(difference < 0n ? -difference : difference);
+}
+
+/** Recipes whose float64 schedule calls pow(): Python's is glibc's, ours musl's (recipes.test.js). */
+const POW_SCHEDULES = new Set(['diffusers', 'timm']);
+
+const SAFETENSORS_DTYPE = { f32: 'F32', i64: 'I64' };
+const ARRAY_TYPE = { f32: 'Float32Array', i64: 'BigInt64Array' };
+
+/** The model's entries as update() takes them, flagged as the model has them. */
+function modelParams(fixture) {
+  return fixture.entries.map((entry) => ({
+    name: entry.name,
+    data: entry.dtype === 'i64' ? new BigInt64Array(entry.elements) : new Float32Array(entry.elements),
+    shape: entry.shape,
+    trainable: entry.kind !== 'frozen',
+    buffer: entry.kind === 'buffer',
+  }));
+}
+
+function sorted(names) {
+  return [...names].sort();
+}
+
+/** Checks one continued call's result and shadows against PyTorch's. */
+function checkCall(ema, fixture, call, result, where) {
+  assert.equal(result.action, call.action, `${where}: action`);
+  assert.equal(result.counter, call.counter, `${where}: counter`);
+  assert.equal(ema.counter, call.counter, `${where}: ema.counter`);
+  if (call.action === 'averaged') {
+    assert.equal(f32Bits(result.weight), call.weightBits, `${where}: the float32 weight applied`);
+    if (POW_SCHEDULES.has(fixture.recipe)) {
+      assert.ok(ulpsApart(result.decay, call.decay) <= 1, `${where}: decay ${result.decay}, PyTorch ${call.decay}`);
+    } else {
+      assert.equal(result.decay, call.decay, `${where}: decay`);
+    }
+  }
+  fixture.entries.forEach((entry, e) => {
+    const expected = call.shadows[e];
+    if (expected === null) {
+      assert.throws(() => ema.shadow(entry.name), /no tracked parameter/, `${where}: '${entry.name}' is not kept`);
+    } else {
+      assertSameBits(ema.shadow(entry.name), expected, `${where}: shadow of '${entry.name}'`);
+    }
+  });
+}
+
+// ---- the tests ------------------------------------------------------------------
+
+const cases = readInteropFixtures();
+
+/**
+ * Cases loadEma cannot read correctly yet (see the report in the commit that
+ * added this test): their tests run as todo.
+ */
+const KNOWN_BUGS = {
+  diffusers_save_pretrained:
+    "loadEma takes every F32 tensor of a file without ema-wasm metadata as a trainable parameter (js/ema.js, loadEma: " +
+    "kind undefined -> trainable: true, buffer: dtype !== 'f32'), so the float buffers of a diffusers save_pretrained " +
+    "file (bn.running_mean, bn.running_var: the fresh model's, not EMA state) become averaged shadows diffusers never " +
+    "keeps, and update() with the model's flags refuses them ('tracked but was passed as a float buffer')",
+};
+
+test('the interop fixture covers ema-pytorch, diffusers and timm, each file under 50 KB', () => {
+  assert.deepEqual(sorted(cases.map((c) => c.recipe)), ['diffusers', 'ema-pytorch', 'timm']);
+  for (const fixture of cases) {
+    assert.ok(readInterop(fixture.file).length < 50_000, fixture.file);
+    const kinds = new Set(fixture.entries.map((e) => `${e.kind} ${e.dtype}`));
+    for (const kind of ['param f32', 'frozen f32', 'buffer f32', 'buffer i64']) assert.ok(kinds.has(kind), `${fixture.id}: no ${kind}`);
+  }
+});
+
+for (const simd of BUILDS) {
+  describe(`other libraries' EMA files, ${buildName(simd)} build`, () => {
+    for (const fixture of cases) {
+      const todo = KNOWN_BUGS[fixture.id];
+      const load = () => loadEma(readInterop(fixture.file), { recipe: fixture.recipe, ...fixture.loadOptions, simd });
+
+      test(`${fixture.file}: loadEma holds the library's EMA state, bit for bit`, { todo }, async () => {
+        const ema = await load();
+        assert.equal(ema.simd, simd);
+        assert.equal(ema.recipe, fixture.recipe);
+        assert.equal(ema.counter, fixture.counter, 'the counter the library had');
+        for (const [key, value] of Object.entries(fixture.loadOptions)) {
+          if (key !== 'counter') assert.deepEqual(ema.options[key], value, `option ${key}`);
+        }
+        const kept = fixture.entries.filter((_, e) => fixture.loaded[e] !== null).map((entry) => entry.name);
+        assert.deepEqual(sorted(ema.names), sorted(kept), 'the names the library keeps');
+        const tensors = readTensors(readInterop(fixture.file));
+        fixture.entries.forEach((entry, e) => {
+          const expected = fixture.loaded[e];
+          if (expected === null) {
+            assert.throws(() => ema.shadow(entry.name), /no tracked parameter/, `'${entry.name}' is not kept`);
+            return;
+          }
+          const shadow = ema.shadow(entry.name);
+          assert.equal(shadow.constructor.name, ARRAY_TYPE[entry.dtype], `${entry.name}: dtype`);
+          assert.deepEqual(ema.shape(entry.name), entry.shape, `${entry.name}: shape`);
+          assertSameBits(shadow, expected, `loaded '${entry.name}'`);
+          const tensor = tensors.get(entry.fileKey);
+          assert.equal(tensor.dtype, SAFETENSORS_DTYPE[entry.dtype], `${entry.fileKey}: the file's dtype`);
+          assert.deepEqual(tensor.shape, entry.shape, `${entry.fileKey}: the file's shape`);
+          assert.deepEqual(bytesOf(shadow), tensor.bytes, `'${entry.name}' equals the file's '${entry.fileKey}'`);
+        });
+        ema.dispose();
+      });
+
+      test(`${fixture.file}: the loaded EMA continues bit for bit with PyTorch, and save() loads back whole`, { todo }, async () => {
+        const ema = await load();
+        const params = modelParams(fixture);
+        fixture.calls.forEach((call, index) => {
+          params.forEach((param, p) => param.data.set(call.values[p]));
+          const options = Object.keys(call.call).length === 0 ? undefined : call.call;
+          checkCall(ema, fixture, call, ema.update(params, options), `${fixture.id} call ${index + 1}`);
+        });
+
+        const back = await loadEma(ema.save(), { simd });
+        assert.equal(back.recipe, fixture.recipe);
+        assert.deepEqual(back.names, ema.names);
+        assert.equal(back.counter, ema.counter);
+        assert.deepEqual(back.options, ema.options);
+        for (const name of ema.names) {
+          assert.deepEqual(back.shape(name), ema.shape(name), `round trip: shape of '${name}'`);
+          assertSameBits(back.shadow(name), ema.shadow(name), `round trip: '${name}'`);
+        }
+        assert.deepEqual(back.stateDict(), ema.stateDict());
+        ema.dispose();
+        back.dispose();
+      });
+    }
+
+    // What does work for the diffusers file today: the parameters' shadows
+    // load exactly and continue bit for bit when the float buffers are passed
+    // the way loadEma took them (as trainable parameters; diffusers keeps none).
+    const diffusers = cases.find((c) => c.recipe === 'diffusers');
+    test(`${diffusers.file}: every parameter's shadow loads and continues bit for bit (buffers passed as loadEma took them)`, async () => {
+      const ema = await loadEma(readInterop(diffusers.file), { recipe: 'diffusers', ...diffusers.loadOptions, simd });
+      assert.equal(ema.counter, diffusers.counter);
+      const params = modelParams(diffusers).map((param, p) =>
+        diffusers.loaded[p] === null && param.data instanceof Float32Array ? { ...param, trainable: true, buffer: false } : param,
+      );
+      diffusers.entries.forEach((entry, e) => {
+        if (diffusers.loaded[e] !== null) assertSameBits(ema.shadow(entry.name), diffusers.loaded[e], `loaded '${entry.name}'`);
+      });
+      diffusers.calls.forEach((call, index) => {
+        params.forEach((param, p) => param.data.set(call.values[p]));
+        const result = ema.update(params);
+        const where = `${diffusers.id} call ${index + 1}`;
+        assert.equal(result.counter, call.counter, `${where}: counter`);
+        assert.equal(f32Bits(result.weight), call.weightBits, `${where}: weight`);
+        diffusers.entries.forEach((entry, e) => {
+          if (call.shadows[e] !== null) assertSameBits(ema.shadow(entry.name), call.shadows[e], `${where}: shadow of '${entry.name}'`);
+        });
+      });
+      ema.dispose();
+    });
+  });
+}
