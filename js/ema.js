@@ -143,10 +143,12 @@ export async function prepareEma(optionValues, method) {
  * save_pretrained, timm's EMA model state_dict). For LitEma files, names come
  * from the metadata when it records them, else they are LitEma's keys. For
  * the others, the counter comes from options.counter, else from the file,
- * else it starts at the recipe's start; options given override the file's.
+ * else it starts at the recipe's start; options given override the file's;
+ * options.params (the model's entries) says which tensors are frozen
+ * parameters or buffers, which a library's own file does not record.
  */
 export async function loadEma(bytes, options = {}) {
-  const values = readOptions(options, [...EMA_OPTION_KEYS.filter((key) => key !== 'resident'), 'prefix', 'counter'], 'loadEma');
+  const values = readOptions(options, [...EMA_OPTION_KEYS.filter((key) => key !== 'resident'), 'prefix', 'counter', 'params'], 'loadEma');
   const { prefix = '', simd = 'auto', counter } = values;
   const wasm = adoptWasmSource(values.wasm);
   if (simd !== 'auto' && simd !== true && simd !== false) {
@@ -156,6 +158,11 @@ export async function loadEma(bytes, options = {}) {
     throw new TypeError(`ema-wasm: loadEma: options.counter must be an integer, got ${describe(counter)}`);
   }
   if (values.recipe !== undefined) readRecipe(values, values.nonFinite ?? 'allow', 'loadEma'); // checks recipe and options early
+  // options.params: the model's entries, for what each tensor in the file is
+  // (a parameter, frozen, a buffer), which a library's plain file does not say.
+  const flagsOf = values.params === undefined ? undefined : new Map(
+    resolveParams(values.params, 'loadEma').map(({ name, trainable, buffer, dtype }) => [name, { trainable, buffer, dtype }]),
+  );
   // The file's arguments are checked before any module is fetched.
   checkFileArguments(bytes, prefix, 'loadEma');
   // One module for parsing and for the EMA: a Response can be read only once.
@@ -163,7 +170,7 @@ export async function loadEma(bytes, options = {}) {
   const handOver = wasm === undefined ? undefined : module;
   const { metadata } = await parseSafetensors(bytes, 'loadEma', module);
   if (values.recipe === undefined && !metadata.has(RECIPE_METADATA_KEY)) {
-    if (counter !== undefined || values.nonFinite !== undefined || ALL_RECIPE_OPTION_KEYS.some((key) => values[key] !== undefined)) {
+    if (counter !== undefined || values.nonFinite !== undefined || flagsOf !== undefined || ALL_RECIPE_OPTION_KEYS.some((key) => values[key] !== undefined)) {
       throw new TypeError("ema-wasm: loadEma: a LitEma file carries its own options and counter; pass recipe: 'litema' to override them, or none");
     }
     return loadLitEmaFile(bytes, prefix, simd, handOver, module);
@@ -180,14 +187,29 @@ export async function loadEma(bytes, options = {}) {
   const recipeOptions = { ...fromMetadata, ...optionsOfFields(state.recipe, fields), ...given };
   const params = state.shadows.map(({ key, dtype, data, shape }) => {
     const kind = state.kinds[key];
+    const flags = flagsOf?.get(key);
+    if (flagsOf !== undefined && flags === undefined) {
+      throw new Error(`ema-wasm: loadEma: the file holds '${clip(key)}', which options.params does not have`);
+    }
+    if (flags !== undefined && flags.dtype !== dtype) {
+      throw new Error(`ema-wasm: loadEma: the file's '${clip(key)}' holds ${DTYPE_WORDS[dtype]}; options.params has it as ${entryKind(flags)}`);
+    }
     return {
       name: key,
       data: dtype === 'f32' ? data : dtype === 'i32' ? new Int32Array(data.buffer) : new BigInt64Array(data.buffer),
       shape,
-      trainable: kind !== 'frozen',
-      buffer: kind === 'buffer' || dtype !== 'f32',
+      trainable: flags?.trainable ?? kind !== 'frozen',
+      buffer: flags?.buffer ?? (kind === 'buffer' || dtype !== 'f32'),
     };
   });
+  if (flagsOf !== undefined) {
+    const inFile = new Set(params.map(({ name }) => name));
+    const { options: checkedOptions } = readRecipe({ ...recipeOptions, recipe: state.recipe }, 'allow', 'loadEma');
+    const missing = [...flagsOf].filter(([name, flags]) => !inFile.has(name) && treatmentOf(state.recipe, checkedOptions, { name, ...flags }) !== 'skip');
+    if (missing.length > 0) {
+      throw new Error(`ema-wasm: loadEma: the file has no ${quoteList(missing.map(([name]) => name))}, which ${RECIPES[state.recipe].title} keeps`);
+    }
+  }
   const create = await prepareEma(
     { ...recipeOptions, recipe: state.recipe, nonFinite: values.nonFinite, simd, wasm: handOver },
     'loadEma',

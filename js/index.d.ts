@@ -297,6 +297,12 @@ export interface LoadOptions extends Omit<EmaOptions, 'resident'> {
   prefix?: string;
   /** The counter to start from (else the file's, else the recipe's start). */
   counter?: number;
+  /**
+   * The model's entries, for their flags: which tensors of a library's own
+   * file are frozen parameters or buffers (the file does not say; diffusers
+   * keeps no buffers). Their values are not read.
+   */
+  params?: Params;
 }
 
 /** Creates an EMA whose shadows start as copies of the trainable parameters. */

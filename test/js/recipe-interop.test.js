@@ -242,18 +242,6 @@ function checkCall(ema, fixture, call, result, where) {
 
 const cases = readInteropFixtures();
 
-/**
- * Cases loadEma cannot read correctly yet (see the report in the commit that
- * added this test): their tests run as todo.
- */
-const KNOWN_BUGS = {
-  diffusers_save_pretrained:
-    "loadEma takes every F32 tensor of a file without ema-wasm metadata as a trainable parameter (js/ema.js, loadEma: " +
-    "kind undefined -> trainable: true, buffer: dtype !== 'f32'), so the float buffers of a diffusers save_pretrained " +
-    "file (bn.running_mean, bn.running_var: the fresh model's, not EMA state) become averaged shadows diffusers never " +
-    "keeps, and update() with the model's flags refuses them ('tracked but was passed as a float buffer')",
-};
-
 test('the interop fixture covers ema-pytorch, diffusers and timm, each file under 50 KB', () => {
   assert.deepEqual(sorted(cases.map((c) => c.recipe)), ['diffusers', 'ema-pytorch', 'timm']);
   for (const fixture of cases) {
@@ -266,10 +254,14 @@ test('the interop fixture covers ema-pytorch, diffusers and timm, each file unde
 for (const simd of BUILDS) {
   describe(`other libraries' EMA files, ${buildName(simd)} build`, () => {
     for (const fixture of cases) {
-      const todo = KNOWN_BUGS[fixture.id];
-      const load = () => loadEma(readInterop(fixture.file), { recipe: fixture.recipe, ...fixture.loadOptions, simd });
+      // A library's own file does not say which tensors are buffers or frozen
+      // parameters: options.params (the model's entries) does. diffusers needs
+      // it (it keeps no buffers); ema-pytorch and timm load right either way.
+      const load = (withParams = true) => loadEma(readInterop(fixture.file), {
+        recipe: fixture.recipe, ...fixture.loadOptions, simd, ...(withParams ? { params: modelParams(fixture) } : {}),
+      });
 
-      test(`${fixture.file}: loadEma holds the library's EMA state, bit for bit`, { todo }, async () => {
+      test(`${fixture.file}: loadEma holds the library's EMA state, bit for bit`, async () => {
         const ema = await load();
         assert.equal(ema.simd, simd);
         assert.equal(ema.recipe, fixture.recipe);
@@ -298,7 +290,7 @@ for (const simd of BUILDS) {
         ema.dispose();
       });
 
-      test(`${fixture.file}: the loaded EMA continues bit for bit with PyTorch, and save() loads back whole`, { todo }, async () => {
+      test(`${fixture.file}: the loaded EMA continues bit for bit with PyTorch, and save() loads back whole`, async () => {
         const ema = await load();
         const params = modelParams(fixture);
         fixture.calls.forEach((call, index) => {
@@ -322,30 +314,25 @@ for (const simd of BUILDS) {
       });
     }
 
-    // What does work for the diffusers file today: the parameters' shadows
-    // load exactly and continue bit for bit when the float buffers are passed
-    // the way loadEma took them (as trainable parameters; diffusers keeps none).
-    const diffusers = cases.find((c) => c.recipe === 'diffusers');
-    test(`${diffusers.file}: every parameter's shadow loads and continues bit for bit (buffers passed as loadEma took them)`, async () => {
-      const ema = await loadEma(readInterop(diffusers.file), { recipe: 'diffusers', ...diffusers.loadOptions, simd });
-      assert.equal(ema.counter, diffusers.counter);
-      const params = modelParams(diffusers).map((param, p) =>
-        diffusers.loaded[p] === null && param.data instanceof Float32Array ? { ...param, trainable: true, buffer: false } : param,
-      );
-      diffusers.entries.forEach((entry, e) => {
-        if (diffusers.loaded[e] !== null) assertSameBits(ema.shadow(entry.name), diffusers.loaded[e], `loaded '${entry.name}'`);
-      });
-      diffusers.calls.forEach((call, index) => {
-        params.forEach((param, p) => param.data.set(call.values[p]));
-        const result = ema.update(params);
-        const where = `${diffusers.id} call ${index + 1}`;
-        assert.equal(result.counter, call.counter, `${where}: counter`);
-        assert.equal(f32Bits(result.weight), call.weightBits, `${where}: weight`);
-        diffusers.entries.forEach((entry, e) => {
-          if (call.shadows[e] !== null) assertSameBits(ema.shadow(entry.name), call.shadows[e], `${where}: shadow of '${entry.name}'`);
-        });
-      });
-      ema.dispose();
+    test('options.params: needed for diffusers (its file does not say which tensors are buffers), checked against the file', async () => {
+      for (const fixture of cases) {
+        const bytes = readInterop(fixture.file);
+        const kept = fixture.entries.filter((_, e) => fixture.loaded[e] !== null).map((entry) => entry.name);
+        const plain = await loadEma(bytes, { recipe: fixture.recipe, ...fixture.loadOptions, simd });
+        if (fixture.recipe === 'diffusers') {
+          // Without the model's flags every float tensor is taken for a parameter.
+          assert.ok(plain.names.length > kept.length, 'the float buffers are taken for parameters');
+        } else {
+          assert.deepEqual(sorted(plain.names), sorted(kept), `${fixture.id}: the same without params`);
+        }
+        plain.dispose();
+        const params = modelParams(fixture);
+        await assert.rejects(
+          loadEma(bytes, { recipe: fixture.recipe, ...fixture.loadOptions, simd, params: params.slice(1) }),
+          new RegExp(`the file holds '${params[0].name.replaceAll('.', '\\.')}', which options\\.params does not have`),
+        );
+      }
+      await assert.rejects(loadEma(readInterop(cases[0].file), { params: [] }), /a LitEma file carries its own options/);
     });
   });
 }
