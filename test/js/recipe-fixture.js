@@ -3,6 +3,7 @@
 // computed. test/fixtures/generate_recipes.py documents the format and the
 // exact rules of each recipe. Run directly (node test/js/recipe-fixture.js)
 // to read the file and print what it holds.
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,14 +16,20 @@ const DTYPES = ['f32', 'i32', 'i64'];
 const KINDS = ['param', 'frozen', 'buffer'];
 const ACTIONS = ['averaged', 'copied', 'skipped'];
 
-class Tokens {
-  constructor(text) {
+/**
+ * The whitespace-separated tokens of a fixture file (recipes.txt, and the
+ * interop continuation file), with the readers both formats share. `file`
+ * names the file in errors; `where` says where in it.
+ */
+export class FixtureTokens {
+  constructor(text, file) {
     this.items = text.split(/\s+/).filter(Boolean);
     this.position = 0;
+    this.file = file;
     this.where = 'the header';
   }
   fail(message) {
-    throw new Error(`recipe fixture (${this.where}): ${message}`);
+    throw new Error(`${this.file} (${this.where}): ${message}`);
   }
   get done() {
     return this.position >= this.items.length;
@@ -53,15 +60,23 @@ class Tokens {
       return this.fail(`expected compact JSON, got '${token}'`);
     }
   }
-  hexWord() {
+  /** `digits` lowercase hex digits, as a string. */
+  hex(digits) {
     const token = this.next();
-    if (!/^[0-9a-f]{8}$/.test(token)) this.fail(`expected 8 hex digits, got '${token}'`);
-    return Number.parseInt(token, 16);
+    if (!new RegExp(`^[0-9a-f]{${digits}}$`).test(token)) this.fail(`expected ${digits} hex digits, got '${token}'`);
+    return token;
+  }
+  hexWord() {
+    return Number.parseInt(this.hex(8), 16);
   }
   flag() {
     return this.oneOf(['0', '1'], 'a flag') === '1';
   }
-  /** An <array> of one entry: Float32Array, Int32Array or BigInt64Array; null for `-` when allowed. */
+  /**
+   * An <array> of an entry ({ name, dtype, length } with `length` elements):
+   * Float32Array, Int32Array or BigInt64Array (two words an element, low
+   * first); null for `-` when allowed.
+   */
   array(entry, { allowNone = false } = {}) {
     const kind = this.next();
     if (kind === '-' && allowNone) return null;
@@ -70,20 +85,53 @@ class Tokens {
       return generated(this.int(), entry.length);
     }
     if (kind !== 'x') this.fail(`expected an array for ${entry.name}, got '${kind}'`);
-    if (entry.dtype === 'i64') {
-      const values = new BigInt64Array(entry.length);
-      for (let i = 0; i < entry.length; i++) {
-        const low = BigInt(this.hexWord());
-        const high = BigInt(this.hexWord());
-        values[i] = BigInt.asIntN(64, (high << 32n) | low);
-      }
-      return values;
-    }
-    const words = new Uint32Array(entry.length);
-    for (let i = 0; i < entry.length; i++) words[i] = this.hexWord();
+    const words = new Uint32Array(entry.dtype === 'i64' ? 2 * entry.length : entry.length);
+    for (let i = 0; i < words.length; i++) words[i] = this.hexWord();
+    if (entry.dtype === 'i64') return new BigInt64Array(words.buffer);
     return entry.dtype === 'f32' ? new Float32Array(words.buffer) : new Int32Array(words.buffer);
   }
 }
+
+// ---- comparing bits ------------------------------------------------------------
+
+export function bytesOf(array) {
+  return new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
+}
+
+/** Fails unless both arrays are of one type and hold the same bytes (NaN payloads and zero signs included). */
+export function assertSameBits(actual, expected, where) {
+  assert.equal(actual.constructor.name, expected.constructor.name, `${where}: element type`);
+  assert.equal(actual.length, expected.length, `${where}: length`);
+  const a = bytesOf(actual);
+  const b = bytesOf(expected);
+  const width = expected.BYTES_PER_ELEMENT;
+  for (let i = 0; i < b.length; i++) {
+    if (a[i] !== b[i]) {
+      const index = Math.floor(i / width);
+      assert.fail(`${where}: element ${index} is ${actual[index]}, PyTorch has ${expected[index]}`);
+    }
+  }
+}
+
+export function f32Bits(value) {
+  return new Uint32Array(Float32Array.of(value).buffer)[0];
+}
+
+/** ulps between two float64 values of the same sign. */
+export function ulpsApart(a, b) {
+  const view = new DataView(new ArrayBuffer(16));
+  view.setFloat64(0, a);
+  view.setFloat64(8, b);
+  const difference = view.getBigInt64(0) - view.getBigInt64(8);
+  return Number(difference < 0n ? -difference : difference);
+}
+
+/**
+ * Recipes whose float64 schedule calls pow(): Python's is glibc's, ours
+ * musl's (in Wasm), so their decay may differ by an ulp; the float32 weight
+ * each applies is compared exactly.
+ */
+export const POW_SCHEDULES = new Set(['diffusers', 'timm']);
 
 function float64FromBits(bits) {
   return new Float64Array(BigUint64Array.of(bits).buffer)[0];
@@ -100,7 +148,7 @@ function float64FromBits(bits) {
  * value.
  */
 export function readRecipeFixtures(path = RECIPE_FIXTURE_PATH) {
-  const tokens = new Tokens(readFileSync(path, 'utf8'));
+  const tokens = new FixtureTokens(readFileSync(path, 'utf8'), 'recipes.txt');
   tokens.expect('emarecipes');
   tokens.expect('1');
   const cases = [];

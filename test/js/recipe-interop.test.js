@@ -13,6 +13,7 @@ import { describe, test } from 'node:test';
 import { loadEma } from '../../js/index.js';
 import { bitsToFloat } from './fixture.js';
 import { BUILDS, buildName } from './helpers.js';
+import { assertSameBits, bytesOf, f32Bits, FixtureTokens, POW_SCHEDULES, ulpsApart } from './recipe-fixture.js';
 
 const INTEROP = new URL('../fixtures/interop/', import.meta.url);
 const readInterop = (name) => new Uint8Array(readFileSync(new URL(name, INTEROP)));
@@ -23,60 +24,6 @@ const DTYPES = ['f32', 'i64'];
 const KINDS = ['param', 'frozen', 'buffer'];
 const ACTIONS = ['averaged', 'copied', 'skipped'];
 
-class Tokens {
-  constructor(text) {
-    this.items = text.split(/\s+/).filter(Boolean);
-    this.position = 0;
-    this.where = 'the header';
-  }
-  fail(message) {
-    throw new Error(`recipes-continue.txt (${this.where}): ${message}`);
-  }
-  get done() {
-    return this.position >= this.items.length;
-  }
-  next() {
-    if (this.done) this.fail('unexpected end of file');
-    return this.items[this.position++];
-  }
-  expect(word) {
-    const got = this.next();
-    if (got !== word) this.fail(`expected '${word}', got '${got}'`);
-  }
-  int() {
-    const token = this.next();
-    if (!/^-?\d+$/.test(token)) this.fail(`expected an integer, got '${token}'`);
-    return Number.parseInt(token, 10);
-  }
-  oneOf(choices, what) {
-    const token = this.next();
-    if (!choices.includes(token)) this.fail(`expected ${what} (${choices.join('|')}), got '${token}'`);
-    return token;
-  }
-  json() {
-    const token = this.next();
-    try {
-      return JSON.parse(token);
-    } catch {
-      return this.fail(`expected compact JSON, got '${token}'`);
-    }
-  }
-  hex(digits) {
-    const token = this.next();
-    if (!new RegExp(`^[0-9a-f]{${digits}}$`).test(token)) this.fail(`expected ${digits} hex digits, got '${token}'`);
-    return token;
-  }
-  /** An <array> of one entry (Float32Array or BigInt64Array), or null for `-` when allowed. */
-  array(entry, { allowNone = false } = {}) {
-    const kind = this.next();
-    if (kind === '-' && allowNone) return null;
-    if (kind !== 'x') this.fail(`expected an array for ${entry.name}, got '${kind}'`);
-    const words = new Uint32Array(entry.dtype === 'i64' ? 2 * entry.elements : entry.elements);
-    for (let i = 0; i < words.length; i++) words[i] = Number.parseInt(this.hex(8), 16);
-    return entry.dtype === 'i64' ? new BigInt64Array(words.buffer) : new Float32Array(words.buffer);
-  }
-}
-
 /**
  * Returns [{ id, recipe, file, loadOptions, counter, entries: [{ name, kind,
  * dtype, shape, elements, fileKey }], loaded: [array | null], calls: [{ call,
@@ -84,7 +31,7 @@ class Tokens {
  * (generate_interop.py documents the format).
  */
 function readInteropFixtures() {
-  const tokens = new Tokens(readFileSync(new URL('recipes-continue.txt', INTEROP), 'utf8'));
+  const tokens = new FixtureTokens(readFileSync(new URL('recipes-continue.txt', INTEROP), 'utf8'), 'recipes-continue.txt');
   tokens.expect('emainterop');
   tokens.expect('1');
   const cases = [];
@@ -107,7 +54,7 @@ function readInteropFixtures() {
       const shapeToken = tokens.next();
       const shape = shapeToken === '-' ? [] : shapeToken.split(',').map(Number);
       const elements = shape.reduce((product, d) => product * d, 1);
-      entries.push({ name, kind, dtype, shape, elements, fileKey: tokens.next() });
+      entries.push({ name, kind, dtype, shape, elements, length: elements, fileKey: tokens.next() });
     }
     tokens.expect('loaded');
     const loaded = entries.map((entry) => tokens.array(entry, { allowNone: true }));
@@ -162,40 +109,6 @@ function readTensors(file) {
 }
 
 // ---- comparisons --------------------------------------------------------------
-
-function bytesOf(array) {
-  return new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
-}
-
-function assertSameBits(actual, expected, where) {
-  assert.equal(actual.constructor.name, expected.constructor.name, `${where}: element type`);
-  assert.equal(actual.length, expected.length, `${where}: length`);
-  const a = bytesOf(actual);
-  const b = bytesOf(expected);
-  const width = expected.BYTES_PER_ELEMENT;
-  for (let i = 0; i < b.length; i++) {
-    if (a[i] !== b[i]) {
-      const index = Math.floor(i / width);
-      assert.fail(`${where}: element ${index} is ${actual[index]}, PyTorch has ${expected[index]}`);
-    }
-  }
-}
-
-function f32Bits(value) {
-  return new Uint32Array(Float32Array.of(value).buffer)[0];
-}
-
-/** ulps between two float64 values of the same sign. */
-function ulpsApart(a, b) {
-  const view = new DataView(new ArrayBuffer(16));
-  view.setFloat64(0, a);
-  view.setFloat64(8, b);
-  const difference = view.getBigInt64(0) - view.getBigInt64(8);
-  return Number(difference < 0n ? -difference : difference);
-}
-
-/** Recipes whose float64 schedule calls pow(): Python's is glibc's, ours musl's (recipes.test.js). */
-const POW_SCHEDULES = new Set(['diffusers', 'timm']);
 
 const SAFETENSORS_DTYPE = { f32: 'F32', i64: 'I64' };
 const ARRAY_TYPE = { f32: 'Float32Array', i64: 'BigInt64Array' };

@@ -8,44 +8,9 @@ import { describe, test } from 'node:test';
 
 import { createEma } from '../../js/index.js';
 import { BUILDS, buildName } from './helpers.js';
-import { readRecipeFixtures } from './recipe-fixture.js';
+import { assertSameBits, f32Bits, POW_SCHEDULES, readRecipeFixtures, ulpsApart } from './recipe-fixture.js';
 
 const cases = readRecipeFixtures();
-
-/** The bytes of a typed array, for bit comparisons of any element type. */
-function bytesOf(array) {
-  return new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
-}
-
-function assertSameBits(actual, expected, where) {
-  assert.equal(actual.constructor.name, expected.constructor.name, `${where}: element type`);
-  assert.equal(actual.length, expected.length, `${where}: length`);
-  const a = bytesOf(actual);
-  const b = bytesOf(expected);
-  const width = expected.BYTES_PER_ELEMENT;
-  for (let i = 0; i < b.length; i++) {
-    if (a[i] !== b[i]) {
-      const index = Math.floor(i / width);
-      assert.fail(`${where}: element ${index} is ${actual[index]}, PyTorch has ${expected[index]}`);
-    }
-  }
-}
-
-function f32Bits(value) {
-  return new Uint32Array(Float32Array.of(value).buffer)[0];
-}
-
-/** ulps between two float64 values of the same sign. */
-function ulpsApart(a, b) {
-  const view = new DataView(new ArrayBuffer(16));
-  view.setFloat64(0, a);
-  view.setFloat64(8, b);
-  const difference = view.getBigInt64(0) - view.getBigInt64(8);
-  return Number(difference < 0n ? -difference : difference);
-}
-
-/** Recipes whose float64 schedule calls pow(): Python's is glibc's, ours musl's. */
-const POW_SCHEDULES = new Set(['diffusers', 'timm']);
 
 test('the recipe fixtures cover every recipe', () => {
   const recipes = new Set(cases.map((c) => c.recipe));

@@ -21,7 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createOrtEma } from '../../../js/adapters/ort.js';
 import { createTfjsEma } from '../../../js/adapters/tfjs.js';
 import { BUILDS, buildName } from '../helpers.js';
-import { readRecipeFixtures } from '../recipe-fixture.js';
+import { assertSameBits, f32Bits, readRecipeFixtures } from '../recipe-fixture.js';
 
 const cases = readRecipeFixtures();
 
@@ -52,28 +52,6 @@ const ortPlans = cases.map((fixture) => plan(fixture, (entry) => entry.dtype ===
 // (in a session) buffers, and most of their cases have one.
 const TFJS_REPLAYED = 29;
 const ORT_REPLAYED = 27;
-
-function bytesOf(array) {
-  return new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
-}
-
-/** Bit equality, NaN payloads and zero signs included. */
-function assertSameBits(actual, expected, where) {
-  assert.ok(actual instanceof Float32Array, `${where}: a Float32Array`);
-  assert.equal(actual.length, expected.length, `${where}: length`);
-  const a = bytesOf(actual);
-  const b = bytesOf(expected);
-  for (let i = 0; i < b.length; i++) {
-    if (a[i] !== b[i]) {
-      const index = i >> 2;
-      assert.fail(`${where}: element ${index} is ${actual[index]}, PyTorch has ${expected[index]}`);
-    }
-  }
-}
-
-function f32Bits(value) {
-  return new Uint32Array(Float32Array.of(value).buffer)[0];
-}
 
 function concat(arrays) {
   const out = new Float32Array(arrays.reduce((sum, array) => sum + array.length, 0));
