@@ -129,6 +129,25 @@ static double python_max(double a, double b) {
     return b > a ? b : a;
 }
 
+/* diffusers' and timm's clamp: max(min(decay, schedule decay), min_decay). */
+static double clamped(double decay, const ema_schedule* schedule) {
+    return python_max(python_min(decay, schedule->decay), schedule->min_decay);
+}
+
+/* Whether the recipe's counter can advance from `counter`: LitEma's int32
+ * (10 + n) must not overflow, the others stay within 2^53 - 1; -1 (warmup
+ * off) does not advance; the debiased count saturates. */
+static int counter_can_advance(const ema_schedule* schedule, int64_t counter) {
+    switch ((ema_recipe)schedule->recipe) {
+        case EMA_RECIPE_LITEMA:
+            return counter < EMA_MAX_NUM_UPDATES;
+        case EMA_RECIPE_DEBIASED:
+            return 1;
+        default:
+            return counter < EMA_MAX_COUNTER;
+    }
+}
+
 /* diffusers' and timm's warmup, in float64 as Python computes it:
  * 1 - (1 + step / inv_gamma) ** -power. */
 static double power_warmup(double step, double inv_gamma, double power) {
@@ -170,6 +189,9 @@ ema_status ema_plan_step(const ema_schedule* schedule, int64_t counter, int init
     if (schedule == NULL || out == NULL) {
         return EMA_ERROR_NULL_ARGUMENT;
     }
+    if (!counter_can_advance(schedule, counter)) {
+        return EMA_ERROR_COUNTER_OVERFLOW;
+    }
     ema_step_info info;
     memset(&info, 0, sizeof info);
     info.action = EMA_ACTION_AVERAGE;
@@ -179,9 +201,6 @@ ema_status ema_plan_step(const ema_schedule* schedule, int64_t counter, int init
             float decay = (float)schedule->decay;
             info.counter = counter;
             if (counter >= 0) {
-                if (counter >= EMA_MAX_NUM_UPDATES) {
-                    return EMA_ERROR_COUNTER_OVERFLOW;
-                }
                 info.counter = counter + 1;
                 decay = ema_warmup_decay(decay, (int32_t)info.counter);
             }
@@ -193,9 +212,6 @@ ema_status ema_plan_step(const ema_schedule* schedule, int64_t counter, int init
             double decay = schedule->decay;
             info.counter = counter;
             if (counter >= 0) {
-                if (counter >= EMA_MAX_COUNTER) {
-                    return EMA_ERROR_COUNTER_OVERFLOW;
-                }
                 info.counter = counter + 1;
                 const double n = (double)info.counter;
                 decay = python_min(decay, (1.0 + n) / (10.0 + n));
@@ -205,17 +221,14 @@ ema_status ema_plan_step(const ema_schedule* schedule, int64_t counter, int init
             break;
         }
         case EMA_RECIPE_DIFFUSERS: {
-            if (counter >= EMA_MAX_COUNTER) {
-                return EMA_ERROR_COUNTER_OVERFLOW;
-            }
             info.counter = counter + 1;
             const int64_t from_start = info.counter - schedule->update_after_step - 1;
             double decay = 0.0;
             if (from_start > 0) {
                 const double s = (double)from_start;
-                decay = schedule->warmup ? power_warmup(s, schedule->inv_gamma, schedule->power)
-                                         : (1.0 + s) / (10.0 + s);
-                decay = python_max(python_min(decay, schedule->decay), schedule->min_decay);
+                decay = clamped(schedule->warmup ? power_warmup(s, schedule->inv_gamma, schedule->power)
+                                                 : (1.0 + s) / (10.0 + s),
+                                schedule);
             }
             /* decay 0 still runs the formula (with weight 1), as diffusers does. */
             info.decay = decay;
@@ -223,9 +236,6 @@ ema_status ema_plan_step(const ema_schedule* schedule, int64_t counter, int init
             break;
         }
         case EMA_RECIPE_TIMM: {
-            if (counter >= EMA_MAX_COUNTER) {
-                return EMA_ERROR_COUNTER_OVERFLOW;
-            }
             info.counter = counter + 1; /* calls, for the caller's information only */
             double decay = schedule->decay;
             if (step != EMA_NO_STEP) {
@@ -235,8 +245,8 @@ ema_status ema_plan_step(const ema_schedule* schedule, int64_t counter, int init
                 if (from_start <= 0) {
                     decay = 0.0;
                 } else if (schedule->warmup) {
-                    decay = power_warmup((double)from_start, schedule->inv_gamma, schedule->power);
-                    decay = python_max(python_min(decay, schedule->decay), schedule->min_decay);
+                    decay = clamped(power_warmup((double)from_start, schedule->inv_gamma, schedule->power),
+                                    schedule);
                 }
             }
             info.decay = decay;
@@ -247,9 +257,6 @@ ema_status ema_plan_step(const ema_schedule* schedule, int64_t counter, int init
             /* update(): step = self.step; self.step += 1; the first update
              * copies and sets initted; then update_every, update_after_step
              * (copies) and the average, which beta == 1 (is_frozen) skips. */
-            if (counter >= EMA_MAX_COUNTER) {
-                return EMA_ERROR_COUNTER_OVERFLOW;
-            }
             info.counter = counter + 1;
             if (!initted || (counter % schedule->update_every == 0 &&
                              counter <= schedule->update_after_step)) {
@@ -267,9 +274,6 @@ ema_status ema_plan_step(const ema_schedule* schedule, int64_t counter, int init
             break;
         }
         case EMA_RECIPE_KERAS: {
-            if (counter >= EMA_MAX_COUNTER) {
-                return EMA_ERROR_COUNTER_OVERFLOW;
-            }
             /* momentum = cast(iterations != 0) * ema_momentum, in float32. */
             const float momentum = counter != 0 ? (float)schedule->decay : 0.0f;
             info.decay = momentum;
