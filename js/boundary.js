@@ -183,11 +183,11 @@ export class EmaArena {
    * Creates the context in a new instance sized for `expectedBytes`, with
    * the schedule `schedule` (fields of struct ema_schedule; the rest keep
    * the recipe's defaults) and each slot's mode (SLOT_MODE's names), and
-   * copies `initial[slot]` into each shadow (and resident parameter);
-   * `initial` null leaves the shadows at zero. An allocation failure is a
-   * RangeError naming `what` and `needed`.
+   * copies `initial[slot]` into each resident parameter and, unless
+   * `zeroShadows` (Keras's averages, a debiased EMA), each shadow. An
+   * allocation failure is a RangeError naming `what` and `needed`.
    */
-  constructor(module, { schedule, lengths, modes, resident, initial, expectedBytes, method, what, needed }) {
+  constructor(module, { schedule, lengths, modes, resident, initial, zeroShadows, expectedBytes, method, what, needed }) {
     const instance = instantiate(module, expectedBytes);
     const exports = instance.exports;
     const outOfMemory = (status) => {
@@ -224,8 +224,8 @@ export class EmaArena {
       this.#paramOffsets = lengths.map((_, slot) => exports.ema_param(this.#context, slot) >>> 2);
     }
     const heap = instance.heapF32;
-    initial?.forEach((data, slot) => {
-      heap.set(data, this.#shadowOffsets[slot]);
+    initial.forEach((data, slot) => {
+      if (!zeroShadows) heap.set(data, this.#shadowOffsets[slot]);
       if (resident) heap.set(data, this.#paramOffsets[slot]);
     });
   }

@@ -125,9 +125,11 @@ export async function prepareEma(optionValues, method) {
     const expectedBytes = resident ? needed : needed + regionBytes(lengths);
     // The arrays were pinned by the seam and no user code ran since. Keras's
     // averages and a debiased EMA start from zero.
-    const fromZero = recipe.recipe === 'debiased' || recipe.recipe === 'keras';
-    const initial = fromZero ? null : tracked.map((entry) => entry.data);
-    const arena = new EmaArena(module, { schedule: recipe.schedule, lengths, modes, resident, initial, expectedBytes, method, what, needed });
+    const zeroShadows = recipe.recipe === 'debiased' || recipe.recipe === 'keras';
+    const initial = tracked.map((entry) => entry.data);
+    const arena = new EmaArena(module, {
+      schedule: recipe.schedule, lengths, modes, resident, initial, zeroShadows, expectedBytes, method, what, needed,
+    });
     return resident
       ? new ResidentEma(arena, build, tracked, keys, recipe)
       : new Ema(arena, build, tracked, keys, recipe, modes, byLitEmaKeys);

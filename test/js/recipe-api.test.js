@@ -202,6 +202,8 @@ for (const simd of BUILDS) {
       assert.deepEqual(params[0].data, ema.shadow('conv.weight'));
       assert.notDeepEqual(params[0].data, before);
       const resident = await createEma([{ name: 'w', data: Float32Array.of(1, 2) }], { recipe: 'keras', emaOverwriteFrequency: 2, resident: true, simd });
+      assert.deepEqual(resident.param('w'), Float32Array.of(1, 2), 'the parameters start as given');
+      assert.deepEqual(resident.shadow('w'), Float32Array.of(0, 0), "Keras's averages start at zero");
       resident.param('w').set([3, 4]);
       resident.update();
       resident.param('w').set([5, 6]);
