@@ -1,5 +1,6 @@
 #include <assert.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "f32-vlerp.h"
 
@@ -9,6 +10,7 @@ void ema_f32_vlerp_ukernel__scalar_u4(size_t n, const float* param, float* shado
 
     const int from_shadow = ema_f32_vlerp_from_shadow(one_minus_decay);
     const float coefficient = from_shadow ? one_minus_decay : one_minus_decay - 1.0f;
+    const float margin_scale = ema_f32_margin_scale(coefficient);
     for (; n >= 4; n -= 4) {
         const float s0 = shadow[0], s1 = shadow[1], s2 = shadow[2], s3 = shadow[3];
         const float p0 = param[0], p1 = param[1], p2 = param[2], p3 = param[3];
@@ -17,11 +19,21 @@ void ema_f32_vlerp_ukernel__scalar_u4(size_t n, const float* param, float* shado
         const float d0 = p0 - s0, d1 = p1 - s1, d2 = p2 - s2, d3 = p3 - s3;
         const float c0 = from_shadow ? s0 : p0, c1 = from_shadow ? s1 : p1;
         const float c2 = from_shadow ? s2 : p2, c3 = from_shadow ? s3 : p3;
-
-        shadow[0] = ema_fma_f32_exact(coefficient, d0, c0);
-        shadow[1] = ema_fma_f32_exact(coefficient, d1, c1);
-        shadow[2] = ema_fma_f32_exact(coefficient, d2, c2);
-        shadow[3] = ema_fma_f32_exact(coefficient, d3, c3);
+        float r0, r1, r2, r3;
+        const uint32_t unsure = ema_fma_f32_bracketed(coefficient, margin_scale, d0, c0, &r0) |
+                                ema_fma_f32_bracketed(coefficient, margin_scale, d1, c1, &r1) |
+                                ema_fma_f32_bracketed(coefficient, margin_scale, d2, c2, &r2) |
+                                ema_fma_f32_bracketed(coefficient, margin_scale, d3, c3, &r3);
+        shadow[0] = r0;
+        shadow[1] = r1;
+        shadow[2] = r2;
+        shadow[3] = r3;
+        if (unsure != 0) {
+            shadow[0] = ema_fma_f32_through_f64(coefficient, d0, c0);
+            shadow[1] = ema_fma_f32_through_f64(coefficient, d1, c1);
+            shadow[2] = ema_fma_f32_through_f64(coefficient, d2, c2);
+            shadow[3] = ema_fma_f32_through_f64(coefficient, d3, c3);
+        }
         shadow += 4;
     }
     for (; n != 0; n -= 1) {

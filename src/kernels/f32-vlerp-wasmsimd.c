@@ -16,7 +16,25 @@
 #include "f32-vlerp.h"
 #include "fma-exact-wasmsimd.h"
 
-#define MAX_VECTORS 8
+#define MAX_VECTORS 4
+
+/* `vectors` four-float vectors through float64 (steps 2 and 3), from memory:
+ * for the rare pass that step 1 cannot settle. Not inlined, and reading its
+ * inputs again, so that the common path keeps nothing for it. */
+static __attribute__((noinline)) void f32_vlerp_through_f64(size_t vectors, int from_shadow,
+                                                            const float* param, float* shadow,
+                                                            float coefficient) {
+    const v128_t vcoefficient_f64 = wasm_f64x2_splat((double)coefficient);
+    for (; vectors != 0; vectors--) {
+        const v128_t vs = wasm_v128_load(shadow);
+        const v128_t vp = wasm_v128_load(param);
+        param += 4;
+        const v128_t vd = wasm_f32x4_sub(vp, vs);
+        wasm_v128_store(shadow, ema_f32x4_fma_through_f64(vcoefficient_f64, vd,
+                                                          from_shadow ? vs : vp));
+        shadow += 4;
+    }
+}
 
 static inline __attribute__((always_inline)) void f32_vlerp_wasmsimd(
     size_t vectors, int from_shadow, size_t n, const float* param, float* shadow,
@@ -25,47 +43,47 @@ static inline __attribute__((always_inline)) void f32_vlerp_wasmsimd(
     assert(n == 0 || (param != NULL && shadow != NULL));
 
     const v128_t vcoefficient = wasm_f32x4_splat(coefficient);
-    const v128_t vcoefficient_f64 = wasm_f64x2_splat((double)coefficient);
+    const v128_t vmargin_scale = wasm_f32x4_splat(ema_f32_margin_scale(coefficient));
     const size_t tile = 4 * vectors;
     for (; n >= tile; n -= tile) {
-        v128_t vs[MAX_VECTORS], vp[MAX_VECTORS], vd[MAX_VECTORS], vresult[MAX_VECTORS];
+        v128_t vs[MAX_VECTORS], vp[MAX_VECTORS];
         for (size_t k = 0; k < vectors; k++) {
             vs[k] = wasm_v128_load(shadow + 4 * k);
         }
         for (size_t k = 0; k < vectors; k++) {
             vp[k] = wasm_v128_load(param + 4 * k);
         }
-        param += tile;
 
         v128_t vunsure = wasm_i32x4_const_splat(0);
         for (size_t k = 0; k < vectors; k++) {
-            vd[k] = wasm_f32x4_sub(vp[k], vs[k]);
-            vresult[k] = ema_f32x4_fma_bracketed(vcoefficient, vd[k], from_shadow ? vs[k] : vp[k],
-                                                 &vunsure);
-        }
-        if (wasm_v128_any_true(vunsure)) {
-            for (size_t k = 0; k < vectors; k++) {
-                vresult[k] = ema_f32x4_fma_through_f64(vcoefficient_f64, vd[k],
-                                                       from_shadow ? vs[k] : vp[k]);
-            }
+            const v128_t vd = wasm_f32x4_sub(vp[k], vs[k]);
+            vs[k] = ema_f32x4_fma_bracketed(vcoefficient, vmargin_scale, vd,
+                                            from_shadow ? vs[k] : vp[k], &vunsure);
         }
 
-        for (size_t k = 0; k < vectors; k++) {
-            wasm_v128_store(shadow + 4 * k, vresult[k]);
+        if (wasm_v128_any_true(vunsure)) {
+            f32_vlerp_through_f64(vectors, from_shadow, param, shadow, coefficient);
+        } else {
+            for (size_t k = 0; k < vectors; k++) {
+                wasm_v128_store(shadow + 4 * k, vs[k]);
+            }
         }
+        param += tile;
         shadow += tile;
     }
     for (; n >= 4; n -= 4) {
         const v128_t vs = wasm_v128_load(shadow);
         const v128_t vp = wasm_v128_load(param);
-        param += 4;
         const v128_t vd = wasm_f32x4_sub(vp, vs);
         v128_t vunsure = wasm_i32x4_const_splat(0);
-        v128_t vresult = ema_f32x4_fma_bracketed(vcoefficient, vd, from_shadow ? vs : vp, &vunsure);
+        const v128_t vresult = ema_f32x4_fma_bracketed(vcoefficient, vmargin_scale, vd,
+                                                       from_shadow ? vs : vp, &vunsure);
         if (wasm_v128_any_true(vunsure)) {
-            vresult = ema_f32x4_fma_through_f64(vcoefficient_f64, vd, from_shadow ? vs : vp);
+            f32_vlerp_through_f64(1, from_shadow, param, shadow, coefficient);
+        } else {
+            wasm_v128_store(shadow, vresult);
         }
-        wasm_v128_store(shadow, vresult);
+        param += 4;
         shadow += 4;
     }
     /* Tail of 1-3 elements in scalar: no load or store past the end. */
@@ -95,9 +113,4 @@ void ema_f32_vlerp_ukernel__wasmsimd_u8(size_t n, const float* param, float* sha
 void ema_f32_vlerp_ukernel__wasmsimd_u16(size_t n, const float* param, float* shadow,
                                          float one_minus_decay) {
     F32_VLERP_WASMSIMD(4, n, param, shadow, one_minus_decay);
-}
-
-void ema_f32_vlerp_ukernel__wasmsimd_u32(size_t n, const float* param, float* shadow,
-                                         float one_minus_decay) {
-    F32_VLERP_WASMSIMD(8, n, param, shadow, one_minus_decay);
 }

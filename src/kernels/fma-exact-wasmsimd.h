@@ -3,16 +3,19 @@
  * lanes with SIMD128, its steps split so that a kernel pays for the later
  * ones only when a lane needs them:
  *
- *   vresult = ema_f32x4_fma_bracketed(va, vb, vc, &vunsure);   step 1
+ *   vresult = ema_f32x4_fma_bracketed(va, vk, vb, vc, &vunsure);   step 1
  *   ...
- *   if (wasm_v128_any_true(vunsure))                           steps 2, 3
+ *   if (wasm_v128_any_true(vunsure))                               steps 2, 3
  *       vresult = ema_f32x4_fma_through_f64(va_f64, vb, vc);
  *
  * A kernel ORs the `vunsure` lanes of a whole main-loop pass and tests them
  * once; with an EMA's weight a pass almost never needs the float64 steps,
- * and a pass that does is exact all the same. `va` is the coefficient a
- * splatted as float32, `va_f64` as float64 (it is the same for every element
- * of a call).
+ * and a pass that does is exact all the same. The kernels keep the float64
+ * steps out of their main loop (a non-inlined function that reads the pass
+ * again from memory), so that V8 keeps no vector alive for them. `va` is
+ * the coefficient a splatted as float32, `vk` its margin scale
+ * (ema_f32_margin_scale), `va_f64` a as float64: all the same for every
+ * element of a call.
  */
 #ifndef EMA_KERNELS_FMA_EXACT_WASMSIMD_H
 #define EMA_KERNELS_FMA_EXACT_WASMSIMD_H
@@ -21,15 +24,14 @@
 
 #include "fma-exact.h"
 
-/* Step 1 on four lanes: fl(c + fl(p + m)), and in *vunsure (ORed) the lanes
- * where it may differ from fma(a, b, c), i.e. fl(c + fl(p - m)) differs. */
-static inline __attribute__((always_inline)) v128_t ema_f32x4_fma_bracketed(v128_t va, v128_t vb,
-                                                                            v128_t vc,
+/* Step 1 on four lanes: fl(c + fl(p + m)), and ORed into *vunsure the lanes
+ * where it may differ from fma(a, b, c): nonzero bits where
+ * fl(c + fl(p + m)) - fl(c + fl(p - m)) is not exactly +0. */
+static inline __attribute__((always_inline)) v128_t ema_f32x4_fma_bracketed(v128_t va, v128_t vk,
+                                                                            v128_t vb, v128_t vc,
                                                                             v128_t* vunsure) {
     const v128_t vproduct = wasm_f32x4_mul(va, vb);
-    const v128_t vmargin =
-        wasm_v128_or(wasm_f32x4_mul(vproduct, wasm_f32x4_const_splat(EMA_F32_MARGIN_SCALE)),
-                     wasm_i32x4_const_splat(1));
+    const v128_t vmargin = wasm_v128_or(wasm_f32x4_mul(vk, vb), wasm_i32x4_const_splat(1));
     const v128_t vabove = wasm_f32x4_add(vc, wasm_f32x4_add(vproduct, vmargin));
     const v128_t vbelow = wasm_f32x4_add(vc, wasm_f32x4_sub(vproduct, vmargin));
     *vunsure = wasm_v128_or(*vunsure, wasm_f32x4_sub(vabove, vbelow));
@@ -73,9 +75,7 @@ static inline __attribute__((always_inline)) v128_t ema_f64x2_add_round_to_odd(v
     return wasm_i64x2_add(vsum, wasm_v128_and(vstep, vadjust));
 }
 
-/* Steps 2 and 3 on four lanes: fma(a, b, c), always right. Inlined although
- * rarely run: a call would make V8 spill the pass's vectors on the common
- * path too. */
+/* Steps 2 and 3 on four lanes: fma(a, b, c), always right. */
 static inline __attribute__((always_inline)) v128_t ema_f32x4_fma_through_f64(v128_t va_f64, v128_t vb,
                                                                   v128_t vc) {
     const v128_t vproduct_low = ema_f64x2_product(va_f64, vb, 0);

@@ -9,15 +9,20 @@
  *
  * 1. Float32 alone, by bracketing. The product p = fl(a * b) is within half
  *    an ulp of the exact a * b, so the exact product lies between
- *    fl(p - m) and fl(p + m) for any margin |m| >= ulp(p); m = fl(p * 2^-22)
- *    with its lowest bit set is one (at least 2^-149 when p is tiny or 0).
- *    Rounding c + x is monotonic in x, so when fl(c + fl(p + m)) and
- *    fl(c + fl(p - m)) are equal, fl(c + a * b) is that same float. Equal
- *    means neither NaN nor zero (c + x is a multiple of 2^-149, so it rounds
- *    to 0 only when it is 0, which cannot hold at both ends). With an EMA's
- *    small weight, |a * b| is far below ulp(c) and this answers almost
- *    always; it does not with a large weight (a product near c), with
- *    infinities or NaN, or when c and a * b are both zero.
+ *    fl(p - m) and fl(p + m) for any margin |m| >= ulp(p). The margin is
+ *    fl(k * b) with its lowest bit set, k = |a| * 2^-22 (exact when
+ *    |a| >= 2^-100; 2^-122 below), so |m| >= |a * b| * 2^-22 rounded, at
+ *    least ulp(p) for a normal p, and at least 2^-149 (ulp(p)) for a tiny or
+ *    zero one; k is the same for a whole call (ema_f32_margin_scale). Rounding
+ *    c + x is monotonic in x, so when fl(c + fl(p + m)) and fl(c + fl(p - m))
+ *    are equal, fl(c + a * b) is that same float. "Equal" is tested as a
+ *    difference of exactly zero, which no NaN or infinity passes (an
+ *    overflowed p gives inf - inf), and which a zero result cannot pass
+ *    either: c + x is a multiple of 2^-149, so it rounds to 0 only when it
+ *    is 0, which cannot hold at both ends. With an EMA's small weight,
+ *    |a * b| is far below ulp(c) and this settles almost every element; it
+ *    does not with a large weight (a product near c), with infinities or
+ *    NaN, or when c and a * b are both zero.
  * 2. Float64: a * b is exact (24 + 24 bits of significand fit in 53), and
  *    sum = fl64(a * b + c) is one rounding away from the exact value x.
  *    Rounding sum to float32 gives fl32(x) unless sum lies exactly halfway
@@ -40,7 +45,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Step 1's margin: at least ulp(p), twice it for normal p. */
+/* Step 1's margin, relative to the product: twice ulp(p) for a normal p. */
 #define EMA_F32_MARGIN_SCALE 0x1p-22f
 /* Step 2's float32 midpoint pattern in the low bits of a float64. */
 #define EMA_F32_ROUND_BITS_MASK UINT64_C(0x1fffffff)
@@ -91,14 +96,36 @@ static inline float ema_f32_with_lowest_bit(float x) {
     return x;
 }
 
-/* fma(a, b, c), rounded once: step 1, then steps 2 and 3 when it cannot tell. */
-static inline float ema_fma_f32_exact(float a, float b, float c) {
+/* Step 1's margin scale k for the coefficient a: |a| * 2^-22 (exact), or
+ * 2^-122 when a is so small that this would lose bits (NaN gives 2^-122:
+ * the product is NaN then anyway). */
+static inline float ema_f32_margin_scale(float a) {
+    const float magnitude = a < 0.0f ? -a : a;
+    return magnitude >= 0x1p-100f ? magnitude * EMA_F32_MARGIN_SCALE : 0x1p-122f;
+}
+
+/* Step 1 with the margin scale of ema_f32_margin_scale(a) (a kernel computes
+ * it once per call): the result in *result, settled when the returned bits
+ * (of the difference of the two ends) are 0. Kernels OR the bits of several
+ * elements and test them once. */
+static inline uint32_t ema_fma_f32_bracketed(float a, float margin_scale, float b, float c,
+                                             float* result) {
     const float product = a * b;
-    const float margin = ema_f32_with_lowest_bit(product * EMA_F32_MARGIN_SCALE);
+    const float margin = ema_f32_with_lowest_bit(margin_scale * b);
     const float above = c + (product + margin);
     const float below = c + (product - margin);
-    if (above == below) {
-        return above;
+    const float difference = above - below;
+    uint32_t unsure;
+    memcpy(&unsure, &difference, sizeof unsure);
+    *result = above;
+    return unsure;
+}
+
+/* fma(a, b, c), rounded once: step 1, then steps 2 and 3 when it cannot tell. */
+static inline float ema_fma_f32_exact(float a, float b, float c) {
+    float result;
+    if (ema_fma_f32_bracketed(a, ema_f32_margin_scale(a), b, c, &result) == 0) {
+        return result;
     }
     return ema_fma_f32_through_f64(a, b, c);
 }

@@ -313,7 +313,15 @@ static void test_table_is_current(void) {
           COUNT_OF(kTable), count);
     size_t differ = 0, double_rounding_wrong[2] = {0, 0};
     for (size_t i = 0; i < count && i < COUNT_OF(kTable); i++) {
-        differ += memcmp(&cases[i], &kTable[i], sizeof cases[i]) != 0;
+        /* Inputs to the bit; results as the kernels are compared (a NaN's
+         * sign and payload depend on the fmaf, software or hardware). */
+        int same = cases[i].shadow == kTable[i].shadow && cases[i].param == kTable[i].param &&
+                   cases[i].weight == kTable[i].weight;
+        for (int op = 0; op < 2; op++) {
+            same &= same_f32(f32_from_bits(cases[i].expected[op]),
+                             f32_from_bits(kTable[i].expected[op]));
+        }
+        differ += !same;
         const float s = f32_from_bits(cases[i].shadow), p = f32_from_bits(cases[i].param);
         const float w = f32_from_bits(cases[i].weight);
         for (int op = 0; op < 2; op++) {
