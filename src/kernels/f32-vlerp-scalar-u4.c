@@ -9,7 +9,7 @@ void ema_f32_vlerp_ukernel__scalar_u4(size_t n, const float* param, float* shado
     assert(n == 0 || (param != NULL && shadow != NULL));
 
     const int from_shadow = ema_f32_vlerp_from_shadow(one_minus_decay);
-    const float coefficient = from_shadow ? one_minus_decay : one_minus_decay - 1.0f;
+    const float coefficient = from_shadow ? one_minus_decay : ema_f32_vlerp_param_weight(one_minus_decay);
     const float margin_scale = ema_f32_margin_scale(coefficient);
     for (; n >= 4; n -= 4) {
         const float s0 = shadow[0], s1 = shadow[1], s2 = shadow[2], s3 = shadow[3];

@@ -98,7 +98,7 @@ static inline __attribute__((always_inline)) void f32_vlerp_wasmsimd(
 #define F32_VLERP_WASMSIMD(vectors, n, param, shadow, w)                                    \
     (ema_f32_vlerp_from_shadow(w)                                                           \
          ? f32_vlerp_wasmsimd((vectors), 1, (n), (param), (shadow), (w))                    \
-         : f32_vlerp_wasmsimd((vectors), 0, (n), (param), (shadow), (w) - 1.0f))
+         : f32_vlerp_wasmsimd((vectors), 0, (n), (param), (shadow), ema_f32_vlerp_param_weight(w)))
 
 void ema_f32_vlerp_ukernel__wasmsimd_u4(size_t n, const float* param, float* shadow,
                                         float one_minus_decay) {

@@ -3,7 +3,7 @@
  *
  * Every kernel computes, for i in [0, n), with w = one_minus_decay:
  *     d = fl(param[i] - shadow[i])
- *     shadow[i] = |w| < 0.5 ? fma(w, d, shadow[i]) : fma(fl(w - 1), d, param[i])
+ *     shadow[i] = |w| < 0.5 ? fma(w, d, shadow[i]) : fma(-(1 - w), d, param[i])
  * where fl() rounds to float32 and fma() rounds once (ties to even), which is
  * what `shadow.lerp_(param, w)` does on PyTorch's CPU vector path and scalar
  * tail (timm ModelEmaV3, ema-pytorch). The fused multiply-add is emulated
@@ -28,9 +28,17 @@ typedef void (*ema_f32_vlerp_ukernel_fn)(size_t n, const float* param, float* sh
 #undef EMA_UKERNEL
 
 /* PyTorch's choice, made once per call: |w| < 0.5 adds to the shadow,
- * otherwise (NaN too) to the parameter, with the weight w - 1. */
+ * otherwise (NaN too) to the parameter, with the weight -(1 - w). */
 static inline int ema_f32_vlerp_from_shadow(float one_minus_decay) {
     return one_minus_decay < 0.5f && one_minus_decay > -0.5f;
+}
+
+/* The weight of the parameter branch. PyTorch computes p - d * (1 - w),
+ * so it is -(1 - w), not w - 1: the two differ only at w == 1, in the sign
+ * of the zero (with d = -0 and p = -0, PyTorch gives +0: timm's decay-0
+ * steps). For w in [0.5, 1], 1 - w is exact. */
+static inline float ema_f32_vlerp_param_weight(float one_minus_decay) {
+    return -(1.0f - one_minus_decay);
 }
 
 /* The fastest kernel this build has, as measured by bench/kernels.mjs

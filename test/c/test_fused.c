@@ -92,7 +92,8 @@ static float reference(fused_op op, float shadow, float param, float weight) {
 }
 #else
 #define REFERENCE_NAME "glibc fmaf"
-/* d = fl(p - s); lerp: |w| < 0.5 ? fma(w, d, s) : fma(fl(w - 1), d, p);
+/* d = fl(p - s); lerp: |w| < 0.5 ? fma(w, d, s) : fma(-(1 - w), d, p) (PyTorch's
+ * p - d * (1 - w): at w == 1 the zero's sign differs from fma(w - 1, d, p));
  * vfma: fma(w, d, s) for every w. */
 static __attribute__((noinline)) float reference(fused_op op, float shadow, float param,
                                                  float weight) {
@@ -100,7 +101,7 @@ static __attribute__((noinline)) float reference(fused_op op, float shadow, floa
     if (op == FUSED_FMA || fabsf(weight) < 0.5f) {
         return fmaf(weight, difference, shadow);
     }
-    volatile float coefficient = weight - 1.0f;
+    volatile float coefficient = -(1.0f - weight);
     return fmaf(coefficient, difference, param);
 }
 #endif
@@ -299,7 +300,7 @@ static int print_table(void) {
 static float through_float64_alone(fused_op op, float s, float p, float w) {
     const float d = p - s;
     const int small = op == FUSED_FMA || fabsf(w) < 0.5f;
-    const float a = small ? w : w - 1.0f;
+    const float a = small ? w : -(1.0f - w);
     return (float)((double)a * (double)d + (double)(small ? s : p));
 }
 
