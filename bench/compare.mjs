@@ -1,13 +1,16 @@
 // Side-by-side benchmark of ema-wasm against what a user has without it: the
 // plain JS loop, idiomatic TensorFlow.js, the same C core built natively, and
 // the memory-bandwidth floor (TypedArray.prototype.set / memcpy), on four
-// model shapes, in one run.
+// model shapes, in one run; then the roundings of the update (LitEma's
+// unfused one, PyTorch's lerp_, diffusers' one rounding, Keras'), each
+// family's kernel alone at the 1M and 16M models' sizes, in both Wasm builds
+// and natively.
 //
 //   node bench/compare.mjs                    full run (a few minutes)
 //   node bench/compare.mjs --quick            fewer repetitions, a smoke test
 //   node bench/compare.mjs --only 1M,tiny     some models (1M, resnet50, 64M, tiny2000; 16M only on request)
 //   node bench/compare.mjs --json PATH        results file (default bench/results.json)
-//   node bench/compare.mjs --no-native --no-tfjs --tfjs-large
+//   node bench/compare.mjs --no-native --no-tfjs --tfjs-large --no-rounding
 //
 // scripts/readme-perf.mjs turns the JSON into the README's performance table.
 //
@@ -22,6 +25,7 @@
 //   main-thread.mjs  the ema-wasm EMAs and the variants timed on this thread
 //   worker.mjs       the JS loop and TF.js in workers (and why workers)
 //   native.mjs       bench/native.c: build, and drive it in a child process
+//   kernels.mjs      bench/kernels.c: the rounding section's kernels, each build
 //   remotes.mjs      request/reply with the workers and the child process
 //   verify.mjs       the bit-identical check that runs before any timing
 //   timing.mjs       interleaved rounds and medians (and why: noise)
@@ -36,6 +40,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 
 import { createCommandLine, resolvedPath, UsageError } from '../scripts/flags.mjs';
+import { KERNEL_BUILDS, measureRounding, prepareRoundingPrograms } from './lib/kernels.mjs';
 import { createEmas, mainThreadRuns } from './lib/main-thread.mjs';
 import { DEFAULT_MODELS, modelsNamed, paramCount } from './lib/models.mjs';
 import { buildNative, describeNativeBuild, NativeRemote } from './lib/native.mjs';
@@ -50,12 +55,14 @@ import { verifyVariants, VERIFY_STEPS } from './lib/verify.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const USAGE = `usage: node bench/compare.mjs [--quick] [--only MODEL[,MODEL]] [--json PATH]
-                              [--no-native] [--no-tfjs] [--tfjs-large]
+                              [--no-native] [--no-tfjs] [--tfjs-large] [--no-rounding]
   models: 1M, resnet50, 64M, tiny2000
   --json PATH    where to write the results (default bench/results.json)
   --no-native    skip the native C rows (no cmake/gcc build)
   --no-tfjs      skip the TF.js rows
-  --tfjs-large   also time TF.js on resnet50 and 64M (slow: seconds per update)`;
+  --tfjs-large   also time TF.js on resnet50 and 64M (slow: seconds per update)
+  --no-rounding  skip the roundings of the update (each kernel family alone at
+                 1M and 16M: Wasm SIMD, Wasm scalar, native)`;
 
 /** --only's value: the models it names, in the order of MODELS. */
 function onlyModels(text, flag) {
@@ -74,6 +81,7 @@ const { readOptions } = createCommandLine({
     native: true,
     tfjs: true,
     tfjsLarge: false,
+    rounding: true,
   },
   valueFlags: {
     '--only': ['models', onlyModels],
@@ -84,6 +92,7 @@ const { readOptions } = createCommandLine({
     '--no-native': ['native', false],
     '--no-tfjs': ['tfjs', false],
     '--tfjs-large': ['tfjsLarge', true],
+    '--no-rounding': ['rounding', false],
   },
 });
 
@@ -200,6 +209,10 @@ async function main() {
     environment.native = describeNativeBuild();
     console.log(`native: ${environment.native}`);
   }
+  // The rounding section's programs are built now, before anything is timed.
+  const roundingBuilds = KERNEL_BUILDS.filter((build) => build !== 'native' || options.native);
+  const roundingPrograms = options.rounding ? prepareRoundingPrograms(roundingBuilds, notes) : [];
+  if (!options.rounding) notes.push('rounding section skipped (--no-rounding)');
   console.log('');
 
   const rows = [];
@@ -209,11 +222,20 @@ async function main() {
     rows.push(...result.rows);
     verification.push(result.verify);
   }
-  const targets = evaluateTargets(rows);
-  printSummary({ verification, rows, targets, notes });
+  let rounding = null;
+  if (roundingPrograms.length > 0) {
+    const t0 = performance.now();
+    rounding = measureRounding(roundingPrograms, options.quick);
+    console.log(
+      `[rounding] ${roundingPrograms.map((program) => program.build).join(', ')}: each family's kernel at 1M and 16M ` +
+        `(${(performance.now() - t0).toFixed(0)} ms)`,
+    );
+  }
+  const targets = evaluateTargets(rows, rounding);
+  printSummary({ verification, rows, rounding, targets, notes });
 
   const durationSeconds = Number(((performance.now() - started) / 1e3).toFixed(1));
-  const json = resultsDocument({ environment, durationSeconds, models: options.models, verification, targets, notes, rows });
+  const json = resultsDocument({ environment, durationSeconds, models: options.models, verification, targets, notes, rows, rounding });
   writeFileSync(options.jsonPath, `${JSON.stringify(json, null, 2)}\n`);
   console.log('');
   console.log(`wrote ${path.relative(process.cwd(), options.jsonPath) || options.jsonPath} (${json.durationSeconds} s)`);

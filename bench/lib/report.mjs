@@ -1,7 +1,9 @@
 // What a run prints: the header, then (after the per-model progress lines,
 // which bench/compare.mjs prints as it goes) the verdict of verification,
-// the table of every row, its legend, the targets and the notes.
+// the table of every row, its legend, the rounding section's table, the
+// targets and the notes.
 
+import { ROUNDING_LEGEND, roundingTable } from './kernels.mjs';
 import { VERIFY_STEPS } from './verify.mjs';
 import { VARIANT } from './variants.mjs';
 
@@ -67,10 +69,11 @@ function printLegend(rows) {
 
 /**
  * Everything after the models ran: that every model verified (`verification`,
- * one Verification.result per model), the table, its legend, the targets
+ * one Verification.result per model), the table, its legend, the roundings
+ * of the update (`rounding`, roundingSummary()'s rows, or null), the targets
  * and the notes.
  */
-export function printSummary({ verification, rows, targets, notes }) {
+export function printSummary({ verification, rows, rounding, targets, notes }) {
   const verifiedIds = [...new Set(verification.flatMap((v) => Object.keys(v.variants)))];
   console.log('');
   console.log(`bit-identical: yes (${verifiedIds.join(', ')}; every model, after ${VERIFY_STEPS} identical updates)`);
@@ -78,6 +81,14 @@ export function printSummary({ verification, rows, targets, notes }) {
   printTable(rows);
   console.log('');
   printLegend(rows);
+  if (rounding?.length) {
+    console.log('');
+    console.log('roundings of the update, each kernel family alone (1M and 16M parameters):');
+    console.log('');
+    for (const line of roundingTable(rounding)) console.log(line);
+    console.log('');
+    for (const line of ROUNDING_LEGEND) console.log(line);
+  }
   console.log('');
   console.log('targets:');
   printTargets(targets);

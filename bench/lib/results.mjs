@@ -7,12 +7,14 @@
 //     models: [{ key, label, tensors, params }],
 //     variants: [{ id, label, bytesPerParam, ref, refScale }],
 //     bitIdentical, verification: [Verification.result per model],
-//     targets: [evaluateTargets()], notes: [string], results: [row] }
+//     targets: [evaluateTargets()], notes: [string], results: [row],
+//     rounding: null or { sizes, rows: [kernels.mjs roundingSummary() row] } }
 
 import os from 'node:os';
 import process from 'node:process';
 
 import { hasWasmSimd } from '../../js/index.js';
+import { ROUNDING_SIZES } from './kernels.mjs';
 import { DECAY, paramCount } from './models.mjs';
 import { median } from './timing.mjs';
 import { VARIANT, VARIANTS } from './variants.mjs';
@@ -88,7 +90,7 @@ export function resultRows({ model, spec, plan, timed, storeRestoreSplits }) {
 }
 
 /** The results.json document (see the top of this file). */
-export function resultsDocument({ environment, durationSeconds, models, verification, targets, notes, rows }) {
+export function resultsDocument({ environment, durationSeconds, models, verification, targets, notes, rows, rounding = null }) {
   return {
     ...environment,
     durationSeconds,
@@ -102,5 +104,6 @@ export function resultsDocument({ environment, durationSeconds, models, verifica
     targets,
     notes,
     results: rows,
+    rounding: rounding && { sizes: ROUNDING_SIZES, rows: rounding },
   };
 }

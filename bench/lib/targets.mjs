@@ -3,11 +3,14 @@
 // (a model not chosen, --no-native, --no-tfjs). Printed after the table and
 // kept in results.json, where scripts/readme-perf.mjs lists them.
 
+import { FUSED_FAMILIES, ROUNDING_SIZES } from './kernels.mjs';
+
 /**
  * The targets, as [{ id, text, met, checks: [{ model, value, ok, detail }] }],
- * from the result rows of every model run.
+ * from the result rows of every model run and the rounding section's rows
+ * (kernels.mjs roundingSummary(), or null when it did not run).
  */
-export function evaluateTargets(rows) {
+export function evaluateTargets(rows, rounding = null) {
   const get = (model, id) => rows.find((row) => row.model === model && row.variant === id);
   const models = [...new Set(rows.map((row) => row.model))];
   const fmt = (x, digits = 2) => x.toFixed(digits);
@@ -51,5 +54,13 @@ export function evaluateTargets(rows) {
     [tiny ? { model: 'tiny2000', value: tiny.medianMs, ok: tiny.medianMs < 0.5, detail: `tiny2000: ${fmt(tiny.medianMs, 3)} ms` } : null]);
   add('resident', 'resident update() within 1.1x of native update alone',
     models.map((model) => ratioCheck(model, 'resident', 'nativeDirect', 1.1)));
+  const fusedCheck = (family, level) => {
+    const row = rounding?.find((r) => r.build === 'simd' && r.family === family && r.level === level);
+    if (!row || row.timeVsUnfused === undefined) return null;
+    const value = row.timeVsUnfused;
+    return { model: level, value, ok: value <= 2, detail: `${level} ${family}: ${fmt(value)}x (${fmt(row.gElementsPerSecond)} G el/s)` };
+  };
+  add('fusedRounding', 'fused-rounding kernels (lerp_, one rounding) within 2x of the unfused kernel, Wasm SIMD, at 1M and 16M',
+    ROUNDING_SIZES.flatMap((level) => FUSED_FAMILIES.map((family) => fusedCheck(family, level))));
   return targets;
 }

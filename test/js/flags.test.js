@@ -179,6 +179,19 @@ describe('the scripts', () => {
     assert.ok(result.stderr.startsWith('bench/compare: --json needs a non-empty path\n'), result.stderr);
   });
 
+  test('bench/compare.mjs: --no-rounding is a switch (no value), exit code 2', () => {
+    const result = run('bench/compare.mjs', ['--no-rounding=yes']);
+    assert.equal(result.status, 2, result.stderr);
+    assert.ok(result.stderr.startsWith("bench/compare: --no-rounding takes no value, got '--no-rounding=yes'\n"), result.stderr);
+    assert.ok(run('bench/compare.mjs', ['--help']).stdout.includes('--no-rounding'));
+  });
+
+  test('bench/kernels.mjs: --builds takes only native, simd and scalar, exit code 2', () => {
+    const result = run('bench/kernels.mjs', ['--builds', 'simd,avx']);
+    assert.equal(result.status, 2, result.stderr);
+    assert.ok(result.stderr.startsWith("bench/kernels: --builds must be native or simd or scalar, got 'avx'\n"), result.stderr);
+  });
+
   test('demo/train-tfjs.mjs: a value check names the flag, exit code 2', () => {
     const result = run('demo/train-tfjs.mjs', ['--backend', 'webgl']);
     assert.equal(result.status, 2, result.stderr);
