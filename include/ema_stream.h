@@ -118,7 +118,9 @@ typedef enum ema_abi {
     EMA_ABI_ST_DTYPE_LIMIT = 9,         /* one past the largest ema_st_dtype */
     EMA_ABI_REGION_BYTES_PER_ARRAY = 10, /* bookkeeping per array of a region: length + offset */
     EMA_ABI_ST_TENSOR_BYTES = 11,       /* parser memory per tensor entry (its table row) */
-    EMA_ABI_INITIAL_MEMORY_BYTES = 12   /* the module's initial memory (0 natively) */
+    EMA_ABI_INITIAL_MEMORY_BYTES = 12,  /* the module's initial memory (0 natively) */
+    EMA_ABI_SCHEDULE_BYTES = 13,        /* sizeof(ema_schedule) (include/ema.h), which JS writes */
+    EMA_ABI_STEP_INFO_BYTES = 14        /* sizeof(ema_step_info), which JS reads */
 } ema_abi;
 
 /* The value `which` names, or 0 for an unknown id. Pure; exported so that JS

@@ -5,12 +5,10 @@
 // (src/schedule.c); nothing here computes a decay.
 
 import { describe } from './describe.js';
+import { MAX_ENTRIES } from './resolve.js';
 
-/** The most names a list option holds: an EMA tracks at most EMA_MAX_SLOTS entries. */
-const MAX_NAMES = 1048576;
-
-/** ema_recipe numbers (include/ema.h; pinned). */
-const RECIPE_IDS = Object.freeze({ litema: 0, torch_ema: 1, diffusers: 2, timm: 3, 'ema-pytorch': 4, keras: 5, debiased: 6 });
+/** ema_recipe numbers (include/ema.h; pinned; test/js/c-abi.test.js checks them). */
+export const RECIPE_IDS = Object.freeze({ litema: 0, torch_ema: 1, diffusers: 2, timm: 3, 'ema-pytorch': 4, keras: 5, debiased: 6 });
 
 /** ema_rounding numbers (include/ema.h; pinned). */
 export const ROUNDING = Object.freeze({ UNFUSED: 0, LERP: 1, FUSED: 2, TWO_PRODUCTS: 3 });
@@ -163,8 +161,9 @@ export function readRecipe(values, nonFinite, method) {
     // (a getter or a Proxy must not answer the check and the copy differently).
     if (spec.rule === names && Array.isArray(value)) {
       const length = value.length;
-      if (!(length <= MAX_NAMES)) {
-        throw new RangeError(`ema-wasm: ${method}: options.${key} has ${length} names; at most ${MAX_NAMES} (EMA_MAX_SLOTS)`);
+      // An EMA tracks at most EMA_MAX_SLOTS entries: a longer list names nothing more.
+      if (!(length <= MAX_ENTRIES)) {
+        throw new RangeError(`ema-wasm: ${method}: options.${key} has ${length} names; at most ${MAX_ENTRIES} (EMA_MAX_SLOTS)`);
       }
       const given = value;
       value = Array.from({ length }, (_, i) => given[i]);

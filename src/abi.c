@@ -44,6 +44,8 @@ uint32_t ema_abi_value(uint32_t which) {
         case EMA_ABI_REGION_BYTES_PER_ARRAY: return ema_region_bytes_per_array();
         case EMA_ABI_ST_TENSOR_BYTES: return ema_st_tensor_bytes();
         case EMA_ABI_INITIAL_MEMORY_BYTES: return EMA_WASM_INITIAL_MEMORY_BYTES;
+        case EMA_ABI_SCHEDULE_BYTES: return (uint32_t)sizeof(ema_schedule);
+        case EMA_ABI_STEP_INFO_BYTES: return (uint32_t)sizeof(ema_step_info);
     }
     return 0;
 }

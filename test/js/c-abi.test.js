@@ -134,6 +134,8 @@ function expectedConstants(abi) {
     PER_ARRAY_BYTES: abi('REGION_BYTES_PER_ARRAY'),
     CORE_RESERVED_BYTES: abi('INITIAL_MEMORY_BYTES'), // memory-budget.js: -sINITIAL_MEMORY
     MIN_PAGES: abi('INITIAL_MEMORY_BYTES') / 65536, // loader/boundary: -sINITIAL_MEMORY in pages
+    SCHEDULE_BYTES: abi('SCHEDULE_BYTES'), // boundary.js: struct ema_schedule
+    STEP_INFO_BYTES: abi('STEP_INFO_BYTES'), // boundary.js: struct ema_step_info
   };
 }
 
@@ -179,6 +181,37 @@ for (const simd of BUILDS) {
         );
       }
       t.diagnostic(`checked: ${checked.join(', ') || 'none (js/ reads them all from the module)'}`);
+    });
+
+    test("js/'s recipe, rounding, non-finite, action and slot-mode numbers are include/ema.h's", async () => {
+      const header = read('include/ema.h');
+      const enumOf = (prefix) => Object.fromEntries(
+        [...header.matchAll(new RegExp(`^\\s*EMA_${prefix}_([A-Z0-9_]+) = (\\d+)`, 'gm'))].map(([, name, value]) => [name, Number(value)]),
+      );
+      const recipes = await import('../../js/recipes.js');
+      const recipeIds = enumOf('RECIPE');
+      for (const name of recipes.RECIPE_NAMES) {
+        const id = recipeIds[name.toUpperCase().replace('-', '_')];
+        assert.equal(id, recipes.RECIPE_IDS[name], `recipe '${name}'`);
+      }
+      assert.equal(recipes.RECIPE_NAMES.length, recipeIds.LIMIT, 'every recipe of ema.h has a name in js/');
+      const rounding = enumOf('ROUNDING');
+      for (const [name, value] of Object.entries(recipes.ROUNDING)) assert.equal(value, rounding[name], `EMA_ROUNDING_${name}`);
+      const nonFinite = enumOf('NONFINITE');
+      for (const [name, value] of Object.entries(recipes.NONFINITE)) {
+        assert.equal(value, nonFinite[{ allow: 'ALLOW', skip: 'SKIP', throw: 'ERROR' }[name]], `nonFinite '${name}'`);
+      }
+      const boundary = JS_SOURCES.find(({ path }) => path === 'js/boundary.js').text;
+      const slotModes = enumOf('SLOT');
+      const declared = /const SLOT_MODE = Object\.freeze\(\{ (.*?) \}\);/.exec(boundary)[1];
+      for (const [, name, value] of declared.matchAll(/(\w+): (\d+)/g)) assert.equal(Number(value), slotModes[name.toUpperCase()], `slot mode '${name}'`);
+      const actions = enumOf('ACTION');
+      const names = JSON.parse(/const ACTION_NAMES = (\[.*?\]);/.exec(boundary)[1].replaceAll("'", '"'));
+      assert.equal(names.length, Object.keys(actions).length, 'one name per ema_action');
+      for (const [name, value] of Object.entries(actions)) {
+        assert.equal(names[value], { AVERAGE: 'averaged', COPY: 'copied', SKIP: 'skipped', SKIP_NONFINITE: 'skipped' }[name], `EMA_ACTION_${name}`);
+      }
+      assert.equal(Number(/const ACTION_SKIP_NONFINITE = (\d+);/.exec(boundary)[1]), actions.SKIP_NONFINITE);
     });
 
     test("js/'s status numbers are include/ema_status.h's", async () => {

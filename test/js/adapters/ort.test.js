@@ -406,7 +406,7 @@ describe('onnxruntime-web adapter: scopes across EMAs of one session', () => {
         evaluated = session.weights.slice();
       });
       for (const method of ['withEma', 'update', 'store', 'copyTo', 'restore']) {
-        await assert.rejects(slow[method](() => {}), {
+        await assert.rejects(method === 'withEma' ? slow.withEma(() => {}) : slow[method](), {
           name: 'Error',
           message: new RegExp(`^ema-wasm: ${method}: the session is held by an open withEma\\(\\) of an onnxruntime-web EMA`),
         });
