@@ -45,31 +45,41 @@ static inline __attribute__((always_inline)) void f32_vlerp_wasmsimd(
     const v128_t vcoefficient = wasm_f32x4_splat(coefficient);
     const v128_t vmargin_scale = wasm_f32x4_splat(ema_f32_margin_scale(coefficient));
     const size_t tile = 4 * vectors;
-    for (; n >= tile; n -= tile) {
-        v128_t vs[MAX_VECTORS], vp[MAX_VECTORS];
-        for (size_t k = 0; k < vectors; k++) {
-            vs[k] = wasm_v128_load(shadow + 4 * k);
-        }
-        for (size_t k = 0; k < vectors; k++) {
-            vp[k] = wasm_v128_load(param + 4 * k);
-        }
+    /* The main loop has no call in it, so that V8 keeps the splatted
+     * constants in registers: it stops at a pass that step 1 cannot settle,
+     * and the outer loop redoes that pass through float64. */
+    while (n >= tile) {
+        for (; n >= tile; n -= tile) {
+            v128_t vs[MAX_VECTORS], vp[MAX_VECTORS];
+            for (size_t k = 0; k < vectors; k++) {
+                vs[k] = wasm_v128_load(shadow + 4 * k);
+            }
+            for (size_t k = 0; k < vectors; k++) {
+                vp[k] = wasm_v128_load(param + 4 * k);
+            }
 
-        v128_t vunsure = wasm_i32x4_const_splat(0);
-        for (size_t k = 0; k < vectors; k++) {
-            const v128_t vd = wasm_f32x4_sub(vp[k], vs[k]);
-            vs[k] = ema_f32x4_fma_bracketed(vcoefficient, vmargin_scale, vd,
-                                            from_shadow ? vs[k] : vp[k], &vunsure);
-        }
+            v128_t vunsure = wasm_i32x4_const_splat(0);
+            for (size_t k = 0; k < vectors; k++) {
+                const v128_t vd = wasm_f32x4_sub(vp[k], vs[k]);
+                vs[k] = ema_f32x4_fma_bracketed(vcoefficient, vmargin_scale, vd,
+                                                from_shadow ? vs[k] : vp[k], &vunsure);
+            }
+            if (wasm_v128_any_true(vunsure)) {
+                break;
+            }
 
-        if (wasm_v128_any_true(vunsure)) {
-            f32_vlerp_through_f64(vectors, from_shadow, param, shadow, coefficient);
-        } else {
             for (size_t k = 0; k < vectors; k++) {
                 wasm_v128_store(shadow + 4 * k, vs[k]);
             }
+            param += tile;
+            shadow += tile;
         }
-        param += tile;
-        shadow += tile;
+        if (n >= tile) {
+            f32_vlerp_through_f64(vectors, from_shadow, param, shadow, coefficient);
+            param += tile;
+            shadow += tile;
+            n -= tile;
+        }
     }
     for (; n >= 4; n -= 4) {
         const v128_t vs = wasm_v128_load(shadow);
