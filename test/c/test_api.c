@@ -203,7 +203,10 @@ static void test_abi_values(void) {
 #else
     CHECK(ema_abi_value(EMA_ABI_INITIAL_MEMORY_BYTES) == 0, "no initial memory natively");
 #endif
-    CHECK(ema_abi_value(0) == 0 && ema_abi_value(13) == 0 && ema_abi_value(UINT32_MAX) == 0,
+    CHECK(ema_abi_value(EMA_ABI_SCHEDULE_BYTES) == sizeof(ema_schedule), "schedule bytes");
+    CHECK(ema_abi_value(EMA_ABI_STEP_INFO_BYTES) == sizeof(ema_step_info), "step info bytes");
+    CHECK(ema_abi_value(0) == 0 && ema_abi_value(EMA_ABI_STEP_INFO_BYTES + 1) == 0 &&
+              ema_abi_value(UINT32_MAX) == 0,
           "unknown ids give 0");
 }
 
