@@ -364,8 +364,8 @@ float ema_warmup_decay(float decay, int32_t num_updates);
 /* Native only. One whole EMA step with direct pointers: params[i] points at
  * slot i's parameter (ema_slot_length(ctx, i) floats; NULL allowed for an
  * empty slot). All pointers are checked before anything changes; with
- * EMA_NONFINITE_SKIP or _ERROR every averaged parameter is checked for NaN
- * and infinities first (a skip returns EMA_OK with action
+ * EMA_NONFINITE_SKIP or _ERROR every averaged parameter of a step that does
+ * not skip is checked for NaN and infinities first (a skip returns EMA_OK with action
  * EMA_ACTION_SKIP_NONFINITE; an error is EMA_ERROR_NONFINITE; either way
  * nothing changed). `step` is timm's step, or EMA_NO_STEP. `info`, when not
  * NULL, receives what the step did; with info->overwrite set (Keras), the

@@ -87,6 +87,12 @@ ema_status ema_step_apply_staged(ema_ctx* ctx, uint32_t segment_count);
 ema_status ema_step_apply(ema_ctx* ctx, const ema_segment* segments,
                           uint32_t segment_count, const float* packed);
 
+/* The ema_action the next step would take (with timm's `step`, or
+ * EMA_NO_STEP), without taking it; -1 for a NULL context or when the counter
+ * cannot advance. The JS wrapper asks before a guarded step: a step that
+ * skips reads no parameter, so it is not checked. */
+int32_t ema_next_action(const ema_ctx* ctx, int64_t step);
+
 /* 1 when the first `count` floats of the staging window are all finite, 0
  * when one is NaN or infinite, -1 for a NULL context or a count past the
  * window. The JS wrapper streams the averaged parameters through the window

@@ -97,7 +97,14 @@ export class BaseEma {
 
   /** LitEma.reset_num_updates(): the counter goes to 0, turning warmup on. */
   resetNumUpdates() {
-    BaseEma.#arenaOf(this, 'resetNumUpdates').resetNumUpdates('resetNumUpdates');
+    const arena = BaseEma.#arenaOf(this, 'resetNumUpdates');
+    if (this.#recipe.recipe === 'debiased') {
+      // Its average would keep its weight while the correction starts over.
+      throw new Error(
+        "ema-wasm: resetNumUpdates: a debiased EMA's count goes with its average; create a new EMA to start over",
+      );
+    }
+    arena.resetNumUpdates('resetNumUpdates');
   }
 
   /**

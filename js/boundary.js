@@ -35,6 +35,7 @@ const STEP_INFO_BYTES = 32;
 const NO_STEP = -(2n ** 63n);
 /** What a step did, by ema_action number. */
 const ACTION_NAMES = ['averaged', 'copied', 'skipped', 'skipped'];
+const ACTION_SKIP = 2;
 const ACTION_SKIP_NONFINITE = 3;
 /** ema_slot_mode numbers, by treatment (recipes.js). */
 const SLOT_MODE = Object.freeze({ average: 0, copy: 1, hold: 2, keep: 3 });
@@ -290,6 +291,12 @@ export class EmaArena {
   /** Sets a slot's mode (SLOT_MODE's names). */
   setSlotMode(slot, mode, method) {
     this.#instance.check(this.#instance.exports.ema_set_slot_mode(this.#context, slot, SLOT_MODE[mode]), method);
+  }
+
+  /** Whether the next step (with timm's `step`, or undefined) would skip: it then reads no parameter. */
+  nextStepSkips(step) {
+    const at = step === undefined ? NO_STEP : BigInt(step);
+    return this.#instance.exports.ema_next_action(this.#context, at) === ACTION_SKIP;
   }
 
   /** What shadows are divided by when read (a debiased EMA), 1 otherwise, 0 before a debiased EMA's first update. */

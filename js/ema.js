@@ -19,7 +19,7 @@ import { checkFits, creationBytes, inUseBytes, regionBytes, tooLargeMessage } fr
 import { shadowKey, shadowKeysFor } from './names.js';
 import { readOptions, refuseDuplicates, refuseUnusable, resolveParams } from './resolve.js';
 import { RECIPE_METADATA_KEY, RECIPE_SCALARS, recipeStateFromFile, reservedKeys, stateTargets } from './recipe-state.js';
-import { ALL_RECIPE_OPTION_KEYS, DTYPE_WORDS, entryKind, NONFINITE, optionsOfFields, readRecipe, RECIPES, treatmentOf } from './recipes.js';
+import { ALL_RECIPE_OPTION_KEYS, checkSafeInteger, DTYPE_WORDS, entryKind, NONFINITE, optionsOfFields, readRecipe, RECIPES, treatmentOf } from './recipes.js';
 import { parseSafetensors } from './safetensors.js';
 import { ResidentEma } from './resident-ema.js';
 import { arrayTarget, checkFree } from './scope.js';
@@ -131,7 +131,7 @@ export async function prepareEma(optionValues, method) {
       schedule: recipe.schedule, lengths, modes, resident, initial, zeroShadows, expectedBytes, method, what, needed,
     });
     return resident
-      ? new ResidentEma(arena, build, tracked, keys, recipe)
+      ? new ResidentEma(arena, build, tracked, keys, recipe, modes)
       : new Ema(arena, build, tracked, keys, recipe, modes, byLitEmaKeys);
   };
 }
@@ -156,15 +156,16 @@ export async function loadEma(bytes, options = {}) {
   if (simd !== 'auto' && simd !== true && simd !== false) {
     throw new TypeError(`ema-wasm: loadEma: options.simd must be 'auto', true or false, got ${describe(simd)}`);
   }
-  if (counter !== undefined && !Number.isSafeInteger(counter)) {
-    throw new TypeError(`ema-wasm: loadEma: options.counter must be an integer, got ${describe(counter)}`);
-  }
+  if (counter !== undefined) checkSafeInteger(counter, 'options.counter', 'loadEma');
   if (values.recipe !== undefined) readRecipe(values, values.nonFinite ?? 'allow', 'loadEma'); // checks recipe and options early
   // options.params: the model's entries, for what each tensor in the file is
   // (a parameter, frozen, a buffer), which a library's plain file does not say.
-  const flagsOf = values.params === undefined ? undefined : new Map(
-    resolveParams(values.params, 'loadEma').map(({ name, trainable, buffer, dtype }) => [name, { trainable, buffer, dtype }]),
-  );
+  let flagsOf;
+  if (values.params !== undefined) {
+    const entries = resolveParams(values.params, 'loadEma');
+    refuseDuplicates(entries, 'loadEma');
+    flagsOf = new Map(entries.map(({ name, trainable, buffer, dtype, elements, shape }) => [name, { trainable, buffer, dtype, elements, shape }]));
+  }
   // The file's arguments are checked before any module is fetched.
   checkFileArguments(bytes, prefix, 'loadEma');
   // One module for parsing and for the EMA: a Response can be read only once.
@@ -196,6 +197,13 @@ export async function loadEma(bytes, options = {}) {
     if (flags !== undefined && flags.dtype !== dtype) {
       throw new Error(`ema-wasm: loadEma: the file's '${clip(key)}' holds ${DTYPE_WORDS[dtype]}; options.params has it as ${entryKind(flags)}`);
     }
+    const elements = dtype === 'i64' ? data.length / 2 : data.length;
+    if (flags !== undefined && (flags.elements !== elements || (flags.shape !== undefined && flags.shape.join() !== shape.join()))) {
+      throw new Error(
+        `ema-wasm: loadEma: the file's '${clip(key)}' has shape [${shape.join(', ')}]; options.params has ` +
+          `${flags.shape === undefined ? `${flags.elements} elements` : `shape [${flags.shape.join(', ')}]`}`,
+      );
+    }
     return {
       name: key,
       data: dtype === 'f32' ? data : dtype === 'i32' ? new Int32Array(data.buffer) : new BigInt64Array(data.buffer),
@@ -212,6 +220,20 @@ export async function loadEma(bytes, options = {}) {
       throw new Error(`ema-wasm: loadEma: the file has no ${quoteList(missing.map(([name]) => name))}, which ${RECIPES[state.recipe].title} keeps`);
     }
   }
+  const counterSpec = RECIPE_SCALARS[state.recipe].find(({ target }) => target === 'counter');
+  if (counter !== undefined && !counterSpec.rule.check(counter)) {
+    throw new RangeError(`ema-wasm: loadEma: options.counter must be ${counterSpec.rule.what} for recipe '${state.recipe}', got ${counter}`);
+  }
+  const startCounter = counter ?? fileCounter;
+  // Weights alone do not say how far a Keras or debiased average has come,
+  // and both read their averages by the count (momentum 0 at iteration 0; a
+  // correction of 1 - decay^count): a file without the count needs it given.
+  if (!state.ours && (state.recipe === 'keras' || state.recipe === 'debiased') && !(startCounter >= 1)) {
+    throw new TypeError(
+      `ema-wasm: loadEma: a '${state.recipe}' EMA read from ${startCounter === undefined ? 'a file without its count' : 'a count of 0'} ` +
+        `has no average to continue; pass options.counter (the ${counterSpec.key} the averages were made with, 1 or more)`,
+    );
+  }
   const create = await prepareEma(
     { ...recipeOptions, recipe: state.recipe, nonFinite: values.nonFinite, simd, wasm: handOver },
     'loadEma',
@@ -220,9 +242,7 @@ export async function loadEma(bytes, options = {}) {
   // The shadows as the file holds them (a debiased EMA starts from zero
   // otherwise), and the counter.
   const stateDict = new Map(params.map(({ name, data }) => [name, data]));
-  const counterKey = RECIPE_SCALARS[state.recipe].find(({ target }) => target === 'counter').key;
-  const startCounter = counter ?? fileCounter;
-  if (startCounter !== undefined) stateDict.set(counterKey, startCounter);
+  if (startCounter !== undefined) stateDict.set(counterSpec.key, startCounter);
   if (initted !== undefined) stateDict.set('initted', initted);
   ema.loadStateDict(stateDict, { strict: false });
   return ema;
@@ -303,7 +323,8 @@ export class Ema extends BaseEma {
     const overwrites = recipe.options.emaOverwriteFrequency != null;
     checkFree('update', () => targetsOf(arrays), overwrites ? 'write' : 'read');
     checkCounter(this, arena, 'update');
-    if (recipe.schedule.nonfinite !== NONFINITE.allow) {
+    // A step that skips (ema-pytorch's update_every) reads no parameter: not checked.
+    if (recipe.schedule.nonfinite !== NONFINITE.allow && !arena.nextStepSkips(step)) {
       const found = arena.findNonFinite(arrays, modes.map((mode) => mode === 'average'));
       if (found !== null) {
         if (recipe.schedule.nonfinite === NONFINITE.throw) {
@@ -625,10 +646,7 @@ function readUpdateOptions(options, recipe, method) {
       `ema-wasm: ${method}: options.step is timm's step argument; recipe '${recipe}' counts its own steps (see ema.counter)`,
     );
   }
-  if (!Number.isSafeInteger(step)) {
-    throw new TypeError(`ema-wasm: ${method}: options.step must be an integer, got ${describe(step)}`);
-  }
-  return step;
+  return checkSafeInteger(step, 'options.step', method);
 }
 
 /** What calls on these entries touch, for the scopes (scope.js). */

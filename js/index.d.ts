@@ -16,13 +16,17 @@ export interface FloatEntry {
   buffer?: boolean;
 }
 
-/** An integer buffer (BatchNorm's num_batches_tracked): recipes that keep it copy it bit for bit. */
+/**
+ * An integer buffer (BatchNorm's num_batches_tracked): recipes that keep it
+ * copy it bit for bit. `buffer` must be true (checked at run time; typed
+ * boolean so that an array literal, whose `true` widens, is accepted).
+ */
 export interface IntegerBufferEntry {
   name: string;
   data: Int32Array | BigInt64Array;
   shape?: number[];
   trainable?: boolean;
-  buffer: true;
+  buffer: boolean;
 }
 
 /** update()'s options: timm's `step` (the `step` argument of ModelEmaV3.update; timm only). */
@@ -83,9 +87,9 @@ export interface EmaOptions {
   minValue?: number;
   /** ema-pytorch: entries copied, never averaged. */
   paramOrBufferNamesNoEma?: readonly string[];
-  /** ema-pytorch: entries not tracked. */
+  /** ema-pytorch: entries never averaged (only whole-model copies write them). */
   ignoreNames?: readonly string[];
-  /** ema-pytorch: name prefixes of entries not tracked. */
+  /** ema-pytorch: name prefixes of entries never averaged (only whole-model copies write them). */
   ignoreStartswithNames?: readonly string[];
   /** keras: the ema_momentum. Default 0.99. */
   emaMomentum?: number;

@@ -118,11 +118,24 @@ function retype(words, dtype) {
 }
 
 /** A scalar from a state dict: a number (boolean for flags) or a typed array of one element. */
+/** The typed arrays a scalar of each dtype may come in (a float for a float, an integer for an integer). */
+const SCALAR_KINDS = Object.freeze({
+  F64: ['Float64Array', 'Float32Array'],
+  I64: ['BigInt64Array', 'Int32Array'],
+  I32: ['Int32Array', 'BigInt64Array'],
+  BOOL: ['Uint8Array', 'Int8Array'],
+});
+
 function scalarValue(value, spec, method) {
   const { key, dtype, rule } = spec;
   let read = value;
   const kind = typedArrayKind(value);
   if (kind !== undefined) {
+    if (!SCALAR_KINDS[dtype].includes(kind)) {
+      throw new TypeError(
+        `ema-wasm: ${method}: state '${key}' must be ${rule.what} (a number or a ${SCALAR_KINDS[dtype].join(' or ')} of one), got ${describe(value)}`,
+      );
+    }
     if (lengthOf(value) !== 1) {
       throw new TypeError(`ema-wasm: ${method}: state '${key}' must hold one value, got ${describe(value)}`);
     }
@@ -235,8 +248,8 @@ function scalarFromFile(fileBytes, tensor, spec, method) {
  * Reads a safetensors file into the checked form, for `recipe` (or the one
  * its metadata names). Tensors under `prefix` are the state: the recipe's
  * scalars where present, every other F32, I32 or I64 tensor a shadow. Returns
- * { recipe, options (from metadata, or {}), kinds (name -> kind, or {}),
- * scalars, shadows }.
+ * { recipe, ours (save() wrote it), options (from metadata, or {}), kinds
+ * (name -> kind, or {}), scalars, shadows }.
  */
 export async function recipeStateFromFile(bytes, prefix, recipe, method, module) {
   const { tensors, metadata, bytes: fileBytes } = await parseSafetensors(bytes, method, module);
@@ -289,5 +302,12 @@ export async function recipeStateFromFile(bytes, prefix, recipe, method, module)
     const data = tensorValues(fileBytes, tensor, Float32Array);
     shadows.push({ key, dtype, data, length: data.length, elements: dtype === 'i64' ? data.length / 2 : data.length, shape: tensor.shape });
   }
-  return { recipe: fileRecipe, options: readJson(OPTIONS_METADATA_KEY), kinds: readJson(KINDS_METADATA_KEY), scalars, shadows };
+  const kinds = readJson(KINDS_METADATA_KEY);
+  for (const [name, kind] of Object.entries(kinds)) {
+    if (kind !== 'param' && kind !== 'frozen' && kind !== 'buffer') {
+      throw new Error(`ema-wasm: ${method}: metadata '${KINDS_METADATA_KEY}' gives '${clip(name)}' the kind ${describe(kind)}; kinds are 'param', 'frozen' and 'buffer'`);
+    }
+  }
+  // ours: save() wrote it (its metadata names the recipe); else a library's own file.
+  return { recipe: fileRecipe, ours: named !== undefined, options: readJson(OPTIONS_METADATA_KEY), kinds, scalars, shadows };
 }

@@ -167,6 +167,10 @@ export function readRecipe(values, nonFinite, method) {
       }
       const given = value;
       value = Array.from({ length }, (_, i) => given[i]);
+      const bad = value.findIndex((name) => typeof name !== 'string');
+      if (bad !== -1) {
+        throw new TypeError(`ema-wasm: ${method}: options.${key}[${bad}] must be a string, got ${describe(value[bad])}`);
+      }
     }
     if (!spec.rule.check(value)) {
       // A value of the right type but out of range is a RangeError, as JS's own are.
@@ -180,7 +184,7 @@ export function readRecipe(values, nonFinite, method) {
     if (spec.field !== undefined) schedule[spec.field] = typeof value === 'boolean' ? Number(value) : value ?? 0;
   }
   if (recipe === 'diffusers' && options.foreach) schedule.rounding = ROUNDING.FUSED;
-  if (!Object.hasOwn(NONFINITE, nonFinite)) {
+  if (typeof nonFinite !== 'string' || !Object.hasOwn(NONFINITE, nonFinite)) {
     throw new TypeError(
       `ema-wasm: ${method}: options.nonFinite must be 'allow', 'skip' or 'throw', got ${describe(nonFinite)}`,
     );
@@ -224,6 +228,20 @@ export function optionsOfFields(recipe, fields) {
 /** An entry's treatment under a recipe (see RECIPES), by name for messages. */
 export function treatmentOf(recipe, options, entry) {
   return RECIPES[recipe].treat(entry, options);
+}
+
+/**
+ * `value` if it is an integer a JS number holds exactly: a TypeError for
+ * anything else, a RangeError for an integer past 2^53 - 1 in magnitude.
+ */
+export function checkSafeInteger(value, what, method) {
+  if (!Number.isInteger(value)) {
+    throw new TypeError(`ema-wasm: ${method}: ${what} must be an integer, got ${describe(value)}`);
+  }
+  if (!Number.isSafeInteger(value)) {
+    throw new RangeError(`ema-wasm: ${method}: ${what} must be within ±(2^53 - 1), got ${value}`);
+  }
+  return value;
 }
 
 /** What a shadow of each element type holds, for messages. */

@@ -13,6 +13,13 @@ const { enter, scopeOf, slotFor, checkCounter, owner, recipeOf } = emaInternals;
 export class ResidentEma extends BaseEma {
   // The brand of this kind (methods check it); the arena keeps what is stored.
   #resident = true;
+  #averaged; // per slot: whether the recipe averages it (what the non-finite guard reads)
+
+  /** @private Use createEma(). */
+  constructor(arena, build, tracked, keys, recipe, modes) {
+    super(arena, build, tracked, keys, recipe);
+    this.#averaged = modes.map((mode) => mode === 'average');
+  }
 
   /** True: the parameters live in the arena. */
   get resident() {
@@ -55,8 +62,14 @@ export class ResidentEma extends BaseEma {
     checkCounter(this, arena, 'update');
     const result = arena.updateResident(step, 'update');
     if (result === null) {
+      // Refused in C; where is read here, for the message only.
+      const names = this.names;
+      const slot = this.#averaged.findIndex((averaged, s) => averaged && arena.paramView(s).some((x) => x - x !== 0));
+      const view = arena.paramView(slot);
+      const index = view.findIndex((x) => x - x !== 0);
       throw new RangeError(
-        "ema-wasm: update: a resident parameter holds NaN or an infinity; the step was refused and nothing changed (options.nonFinite is 'throw')",
+        `ema-wasm: update: resident parameter '${names[slot]}' holds ${view[index]} at index ${index}; ` +
+          "the step was refused and nothing changed (options.nonFinite is 'throw')",
       );
     }
     return result;

@@ -199,7 +199,10 @@ function checkEntry(record, method) {
   const dtype = DTYPE_OF_KIND[kind];
   if (kind !== 'Float32Array' && !(buffer === true && dtype !== undefined)) {
     const allowed = buffer === true ? 'a Float32Array, Int32Array or BigInt64Array' : 'a Float32Array';
-    const hint = dtype !== undefined ? ' (an integer buffer, such as a step count, is passed with buffer: true)' : '';
+    const arrayForm = typeof record.where === 'number';
+    const hint = dtype === undefined ? ''
+      : arrayForm ? ' (an integer buffer, such as a step count, is passed with buffer: true)'
+        : ' (a Map or object of params holds Float32Arrays; pass integer buffers in the array form, with buffer: true)';
     throw new TypeError(`ema-wasm: ${method}: parameter '${clip(name)}' must be ${allowed}, got ${describe(data)}${hint}`);
   }
   if (trainable !== undefined && typeof trainable !== 'boolean') {

@@ -423,12 +423,13 @@ static bool averaged_params_finite(const ema_ctx* ctx, const float* const* param
 
 /* Plans the next step and makes it the open one: the counter advances.
  * Nothing changes on failure. */
-static ema_status open_step(ema_ctx* ctx, int64_t step, ema_step_info* info) {
-    ema_step_info planned;
-    const ema_status status = ema_plan_step(&ctx->schedule, ctx->counter, ctx->initted, step, &planned);
-    if (status != EMA_OK) {
-        return status;
-    }
+static ema_status plan_next(const ema_ctx* ctx, int64_t step, ema_step_info* planned) {
+    return ema_plan_step(&ctx->schedule, ctx->counter, ctx->initted, step, planned);
+}
+
+/* Makes a planned step the open one: the counter advances. Cannot fail. */
+static void commit_step(ema_ctx* ctx, const ema_step_info* planned_step, ema_step_info* info) {
+    const ema_step_info planned = *planned_step;
     ctx->counter = planned.counter;
     if (planned.action == EMA_ACTION_COPY) {
         ctx->initted = true;
@@ -438,15 +439,34 @@ static ema_status open_step(ema_ctx* ctx, int64_t step, ema_step_info* info) {
     if (info != NULL) {
         *info = planned;
     }
+}
+
+static ema_status open_step(ema_ctx* ctx, int64_t step, ema_step_info* info) {
+    ema_step_info planned;
+    const ema_status status = plan_next(ctx, step, &planned);
+    if (status != EMA_OK) {
+        return status;
+    }
+    commit_step(ctx, &planned, info);
     return EMA_OK;
 }
 
-/* The non-finite check of a whole step, before it opens: EMA_OK to go on,
- * EMA_ERROR_NONFINITE, or a skipped step reported in *info (1 returned). */
-static int refuse_nonfinite(const ema_ctx* ctx, const float* const* params, const float* resident,
+int32_t ema_next_action(const ema_ctx* ctx, int64_t step) {
+    ema_step_info planned;
+    if (ctx == NULL || plan_next(ctx, step, &planned) != EMA_OK) {
+        return -1;
+    }
+    return (int32_t)planned.action;
+}
+
+/* The non-finite check of a planned step, before it opens (a step that
+ * skips reads nothing and is not checked): 0 to go on; 1 when refused, with
+ * *status EMA_ERROR_NONFINITE, or EMA_OK and a skipped step in *info. */
+static int refuse_nonfinite(const ema_ctx* ctx, const ema_step_info* planned,
+                            const float* const* params, const float* resident,
                             ema_step_info* info, ema_status* status) {
     *status = EMA_OK;
-    if (ctx->schedule.nonfinite == EMA_NONFINITE_ALLOW ||
+    if (ctx->schedule.nonfinite == EMA_NONFINITE_ALLOW || planned->action == EMA_ACTION_SKIP ||
         averaged_params_finite(ctx, params, resident)) {
         return 0;
     }
@@ -472,14 +492,15 @@ ema_status ema_update_at(ema_ctx* ctx, const float* const* params, int64_t step,
             return EMA_ERROR_NULL_ARGUMENT;
         }
     }
-    ema_status status;
-    if (refuse_nonfinite(ctx, params, NULL, info, &status)) {
-        return status;
-    }
-    status = open_step(ctx, step, info);
+    ema_step_info planned;
+    ema_status status = plan_next(ctx, step, &planned);
     if (status != EMA_OK) {
         return status;
     }
+    if (refuse_nonfinite(ctx, &planned, params, NULL, info, &status)) {
+        return status;
+    }
+    commit_step(ctx, &planned, info);
     if (ctx->step_open) {
         for (uint32_t i = 0; i < ctx->shadows.count; i++) {
             apply_to_slot(ctx, i, 0, ctx->shadows.lengths[i], params[i]);
@@ -639,14 +660,15 @@ ema_status ema_update_resident_at(ema_ctx* ctx, int64_t step, ema_step_info* inf
     if (ctx->params == NULL) {
         return EMA_ERROR_NOT_RESIDENT;
     }
-    ema_status status;
-    if (refuse_nonfinite(ctx, NULL, ctx->params, info, &status)) {
-        return status;
-    }
-    status = open_step(ctx, step, info);
+    ema_step_info planned;
+    ema_status status = plan_next(ctx, step, &planned);
     if (status != EMA_OK) {
         return status;
     }
+    if (refuse_nonfinite(ctx, &planned, NULL, ctx->params, info, &status)) {
+        return status;
+    }
+    commit_step(ctx, &planned, info);
     if (ctx->step_open) {
         if (ctx->copy_slots == 0 && ctx->step.action == EMA_ACTION_AVERAGE) {
             /* One kernel call over the whole region: padding is zero in both

@@ -288,6 +288,32 @@ static void test_nonfinite(void) {
     }
 }
 
+/* A step that skips reads no parameter: the guard leaves it alone, and
+ * ema_next_action says so beforehand. */
+static void test_guard_skips_skipping_steps(void) {
+    ema_schedule s = defaults(EMA_RECIPE_EMA_PYTORCH);
+    s.update_after_step = 0;
+    s.update_every = 2;
+    s.nonfinite = EMA_NONFINITE_ERROR;
+    ema_ctx* ctx = make(&s);
+    float good[4] = {1, 2, 3, 4};
+    float bad[4] = {1, NAN, 3, 4};
+    const float* params[3] = {good, NULL, good};
+    CHECK(ema_next_action(ctx, EMA_NO_STEP) == EMA_ACTION_COPY, "next: the first update copies");
+    CHECK_STATUS(ema_update_at(ctx, params, EMA_NO_STEP, NULL), EMA_OK);
+    params[0] = bad;
+    CHECK(ema_next_action(ctx, EMA_NO_STEP) == EMA_ACTION_SKIP, "next: call 2 skips");
+    ema_step_info info;
+    CHECK_STATUS(ema_update_at(ctx, params, EMA_NO_STEP, &info), EMA_OK);
+    CHECK(info.action == EMA_ACTION_SKIP && ema_counter(ctx) == 2, "a skipping step is not checked; the step counts");
+    CHECK_STATUS(ema_update_at(ctx, params, EMA_NO_STEP, &info), EMA_ERROR_NONFINITE);
+    CHECK(ema_counter(ctx) == 2, "an averaging step is checked, and refused whole");
+    CHECK(ema_next_action(NULL, EMA_NO_STEP) == -1, "NULL: -1");
+    CHECK_STATUS(ema_set_counter(ctx, EMA_MAX_COUNTER), EMA_OK);
+    CHECK(ema_next_action(ctx, EMA_NO_STEP) == -1, "a counter that cannot advance: -1");
+    ema_destroy(ctx);
+}
+
 static void test_resident_overwrite_and_copy_and_average(void) {
     ema_schedule s = defaults(EMA_RECIPE_KERAS);
     s.overwrite_every = 2;
@@ -361,6 +387,7 @@ int main(void) {
     test_keras_and_debiased();
     test_counters_and_modes();
     test_nonfinite();
+    test_guard_skips_skipping_steps();
     test_resident_overwrite_and_copy_and_average();
     test_read_divisor();
     return check_end();

@@ -212,6 +212,7 @@ for (const simd of BUILDS) {
         assert.equal(names[value], { AVERAGE: 'averaged', COPY: 'copied', SKIP: 'skipped', SKIP_NONFINITE: 'skipped' }[name], `EMA_ACTION_${name}`);
       }
       assert.equal(Number(/const ACTION_SKIP_NONFINITE = (\d+);/.exec(boundary)[1]), actions.SKIP_NONFINITE);
+      assert.equal(Number(/const ACTION_SKIP = (\d+);/.exec(boundary)[1]), actions.SKIP);
     });
 
     test("js/'s status numbers are include/ema_status.h's", async () => {

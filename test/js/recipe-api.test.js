@@ -250,7 +250,7 @@ for (const simd of BUILDS) {
         const resident = await createEma([{ name: 'w', data: Float32Array.of(1, 2) }], { recipe: 'diffusers', nonFinite: mode, resident: true, simd });
         resident.param('w')[1] = NaN;
         if (mode === 'skip') assert.equal(resident.update().nonFinite, true);
-        else assert.throws(() => resident.update(), /NaN or an infinity/);
+        else assert.throws(() => resident.update(), /resident parameter 'w' holds NaN at index 1/);
         assert.equal(resident.counter, 0);
       });
     }
@@ -380,4 +380,89 @@ test("a file's metadata cannot set options the recipe does not have (resident, s
   assert.equal(ema.resident, false);
   assert.equal(ema.decay, 0.5);
   assert.equal(ema.options.emaMomentum, undefined);
+});
+
+describe('what a hostile review found, fixed', () => {
+  test("a debiased EMA refuses resetNumUpdates (its count goes with its average)", async () => {
+    const params = [{ name: 'a', data: Float32Array.of(10) }];
+    const ema = await createEma(params, { recipe: 'debiased', decay: 0.5 });
+    ema.update(params);
+    const before = ema.stateDict();
+    assert.throws(() => ema.resetNumUpdates(), /a debiased EMA's count goes with its average/);
+    sameState(ema.stateDict(), before);
+  });
+
+  test('options are checked as values of their own type: nonFinite, list elements, huge steps and counters', async () => {
+    const params = model();
+    await assert.rejects(createEma(params, { nonFinite: new String('throw') }), { name: 'TypeError', message: /nonFinite must be 'allow', 'skip' or 'throw'/ });
+    await assert.rejects(createEma(params, { nonFinite: { toString: () => 'throw' } }), { name: 'TypeError' });
+    await assert.rejects(createEma(params, { recipe: 'ema-pytorch', ignoreNames: ['a', 1] }), { name: 'TypeError', message: /options\.ignoreNames\[1\] must be a string, got number 1/ });
+    const timm = await createEma(params, { recipe: 'timm' });
+    assert.throws(() => timm.update(params, { step: 2 ** 60 }), { name: 'RangeError', message: /options\.step must be within ±\(2\^53 - 1\), got 1152921504606847000/ });
+    assert.throws(() => timm.update(params, { step: 1.5 }), { name: 'TypeError', message: /options\.step must be an integer/ });
+    assert.equal(timm.counter, 0);
+    const file = timm.save();
+    await assert.rejects(loadEma(file, { counter: 2 ** 53 }), { name: 'RangeError', message: /options\.counter must be within/ });
+    await assert.rejects(loadEma(file, { counter: -1 }), { name: 'RangeError', message: /loadEma: options\.counter must be an integer from 0 to 9007199254740991 for recipe 'timm', got -1/ });
+  });
+
+  test('loadStateDict takes a scalar only in a type of its kind', async () => {
+    const ema = await createEma(model(), { recipe: 'diffusers' });
+    const state = ema.stateDict();
+    state.set('decay', BigInt64Array.of(1n));
+    assert.throws(() => ema.loadStateDict(state), { name: 'TypeError', message: /state 'decay' must be a number in \[0, 1\] \(a number or a Float64Array or Float32Array of one\), got a BigInt64Array/ });
+    state.set('decay', Float64Array.of(0.5));
+    state.set('optimization_step', Float32Array.of(3));
+    assert.throws(() => ema.loadStateDict(state), { name: 'TypeError', message: /'optimization_step'/ });
+    state.set('optimization_step', Int32Array.of(3));
+    ema.loadStateDict(state);
+    assert.equal(ema.counter, 3);
+    assert.equal(ema.decay, 0.5);
+  });
+
+  test("loadEma: Keras or debiased weights without their count are refused; options.params is checked against the file; kinds in metadata are checked", async () => {
+    const { encodeSafetensors } = await import('../../js/safetensors.js');
+    const plain = encodeSafetensors([{ name: 'w', dtype: 'F32', shape: [2], data: Float32Array.of(1, 2) }], [['format', 'pt']]);
+    await assert.rejects(loadEma(plain, { recipe: 'keras' }), /a 'keras' EMA read from a file without its count has no average to continue; pass options\.counter \(the iterations/);
+    await assert.rejects(loadEma(plain, { recipe: 'debiased', counter: 0 }), /a 'debiased' EMA read from a count of 0/);
+    const keras = await loadEma(plain, { recipe: 'keras', counter: 40 });
+    assert.equal(keras.counter, 40);
+    assert.deepEqual(keras.shadow('w'), Float32Array.of(1, 2));
+    await assert.rejects(loadEma(plain, { recipe: 'timm', params: [{ name: 'w', data: new Float32Array(3) }] }), /the file's 'w' has shape \[2\]; options\.params has 3 elements/);
+    await assert.rejects(loadEma(plain, { recipe: 'timm', params: [{ name: 'w', data: new Float32Array(2), shape: [1, 2] }] }), /has shape \[2\]; options\.params has shape \[1, 2\]/);
+    await assert.rejects(loadEma(plain, { recipe: 'timm', params: [{ name: 'w', data: new Float32Array(2) }, { name: 'w', data: new Float32Array(2) }] }), /duplicate parameter names: 'w'/);
+    const weird = encodeSafetensors(
+      [{ name: 'w', dtype: 'F32', shape: [2], data: Float32Array.of(1, 2) }],
+      [['format', 'pt'], ['ema_wasm.recipe', 'timm'], ['ema_wasm.kinds', JSON.stringify({ w: 'weird' })]],
+    );
+    await assert.rejects(loadEma(weird), /metadata 'ema_wasm\.kinds' gives 'w' the kind the string "weird"/);
+    // A fresh Keras EMA saved before its first step loads back (its own file carries the count).
+    const fresh = await createEma([{ name: 'w', data: Float32Array.of(1) }], { recipe: 'keras' });
+    assert.equal((await loadEma(fresh.save())).counter, 0);
+  });
+
+  test("a resident EMA's refused step names the parameter and the index", async () => {
+    const ema = await createEma([{ name: 'a', data: new Float32Array(3) }, { name: 'b', data: new Float32Array(5) }], { recipe: 'timm', nonFinite: 'throw', resident: true });
+    ema.param('b')[4] = -Infinity;
+    assert.throws(() => ema.update(), { name: 'RangeError', message: /resident parameter 'b' holds -Infinity at index 4/ });
+  });
+
+  test("ema-pytorch: the guard leaves the calls that skip alone, so the step counts as Python's", async () => {
+    const params = [{ name: 'w', data: Float32Array.of(1, 2) }];
+    const ema = await createEma(params, { recipe: 'ema-pytorch', updateAfterStep: 0, updateEvery: 3, nonFinite: 'skip' });
+    assert.equal(ema.update(params).action, 'copied');
+    params[0].data[1] = NaN;
+    const skipped = ema.update(params);
+    assert.equal(skipped.action, 'skipped');
+    assert.equal(skipped.nonFinite, false, 'an update_every skip, not the guard');
+    assert.equal(ema.counter, 2);
+    ema.update(params);
+    const guarded = ema.update(params); // call 4: step 3 averages, and the guard skips it
+    assert.equal(guarded.nonFinite, true);
+    assert.equal(ema.counter, 3);
+  });
+
+  test('integer arrays in a Map or object are refused with a hint that fits that form', async () => {
+    await assert.rejects(createEma(new Map([['n', new Int32Array(2)]])), /a Map or object of params holds Float32Arrays; pass integer buffers in the array form, with buffer: true/);
+  });
 });

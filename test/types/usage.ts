@@ -31,7 +31,7 @@ async function main(): Promise<void> {
     { name: 'conv.weight', data: new Float32Array(4) },
     { name: 'head.bias', data: new Float32Array(2), trainable: false },
     { name: 'bn.running_mean', data: new Float32Array(2), buffer: true },
-    { name: 'bn.num_batches_tracked', data: new BigInt64Array(1), buffer: true as const },
+    { name: 'bn.num_batches_tracked', data: new BigInt64Array(1), buffer: true }, // a literal's true widens to boolean: accepted
   ];
   const timm = await createEma(model, { recipe: 'timm', decay: 0.9998, useWarmup: true, nonFinite: 'skip' });
   const stepped: UpdateResult = timm.update(model, { step: 12 });
