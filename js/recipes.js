@@ -198,15 +198,7 @@ export function readRecipe(values, nonFinite, method) {
  * schedule read back from it (the others, JS's own, stay as they were).
  */
 export function optionsFromSchedule(recipe, options, schedule) {
-  const result = { ...options };
-  for (const [key, spec] of Object.entries(RECIPES[recipe].options)) {
-    if (spec.field === undefined) continue;
-    const value = schedule[spec.field];
-    if (typeof spec.default === 'boolean') result[key] = value !== 0;
-    else if (spec.rule === everyOrNull) result[key] = value === 0 ? null : value;
-    else result[key] = value;
-  }
-  return result;
+  return { ...options, ...optionsOfFields(recipe, schedule) };
 }
 
 /**
