@@ -127,6 +127,9 @@ int ema_simd128(void);
  *                           model every ema_overwrite_frequency steps.
  *   EMA_RECIPE_DEBIASED     a zero-initialised EMA with bias correction
  *                           (optax ema(debias=True)): read as ema / (1 - d^n).
+ *   EMA_RECIPE_POWER        a power-function profile of EDM2's post-hoc EMA
+ *                           (Karras et al. 2024): beta_t = (1 - dt/t)^(gamma+1),
+ *                           t the samples seen, gamma given or from sigma_rel.
  *
  * The schedule is data (ema_schedule): the recipe, the rounding and every
  * option, checked at creation. Float64 schedules compute pow() here, inside
@@ -142,7 +145,8 @@ typedef enum ema_recipe {
     EMA_RECIPE_EMA_PYTORCH = 4,
     EMA_RECIPE_KERAS = 5,
     EMA_RECIPE_DEBIASED = 6,
-    EMA_RECIPE_LIMIT = 7 /* one past the last */
+    EMA_RECIPE_POWER = 7,
+    EMA_RECIPE_LIMIT = 8 /* one past the last */
 } ema_recipe;
 
 /* The float32 rounding of the update, with w = one_minus_decay. */
@@ -204,11 +208,30 @@ typedef struct ema_schedule {
     double decay;       /* decay, beta (ema-pytorch), ema_momentum (Keras); [0, 1] */
     double min_decay;   /* diffusers/timm min_decay, ema-pytorch min_value; [0, 1] */
     double inv_gamma;   /* diffusers inv_gamma, timm warmup_gamma, ema-pytorch inv_gamma; > 0 */
-    double power;       /* diffusers power, timm warmup_power, ema-pytorch power; >= 0 */
+    double power;       /* diffusers power, timm warmup_power, ema-pytorch power, the power
+                         * recipe's gamma; >= 0 */
     int64_t update_after_step; /* diffusers, timm, ema-pytorch; 0 to EMA_MAX_COUNTER */
     int64_t update_every;      /* ema-pytorch; 1 to EMA_MAX_COUNTER */
     int64_t overwrite_every;   /* Keras ema_overwrite_frequency; 0 = never */
+    int64_t batch_size;        /* the power recipe: samples per step when a step gives none; >= 1 */
+    double sigma_rel;          /* the power recipe: the profile's width; 0, or in
+                                * (0, EMA_MAX_SIGMA_REL], when it sets gamma (`power`) */
 } ema_schedule;
+
+/* The widest power-function profile, sqrt(1/12) (gamma 0). */
+#define EMA_MAX_SIGMA_REL 0.28867513459481287
+
+/* The relative width of a power-function profile of exponent `gamma`:
+ * sqrt((gamma + 1) / ((gamma + 2)^2 (gamma + 3))); NaN for gamma < 0 or NaN. */
+double ema_sigma_rel_of_gamma(double gamma);
+
+/* The exponent gamma >= 0 whose profile has width `sigma_rel`: the largest
+ * real root of g^3 + 7g^2 + (16 - s^-2) g + (12 - s^-2), by Newton's method
+ * from 1/s (it decreases to the root on this convex cubic), in plain float64
+ * operations in a fixed order, so that any IEEE implementation of the same
+ * steps gets the same bits. EMA_ERROR_INVALID_SCHEDULE unless 0 < sigma_rel
+ * <= EMA_MAX_SIGMA_REL. */
+ema_status ema_gamma_of_sigma_rel(double sigma_rel, double* gamma);
 
 /* What a step did (or, from ema_plan_step, will do). Layout pinned. */
 typedef struct ema_step_info {
@@ -229,8 +252,10 @@ ema_status ema_schedule_defaults(ema_schedule* out, uint32_t recipe);
  * EMA_ERROR_INVALID_DECAY for a decay outside [0, 1]). */
 ema_status ema_schedule_check(const ema_schedule* schedule);
 
-/* Native only. Plans one step of `schedule` from the counter (and
- * ema-pytorch's `initted`) before it; `step` is timm's step or EMA_NO_STEP.
+/* Native only. Plans one step of `schedule` (the power recipe's gamma read
+ * from `power`) from the counter (and
+ * ema-pytorch's `initted`) before it; `step` is timm's step, or the power
+ * recipe's samples in this step, or EMA_NO_STEP.
  * Pure. EMA_ERROR_COUNTER_OVERFLOW when the counter cannot advance. */
 ema_status ema_plan_step(const ema_schedule* schedule, int64_t counter, int initted, int64_t step,
                          ema_step_info* out);
@@ -307,7 +332,8 @@ size_t ema_byte_length(const ema_ctx* ctx);
  * ======================================================================== */
 
 /* Creates a context that follows `schedule` (checked with
- * ema_schedule_check; copied). Shadows start at zero, as in ema_create(). The
+ * ema_schedule_check; copied; the power recipe's gamma derived from
+ * sigma_rel when that is not 0). Shadows start at zero, as in ema_create(). The
  * counter starts at 0, or -1 for LitEma and torch_ema without warmup. Every
  * slot starts in EMA_SLOT_AVERAGE mode. Errors as ema_create(), and
  * EMA_ERROR_INVALID_SCHEDULE. ema_create() is this with LitEma's schedule. */

@@ -28,8 +28,9 @@ const SCHEDULE_LAYOUT = Object.freeze({
   recipe: [0, 'u32'], rounding: [4, 'u32'], warmup: [8, 'u32'], debias: [12, 'u32'], nonfinite: [16, 'u32'],
   decay: [24, 'f64'], min_decay: [32, 'f64'], inv_gamma: [40, 'f64'], power: [48, 'f64'],
   update_after_step: [56, 'i64'], update_every: [64, 'i64'], overwrite_every: [72, 'i64'],
+  batch_size: [80, 'i64'], sigma_rel: [88, 'f64'],
 });
-const SCHEDULE_BYTES = 80;
+const SCHEDULE_BYTES = 96;
 const STEP_INFO_BYTES = 32;
 /** ema_step_begin_at's `step` when there is none (EMA_NO_STEP). */
 const NO_STEP = -(2n ** 63n);

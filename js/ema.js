@@ -19,7 +19,7 @@ import { checkFits, creationBytes, inUseBytes, regionBytes, tooLargeMessage } fr
 import { shadowKey, shadowKeysFor } from './names.js';
 import { readOptions, refuseDuplicates, refuseUnusable, resolveParams } from './resolve.js';
 import { RECIPE_METADATA_KEY, RECIPE_SCALARS, recipeStateFromFile, reservedKeys, stateTargets } from './recipe-state.js';
-import { ALL_RECIPE_OPTION_KEYS, checkSafeInteger, DTYPE_WORDS, entryKind, NONFINITE, optionsOfFields, readRecipe, RECIPES, treatmentOf } from './recipes.js';
+import { ALL_RECIPE_OPTION_KEYS, checkSafeInteger, DTYPE_WORDS, entryKind, NONFINITE, optionsOfFields, readRecipe, readUpdateOptions, RECIPES, treatmentOf } from './recipes.js';
 import { parseSafetensors } from './safetensors.js';
 import { ResidentEma } from './resident-ema.js';
 import { arrayTarget, checkFree } from './scope.js';
@@ -308,7 +308,8 @@ export class Ema extends BaseEma {
   /**
    * One EMA step over every tracked entry, as the recipe's library does it
    * (LitEma.forward(model), EMAModel.step(parameters), ...). `options.step`
-   * is timm's `step` argument (timm only). Returns what the step did:
+   * is timm's `step` argument (timm only), `options.samples` the power
+   * recipe's samples in this step. Returns what the step did:
    * { action: 'averaged' | 'copied' | 'skipped', decay, weight, counter,
    * overwrote, nonFinite } (see README, "Recipes").
    */
@@ -633,21 +634,7 @@ function elementsOf(words, dtype) {
   return dtype === 'i64' ? words / 2 : words;
 }
 
-/**
- * update()'s options, read once: timm's `step` (a safe integer), which only
- * timm takes; undefined when none is given.
- */
-function readUpdateOptions(options, recipe, method) {
-  if (options === undefined) return undefined;
-  const { step } = readOptions(options, ['step'], method);
-  if (step === undefined) return undefined;
-  if (recipe !== 'timm') {
-    throw new TypeError(
-      `ema-wasm: ${method}: options.step is timm's step argument; recipe '${recipe}' counts its own steps (see ema.counter)`,
-    );
-  }
-  return checkSafeInteger(step, 'options.step', method);
-}
+
 
 /** What calls on these entries touch, for the scopes (scope.js). */
 function targetsOf(entries) {

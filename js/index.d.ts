@@ -29,9 +29,10 @@ export interface IntegerBufferEntry {
   buffer: boolean;
 }
 
-/** update()'s options: timm's `step` (the `step` argument of ModelEmaV3.update; timm only). */
+/** update()'s options: timm's `step` (the `step` argument of ModelEmaV3.update; timm only), or the power recipe's `samples` in this step. */
 export interface UpdateOptions {
   step?: number;
+  samples?: number;
 }
 
 /**
@@ -42,7 +43,7 @@ export interface UpdateOptions {
 export type Params = readonly ParamEntry[] | ReadonlyMap<string, Float32Array> | { readonly [name: string]: Float32Array };
 
 /** The reference libraries whose EMA createEma can follow (`options.recipe`). */
-export type RecipeName = 'litema' | 'torch_ema' | 'diffusers' | 'timm' | 'ema-pytorch' | 'keras' | 'debiased';
+export type RecipeName = 'litema' | 'torch_ema' | 'diffusers' | 'timm' | 'ema-pytorch' | 'keras' | 'debiased' | 'power';
 
 export interface EmaOptions {
   /** Which reference library's EMA to follow. Default `'litema'`. */
@@ -97,6 +98,12 @@ export interface EmaOptions {
   emaOverwriteFrequency?: number | null;
   /** debiased: the bias correction. Default true. */
   debias?: boolean;
+  /** power: the profile's relative width, in (0, sqrt(1/12)]; sets gamma. Default 0.05 when gamma is not given. */
+  sigmaRel?: number | null;
+  /** power: the profile's exponent (0 or more), instead of sigmaRel. */
+  gamma?: number | null;
+  /** power: samples per step when update() gives none. Default 1. */
+  batchSize?: number;
   /** `'auto'` (default) picks the SIMD128 build when the runtime supports it; true/false force one. */
   simd?: 'auto' | boolean;
   /**

@@ -28,6 +28,7 @@ const RULES = {
   countFromOne: { what: `an integer from 1 to ${MAX_COUNTER}`, check: (v) => Number.isSafeInteger(v) && v >= 1 },
   counterOrNone: { what: `-1 (None) or an integer from 0 to ${MAX_COUNTER}`, check: (v) => Number.isSafeInteger(v) && v >= -1 },
   int32Count: { what: 'an integer from 0 to 2147483647', check: (v) => Number.isInteger(v) && v >= 0 && v <= 0x7fffffff },
+  sigmaRel: { what: '0 (gamma given) or a number in (0, sqrt(1/12)]', check: (v) => v === 0 || (v > 0 && v <= Math.sqrt(1 / 12)) },
   flag: { what: 'a boolean', check: (v) => typeof v === 'boolean' },
 };
 
@@ -63,6 +64,10 @@ export const RECIPE_SCALARS = Object.freeze({
     scalar('ema_overwrite_frequency', 'I64', 'overwrite_every', 'count'),
   ],
   debiased: [scalar('count', 'I32', 'counter', 'int32Count'), scalar('decay', 'F64', 'decay', 'unit'), scalar('debias', 'BOOL', 'debias', 'flag')],
+  power: [
+    scalar('samples', 'I64', 'counter', 'count'), scalar('sigma_rel', 'F64', 'sigma_rel', 'sigmaRel'),
+    scalar('gamma', 'F64', 'power', 'nonNegative'), scalar('batch_size', 'I64', 'batch_size', 'countFromOne'),
+  ],
 });
 
 /** The keys a recipe's scalars take: no parameter may be named so. */

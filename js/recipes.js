@@ -5,10 +5,10 @@
 // (src/schedule.c); nothing here computes a decay.
 
 import { describe } from './describe.js';
-import { MAX_ENTRIES } from './resolve.js';
+import { MAX_ENTRIES, readOptions } from './resolve.js';
 
 /** ema_recipe numbers (include/ema.h; pinned; test/js/c-abi.test.js checks them). */
-export const RECIPE_IDS = Object.freeze({ litema: 0, torch_ema: 1, diffusers: 2, timm: 3, 'ema-pytorch': 4, keras: 5, debiased: 6 });
+export const RECIPE_IDS = Object.freeze({ litema: 0, torch_ema: 1, diffusers: 2, timm: 3, 'ema-pytorch': 4, keras: 5, debiased: 6, power: 7 });
 
 /** ema_rounding numbers (include/ema.h; pinned). */
 export const ROUNDING = Object.freeze({ UNFUSED: 0, LERP: 1, FUSED: 2, TWO_PRODUCTS: 3 });
@@ -25,6 +25,13 @@ const count = { kind: 'an integer, 0 or more', check: (v) => Number.isSafeIntege
 const countFromOne = { kind: 'an integer, 1 or more', check: (v) => Number.isSafeInteger(v) && v >= 1 };
 const everyOrNull = { kind: 'null or an integer, 1 or more', check: (v) => v === null || (Number.isSafeInteger(v) && v >= 1) };
 const names = { kind: 'an array of strings', check: (v) => Array.isArray(v) && v.every((name) => typeof name === 'string') };
+// EMA_MAX_SIGMA_REL (include/ema.h): sqrt(1/12), the widest profile (gamma 0).
+const MAX_SIGMA_REL = Math.sqrt(1 / 12);
+const sigmaRel = {
+  kind: `null or a number in (0, ${MAX_SIGMA_REL}] (the profile's relative width)`,
+  check: (v) => v === null || (typeof v === 'number' && v > 0 && v <= MAX_SIGMA_REL),
+};
+const gammaOrNull = { kind: 'null or a finite number, 0 or more', check: (v) => v === null || nonNegative.check(v) };
 
 /**
  * Each recipe: its options ({ default, rule, field }, `field` naming the
@@ -116,6 +123,22 @@ export const RECIPES = Object.freeze({
     // The optimizer's trainable variables only.
     treat: (entry) => (entry.trainable && !entry.buffer ? 'average' : 'skip'),
   },
+  power: {
+    title: "a power-function profile of EDM2's post-hoc EMA",
+    options: {
+      // One of the two (readRecipe checks); without either, sigmaRel 0.05.
+      sigmaRel: { default: null, rule: sigmaRel, field: 'sigma_rel' },
+      gamma: { default: null, rule: gammaOrNull, field: 'power' },
+      batchSize: { default: 1, rule: countFromOne, field: 'batch_size' },
+    },
+    treat: (entry) => (entry.trainable && !entry.buffer ? 'average' : 'skip'),
+    // The schedule keeps both: gamma derived in C when sigma_rel is given.
+    fromFields: (fields) => ({
+      sigmaRel: fields.sigma_rel === 0 ? null : fields.sigma_rel,
+      gamma: fields.sigma_rel === 0 ? fields.power : null,
+      batchSize: fields.batch_size,
+    }),
+  },
   debiased: {
     title: 'a zero-initialised, bias-corrected EMA (optax ema(debias=True))',
     options: {
@@ -184,6 +207,15 @@ export function readRecipe(values, nonFinite, method) {
     if (spec.field !== undefined) schedule[spec.field] = typeof value === 'boolean' ? Number(value) : value ?? 0;
   }
   if (recipe === 'diffusers' && options.foreach) schedule.rounding = ROUNDING.FUSED;
+  if (recipe === 'power') {
+    if (options.sigmaRel !== null && options.gamma !== null) {
+      throw new TypeError(`ema-wasm: ${method}: give options.sigmaRel or options.gamma, not both (sigmaRel sets gamma)`);
+    }
+    if (options.sigmaRel === null && options.gamma === null) {
+      options.sigmaRel = 0.05;
+      schedule.sigma_rel = 0.05;
+    }
+  }
   if (typeof nonFinite !== 'string' || !Object.hasOwn(NONFINITE, nonFinite)) {
     throw new TypeError(
       `ema-wasm: ${method}: options.nonFinite must be 'allow', 'skip' or 'throw', got ${describe(nonFinite)}`,
@@ -206,6 +238,10 @@ export function optionsFromSchedule(recipe, options, schedule) {
  * inverse of readRecipe's mapping), for loadEma.
  */
 export function optionsOfFields(recipe, fields) {
+  const { fromFields } = RECIPES[recipe];
+  if (fromFields !== undefined && Object.keys(RECIPES[recipe].options).every((key) => Object.hasOwn(fields, RECIPES[recipe].options[key].field))) {
+    return fromFields(fields);
+  }
   const result = {};
   for (const [key, spec] of Object.entries(RECIPES[recipe].options)) {
     if (spec.field === undefined || !Object.hasOwn(fields, spec.field)) continue;
@@ -234,6 +270,30 @@ export function checkSafeInteger(value, what, method) {
     throw new RangeError(`ema-wasm: ${method}: ${what} must be within ±(2^53 - 1), got ${value}`);
   }
   return value;
+}
+
+/**
+ * update()'s options, read once: timm's `step`, or the power recipe's
+ * `samples` (this step's samples, 1 or more); each only for its recipe.
+ * Returns the core's `step` argument, or undefined.
+ */
+export function readUpdateOptions(options, recipe, method) {
+  if (options === undefined) return undefined;
+  const { step, samples } = readOptions(options, ['step', 'samples'], method);
+  if (step !== undefined && recipe !== 'timm') {
+    throw new TypeError(
+      `ema-wasm: ${method}: options.step is timm's step argument; recipe '${recipe}' counts its own steps (see ema.counter)`,
+    );
+  }
+  if (samples !== undefined && recipe !== 'power') {
+    throw new TypeError(`ema-wasm: ${method}: options.samples is the power recipe's; recipe '${recipe}' counts steps, not samples`);
+  }
+  if (step !== undefined) return checkSafeInteger(step, 'options.step', method);
+  if (samples === undefined) return undefined;
+  if (checkSafeInteger(samples, 'options.samples', method) < 1) {
+    throw new RangeError(`ema-wasm: ${method}: options.samples must be 1 or more, got ${samples}`);
+  }
+  return samples;
 }
 
 /** What a shadow of each element type holds, for messages. */

@@ -4,8 +4,8 @@
 // in, and each is one call into Wasm.
 
 import { BaseEma, emaInternals } from './base-ema.js';
-import { describe, wrongReceiver } from './describe.js';
-import { readOptions } from './resolve.js';
+import { wrongReceiver } from './describe.js';
+import { readUpdateOptions } from './recipes.js';
 import { checkFree, memoryTarget } from './scope.js';
 
 const { enter, scopeOf, slotFor, checkCounter, owner, recipeOf } = emaInternals;
@@ -42,22 +42,13 @@ export class ResidentEma extends BaseEma {
   /**
    * One EMA step over the resident parameters (LitEma.forward(model), or the
    * recipe's own); returns what it did, as Ema.update() does. The first
-   * argument must be undefined; `options.step` is timm's step (timm only).
+   * argument must be undefined; `options.step` is timm's step (timm only),
+   * `options.samples` the power recipe's samples in this step.
    * A Keras overwrite writes the averages into the resident parameters.
    */
   update(params, options = undefined) {
     ResidentEma.#check(this, 'update', params);
-    const { recipe } = recipeOf(this);
-    let step;
-    if (options !== undefined) {
-      step = readOptions(options, ['step'], 'update').step;
-      if (step !== undefined && recipe !== 'timm') {
-        throw new TypeError(`ema-wasm: update: options.step is timm's step argument; recipe '${recipe}' counts its own steps`);
-      }
-      if (step !== undefined && !Number.isSafeInteger(step)) {
-        throw new TypeError(`ema-wasm: update: options.step must be an integer, got ${describe(step)}`);
-      }
-    }
+    const step = readUpdateOptions(options, recipeOf(this).recipe, 'update');
     const arena = this.#enter('update', recipeOf(this).options.emaOverwriteFrequency != null ? 'write' : 'read');
     checkCounter(this, arena, 'update');
     const result = arena.updateResident(step, 'update');

@@ -124,6 +124,16 @@ ema_status ema_create(ema_ctx** out, float decay, int use_num_updates, uint32_t 
     return ema_create_scheduled(out, &schedule, slot_count, slot_lengths);
 }
 
+/* A checked schedule as the context keeps it: the power recipe's gamma
+ * (`power`) derived from sigma_rel when that is given. */
+static ema_schedule normalized(const ema_schedule* schedule) {
+    ema_schedule result = *schedule;
+    if (result.recipe == EMA_RECIPE_POWER && result.sigma_rel != 0.0) {
+        (void)ema_gamma_of_sigma_rel(result.sigma_rel, &result.power); /* checked: in range */
+    }
+    return result;
+}
+
 /* The counter a fresh context of `schedule` starts from: LitEma's and
  * torch_ema's num_updates is -1 (None) without warmup. */
 static int64_t initial_counter(const ema_schedule* schedule) {
@@ -163,7 +173,7 @@ ema_status ema_create_scheduled(ema_ctx** out, const ema_schedule* schedule, uin
     }
     memset(ctx->shadows.base, 0, ctx->shadows.byte_size);
 
-    ctx->schedule = *schedule;
+    ctx->schedule = normalized(schedule);
     ctx->counter = initial_counter(schedule);
     *out = ctx;
     return EMA_OK;
@@ -269,7 +279,7 @@ ema_status ema_set_schedule(ema_ctx* ctx, const ema_schedule* schedule) {
     if (schedule->recipe != ctx->schedule.recipe) {
         return EMA_ERROR_INVALID_ARGUMENT; /* the counter means another thing */
     }
-    ctx->schedule = *schedule;
+    ctx->schedule = normalized(schedule);
     return EMA_OK;
 }
 

@@ -26,7 +26,9 @@ _Static_assert(offsetof(ema_schedule, power) == 48, "ema_schedule layout");
 _Static_assert(offsetof(ema_schedule, update_after_step) == 56, "ema_schedule layout");
 _Static_assert(offsetof(ema_schedule, update_every) == 64, "ema_schedule layout");
 _Static_assert(offsetof(ema_schedule, overwrite_every) == 72, "ema_schedule layout");
-_Static_assert(sizeof(ema_schedule) == 80, "ema_schedule layout");
+_Static_assert(offsetof(ema_schedule, batch_size) == 80, "ema_schedule layout");
+_Static_assert(offsetof(ema_schedule, sigma_rel) == 88, "ema_schedule layout");
+_Static_assert(sizeof(ema_schedule) == 96, "ema_schedule layout");
 _Static_assert(offsetof(ema_step_info, decay) == 0, "ema_step_info layout");
 _Static_assert(offsetof(ema_step_info, counter) == 8, "ema_step_info layout");
 _Static_assert(offsetof(ema_step_info, weight) == 16, "ema_step_info layout");
@@ -50,6 +52,7 @@ ema_status ema_schedule_defaults(ema_schedule* out, uint32_t recipe) {
     schedule.inv_gamma = 1.0;
     schedule.power = 2.0 / 3.0;
     schedule.update_every = 1;
+    schedule.batch_size = 1;
     switch ((ema_recipe)recipe) {
         case EMA_RECIPE_LITEMA:
             /* LitEma keeps its decay as a float32 buffer. */
@@ -78,6 +81,13 @@ ema_status ema_schedule_defaults(ema_schedule* out, uint32_t recipe) {
             schedule.decay = 0.9999;
             schedule.debias = 1;
             break;
+        case EMA_RECIPE_POWER:
+            /* EDM2's narrower profile, sigma_rel 0.05; lerp_ as a PyTorch
+             * implementation rounds it. */
+            schedule.rounding = EMA_ROUNDING_LERP;
+            schedule.sigma_rel = 0.05;
+            (void)ema_gamma_of_sigma_rel(schedule.sigma_rel, &schedule.power);
+            break;
         case EMA_RECIPE_LIMIT:
             break;
     }
@@ -105,9 +115,46 @@ ema_status ema_schedule_check(const ema_schedule* schedule) {
         schedule->update_after_step >= 0 && schedule->update_after_step <= EMA_MAX_COUNTER &&
         schedule->update_every >= 1 && schedule->update_every <= EMA_MAX_COUNTER &&
         schedule->overwrite_every >= 0 && schedule->overwrite_every <= EMA_MAX_COUNTER &&
+        schedule->batch_size >= 1 && schedule->batch_size <= EMA_MAX_COUNTER &&
+        (schedule->sigma_rel == 0.0 ||
+         (schedule->sigma_rel > 0.0 && schedule->sigma_rel <= EMA_MAX_SIGMA_REL)) &&
         /* LitEma's decay is a float32 buffer. */
         (schedule->recipe != EMA_RECIPE_LITEMA || (double)(float)schedule->decay == schedule->decay);
     return valid ? EMA_OK : EMA_ERROR_INVALID_SCHEDULE;
+}
+
+double ema_sigma_rel_of_gamma(double gamma) {
+    if (!(gamma >= 0.0)) {
+        return __builtin_nan("");
+    }
+    return sqrt((gamma + 1.0) / ((gamma + 2.0) * (gamma + 2.0) * (gamma + 3.0)));
+}
+
+ema_status ema_gamma_of_sigma_rel(double sigma_rel, double* gamma) {
+    if (gamma == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    if (!(sigma_rel > 0.0 && sigma_rel <= EMA_MAX_SIGMA_REL)) {
+        return EMA_ERROR_INVALID_SCHEDULE;
+    }
+    /* f(g) = (g + 2)^2 (g + 3) - (g + 1) / s^2 is convex for g > -7/3 and
+     * positive at 1/s (the width there is below s), so Newton's method from
+     * 1/s decreases monotonically to the largest root; it stops when a step
+     * no longer decreases g, at the root to the last bit. The order of the
+     * operations is fixed (test/fixtures/generate_recipes.py repeats it). */
+    const double inv = 1.0 / (sigma_rel * sigma_rel);
+    double g = 1.0 / sigma_rel;
+    for (int i = 0; i < 200; i++) {
+        const double f = ((g + 7.0) * g + (16.0 - inv)) * g + (12.0 - inv);
+        const double slope = (3.0 * g + 14.0) * g + (16.0 - inv);
+        const double next = g - f / slope;
+        if (!(next < g)) {
+            break;
+        }
+        g = next;
+    }
+    *gamma = g < 0.0 ? 0.0 : g;
+    return EMA_OK;
 }
 
 /* LitEma: min(decay, (1 + n) / (10 + n)) on float32 tensors, n already
@@ -282,6 +329,22 @@ ema_status ema_plan_step(const ema_schedule* schedule, int64_t counter, int init
             info.overwrite = schedule->overwrite_every != 0 &&
                              (counter + 1) % schedule->overwrite_every == 0;
             info.counter = counter + 1;
+            break;
+        }
+        case EMA_RECIPE_POWER: {
+            /* t counts samples: this step's (timm's `step` argument carries
+             * them when given), then beta = (1 - dt/t)^(gamma + 1) after the
+             * step, in float64 as Python computes it; the first step has
+             * beta 0 (a lerp with weight 1, which gives the parameter). */
+            const int64_t samples = step != EMA_NO_STEP ? step : schedule->batch_size;
+            if (samples < 1 || samples > EMA_MAX_COUNTER - counter) {
+                return samples < 1 ? EMA_ERROR_INVALID_ARGUMENT : EMA_ERROR_COUNTER_OVERFLOW;
+            }
+            info.counter = counter + samples;
+            const double beta =
+                pow(1.0 - (double)samples / (double)info.counter, schedule->power + 1.0);
+            info.decay = beta;
+            info.weight = (float)(1.0 - beta);
             break;
         }
         case EMA_RECIPE_DEBIASED: {

@@ -151,14 +151,14 @@ export class WeightSourceEma {
   /**
    * One EMA step from the weights' current values; returns what the core
    * EMA's update() returns: { action, decay, weight, counter, overwrote,
-   * nonFinite }. `options.step` is timm's step (read once, checked by the
-   * core). When the step overwrites (Keras's emaOverwriteFrequency), the
+   * nonFinite }. `options.step` is timm's step, `options.samples` the power
+   * recipe's samples in this step (read once, checked by the core). When the step overwrites (Keras's emaOverwriteFrequency), the
    * averages are written into the weights through the source before it
    * settles.
    */
   update(options = undefined) {
     WeightSourceEma.#live(this, 'update');
-    const updateOptions = options === undefined ? undefined : { ...readOptions(options, ['step'], 'update') };
+    const updateOptions = options === undefined ? undefined : { ...readOptions(options, ['step', 'samples'], 'update') };
     const overwrites = this.#overwrites;
     return WeightSourceEma.#holding(this, 'update', overwrites ? 'write' : 'read', (source) =>
       then(source.read('update'), (params) => {

@@ -98,7 +98,7 @@ static int option_lists(const options* o, const char* key, const char* name, int
 
 static int recipe_of(const char* name) {
     static const char* const kNames[EMA_RECIPE_LIMIT] = {"litema", "torch_ema", "diffusers", "timm",
-                                                        "ema-pytorch", "keras", "debiased"};
+                                                        "ema-pytorch", "keras", "debiased", "power"};
     for (int i = 0; i < EMA_RECIPE_LIMIT; i++) {
         if (strcmp(name, kNames[i]) == 0) {
             return i;
@@ -154,6 +154,12 @@ static ema_schedule schedule_of(int recipe, const options* o) {
             s.decay = option_number(o, "decay", s.decay);
             s.debias = (uint32_t)option_flag(o, "debias", 1);
             break;
+        case EMA_RECIPE_POWER:
+            /* sigmaRel, or gamma (then sigma_rel 0), or neither: sigma_rel 0.05. */
+            s.sigma_rel = option_number(o, "sigmaRel", option_value(o, "gamma") != NULL ? 0.0 : 0.05);
+            s.power = option_number(o, "gamma", 0.0);
+            s.batch_size = (int64_t)option_number(o, "batchSize", 1);
+            break;
     }
     return s;
 }
@@ -166,6 +172,7 @@ static int mode_of(int recipe, const options* o, const entry* e) {
         case EMA_RECIPE_LITEMA:
         case EMA_RECIPE_KERAS:
         case EMA_RECIPE_DEBIASED:
+        case EMA_RECIPE_POWER:
             return param ? EMA_SLOT_AVERAGE : KEEP_SKIP;
         case EMA_RECIPE_TORCH_EMA:
             return buffer ? KEEP_SKIP : EMA_SLOT_AVERAGE;
@@ -321,8 +328,12 @@ static int replay_case(fixture_reader* r, uint32_t case_index) {
             parsed = 0;
             break;
         }
+        /* timm's step, or the power recipe's samples: the core's `step`. */
         const char* step_text = strstr(call_json, "\"step\":");
-        const int64_t step = step_text != NULL ? strtoll(step_text + 7, NULL, 10) : EMA_NO_STEP;
+        const char* samples_text = strstr(call_json, "\"samples\":");
+        const int64_t step = step_text != NULL      ? strtoll(step_text + 7, NULL, 10)
+                             : samples_text != NULL ? strtoll(samples_text + 10, NULL, 10)
+                                                    : EMA_NO_STEP;
         for (uint32_t i = 0; i < count; i++) {
             if (!fixture_read_array(r, entries[i].words, entries[i].values)) {
                 parsed = 0;

@@ -179,6 +179,53 @@ static void test_ema_pytorch(void) {
     CHECK(plan(&s, 30, 1, EMA_NO_STEP).decay == (double)0.9f, "clamped to min_value in float32");
 }
 
+static void test_power(void) {
+    ema_schedule s = defaults(EMA_RECIPE_POWER);
+    CHECK(s.sigma_rel == 0.05 && s.batch_size == 1 && s.rounding == EMA_ROUNDING_LERP,
+          "power: sigma_rel 0.05, batch 1, lerp_");
+    CHECK(s.power > 16.97 && s.power < 16.98, "the default gamma is EDM2's 16.97 (%.17g)", s.power);
+    s.batch_size = 32;
+    ema_step_info info = plan(&s, 0, 0, EMA_NO_STEP);
+    CHECK(info.decay == 0.0 && info.weight == 1.0f && info.counter == 32, "the first step copies (beta 0)");
+    info = plan(&s, 32, 0, EMA_NO_STEP);
+    CHECK(info.decay == pow(1.0 - 32.0 / 64.0, s.power + 1.0) && info.counter == 64,
+          "beta = (1 - dt/t)^(gamma + 1), t the samples after the step");
+    info = plan(&s, 64, 0, 7);
+    CHECK(info.counter == 71 && info.decay == pow(1.0 - 7.0 / 71.0, s.power + 1.0),
+          "a step's own sample count (a last partial batch)");
+    ema_step_info unused;
+    CHECK_STATUS(ema_plan_step(&s, 64, 0, 0, &unused), EMA_ERROR_INVALID_ARGUMENT);
+    CHECK_STATUS(ema_plan_step(&s, EMA_MAX_COUNTER - 3, 0, 7, &unused), EMA_ERROR_COUNTER_OVERFLOW);
+    double gamma = -1.0;
+    CHECK_STATUS(ema_gamma_of_sigma_rel(EMA_MAX_SIGMA_REL, &gamma), EMA_OK);
+    CHECK(gamma == 0.0, "the widest profile is gamma 0");
+    CHECK_STATUS(ema_gamma_of_sigma_rel(0.1, &gamma), EMA_OK);
+    CHECK(fabs(ema_sigma_rel_of_gamma(gamma) - 0.1) <= 4 * 0x1p-52 * 0.1, "round trip of 0.1");
+    CHECK_STATUS(ema_gamma_of_sigma_rel(0.0, &gamma), EMA_ERROR_INVALID_SCHEDULE);
+    CHECK_STATUS(ema_gamma_of_sigma_rel(0.29, &gamma), EMA_ERROR_INVALID_SCHEDULE);
+    CHECK_STATUS(ema_gamma_of_sigma_rel(NAN, &gamma), EMA_ERROR_INVALID_SCHEDULE);
+    CHECK_STATUS(ema_gamma_of_sigma_rel(0.1, NULL), EMA_ERROR_NULL_ARGUMENT);
+    CHECK(isnan(ema_sigma_rel_of_gamma(-0.5)), "gamma below 0: NaN");
+    /* A context derives gamma from sigma_rel, and again when the schedule is replaced. */
+    ema_schedule by_width = defaults(EMA_RECIPE_POWER);
+    by_width.sigma_rel = 0.1;
+    by_width.power = 123.0;
+    const uint32_t length = 4;
+    ema_ctx* ctx = NULL;
+    CHECK_STATUS(ema_create_scheduled(&ctx, &by_width, 1, &length), EMA_OK);
+    ema_schedule read;
+    CHECK_STATUS(ema_get_schedule(ctx, &read), EMA_OK);
+    CHECK(read.power == gamma, "gamma from sigma_rel, not the power field given");
+    by_width.sigma_rel = 0.0;
+    by_width.power = 2.5;
+    CHECK_STATUS(ema_set_schedule(ctx, &by_width), EMA_OK);
+    CHECK_STATUS(ema_get_schedule(ctx, &read), EMA_OK);
+    CHECK(read.power == 2.5, "sigma_rel 0: gamma as given");
+    by_width.batch_size = 0;
+    CHECK_STATUS(ema_set_schedule(ctx, &by_width), EMA_ERROR_INVALID_SCHEDULE);
+    ema_destroy(ctx);
+}
+
 static void test_keras_and_debiased(void) {
     ema_schedule s = defaults(EMA_RECIPE_KERAS);
     ema_step_info info = plan(&s, 0, 0, EMA_NO_STEP);
@@ -385,6 +432,7 @@ int main(void) {
     test_timm();
     test_ema_pytorch();
     test_keras_and_debiased();
+    test_power();
     test_counters_and_modes();
     test_nonfinite();
     test_guard_skips_skipping_steps();

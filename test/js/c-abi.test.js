@@ -183,6 +183,26 @@ for (const simd of BUILDS) {
       t.diagnostic(`checked: ${checked.join(', ') || 'none (js/ reads them all from the module)'}`);
     });
 
+    test('the power profile: sigma_rel and gamma, each the inverse of the other, in Wasm as natively', async () => {
+      const { exports, memory } = await moduleOf(simd);
+      const out = exports.malloc(8);
+      const gammaOf = (sigmaRel) => {
+        const status = exports.ema_gamma_of_sigma_rel(sigmaRel, out);
+        return status === 0 ? new Float64Array(memory.buffer, out, 1)[0] : -status;
+      };
+      // EDM2's two profiles (Karras et al. 2024): gamma 16.97 and 6.94.
+      assert.equal(gammaOf(0.05).toFixed(2), '16.97');
+      assert.equal(gammaOf(0.1).toFixed(2), '6.94');
+      assert.equal(gammaOf(Math.sqrt(1 / 12)), 0, 'the widest profile is gamma 0');
+      for (const sigmaRel of [0.001, 0.05, 0.1, 0.2, 0.28]) {
+        const back = exports.ema_sigma_rel_of_gamma(gammaOf(sigmaRel));
+        assert.ok(Math.abs(back - sigmaRel) <= 4 * Number.EPSILON * sigmaRel, `${sigmaRel} -> ${back}`);
+      }
+      for (const bad of [0, -0.1, 0.3, NaN]) assert.equal(gammaOf(bad), -STATUS_CODES.INVALID_SCHEDULE, `sigma_rel ${bad}`);
+      assert.ok(Number.isNaN(exports.ema_sigma_rel_of_gamma(-1)));
+      exports.free(out);
+    });
+
     test("js/'s recipe, rounding, non-finite, action and slot-mode numbers are include/ema.h's", async () => {
       const header = read('include/ema.h');
       const enumOf = (prefix) => Object.fromEntries(

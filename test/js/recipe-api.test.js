@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import { createEma, loadEma, readMetadata } from '../../js/index.js';
 import { BUILDS, buildName, randomArray } from './helpers.js';
 
-const RECIPES = ['litema', 'torch_ema', 'diffusers', 'timm', 'ema-pytorch', 'keras', 'debiased'];
+const RECIPES = ['litema', 'torch_ema', 'diffusers', 'timm', 'ema-pytorch', 'keras', 'debiased', 'power'];
 
 /** A small model: a trainable weight, a frozen one, a float buffer and an int64 counter buffer. */
 function model(seed = 1) {
@@ -38,14 +38,17 @@ function sameState(a, b) {
 }
 
 // Options that make every recipe average, copy and skip within a few calls.
-const BUSY = { 'ema-pytorch': { updateAfterStep: 2, updateEvery: 2 }, keras: { emaOverwriteFrequency: 3 }, diffusers: { useEmaWarmup: true } };
+const BUSY = {
+  'ema-pytorch': { updateAfterStep: 2, updateEvery: 2 }, keras: { emaOverwriteFrequency: 3 }, diffusers: { useEmaWarmup: true },
+  power: { sigmaRel: 0.1, batchSize: 8 },
+};
 
 describe('recipe options', () => {
   test('an unknown recipe, an option of another recipe and bad values are refused, naming the option', async () => {
     const params = model();
     await assert.rejects(createEma(params, { recipe: 'optax' }), {
       name: 'TypeError',
-      message: /options\.recipe must be one of 'litema', 'torch_ema', 'diffusers', 'timm', 'ema-pytorch', 'keras', 'debiased', got the string "optax"/,
+      message: /options\.recipe must be one of 'litema', 'torch_ema', 'diffusers', 'timm', 'ema-pytorch', 'keras', 'power', 'debiased', got the string "optax"/,
     });
     await assert.rejects(createEma(params, { recipe: 'keras', decay: 0.9 }), {
       name: 'TypeError',
@@ -96,6 +99,7 @@ describe('what each recipe keeps', () => {
     'ema-pytorch': ['conv.weight', 'head.bias', 'bn.running_mean', 'bn.num_batches_tracked'],
     keras: ['conv.weight'],
     debiased: ['conv.weight'],
+    power: ['conv.weight'],
   };
   for (const recipe of RECIPES) {
     test(`${recipe}: ${expected[recipe].join(', ')}`, async () => {
@@ -464,5 +468,38 @@ describe('what a hostile review found, fixed', () => {
 
   test('integer arrays in a Map or object are refused with a hint that fits that form', async () => {
     await assert.rejects(createEma(new Map([['n', new Int32Array(2)]])), /a Map or object of params holds Float32Arrays; pass integer buffers in the array form, with buffer: true/);
+  });
+});
+
+describe("the power recipe (a profile of EDM2's post-hoc EMA)", () => {
+  test('sigmaRel or gamma, batchSize, and each step\'s samples', async () => {
+    const params = [{ name: 'w', data: Float32Array.of(1, 2, 3) }];
+    const ema = await createEma(params, { recipe: 'power', sigmaRel: 0.1, batchSize: 32 });
+    assert.deepEqual(ema.options, { sigmaRel: 0.1, gamma: null, batchSize: 32 });
+    const first = ema.update(params);
+    assert.deepEqual([first.decay, first.weight, first.counter], [0, 1, 32], 'the first step copies');
+    const gamma = ema.stateDict().get('gamma')[0];
+    assert.equal(gamma.toFixed(2), '6.94', "EDM2's sigma_rel 0.1");
+    assert.equal(ema.update(params).decay, (1 - 32 / 64) ** (gamma + 1));
+    const partial = ema.update(params, { samples: 7 });
+    assert.equal(partial.counter, 71);
+    assert.equal(partial.weight, Math.fround(1 - partial.decay));
+    assert.deepEqual((await createEma(params, { recipe: 'power' })).options, { sigmaRel: 0.05, gamma: null, batchSize: 1 });
+    assert.deepEqual((await createEma(params, { recipe: 'power', gamma: 0 })).options, { sigmaRel: null, gamma: 0, batchSize: 1 });
+  });
+
+  test('refusals: both widths, widths out of range, samples for other recipes or below 1', async () => {
+    const params = [{ name: 'w', data: Float32Array.of(1) }];
+    await assert.rejects(createEma(params, { recipe: 'power', sigmaRel: 0.1, gamma: 3 }), { name: 'TypeError', message: /give options\.sigmaRel or options\.gamma, not both/ });
+    await assert.rejects(createEma(params, { recipe: 'power', sigmaRel: 0.29 }), { name: 'RangeError', message: /options\.sigmaRel must be null or a number in \(0, 0\.28867513459481287\]/ });
+    await assert.rejects(createEma(params, { recipe: 'power', sigmaRel: 0 }), { name: 'RangeError' });
+    await assert.rejects(createEma(params, { recipe: 'power', gamma: -1 }), { name: 'RangeError', message: /options\.gamma/ });
+    await assert.rejects(createEma(params, { recipe: 'power', batchSize: 0 }), { name: 'RangeError', message: /options\.batchSize/ });
+    const ema = await createEma(params, { recipe: 'power' });
+    assert.throws(() => ema.update(params, { samples: 0 }), { name: 'RangeError', message: /options\.samples must be 1 or more, got 0/ });
+    assert.throws(() => ema.update(params, { step: 3 }), /options\.step is timm's step argument; recipe 'power'/);
+    const timm = await createEma(params, { recipe: 'timm' });
+    assert.throws(() => timm.update(params, { samples: 3 }), /options\.samples is the power recipe's; recipe 'timm' counts steps/);
+    assert.equal(ema.counter, 0);
   });
 });
