@@ -14,7 +14,7 @@ const cases = readRecipeFixtures();
 
 test('the recipe fixtures cover every recipe', () => {
   const recipes = new Set(cases.map((c) => c.recipe));
-  for (const recipe of ['litema', 'torch_ema', 'diffusers', 'timm', 'ema-pytorch', 'keras', 'debiased']) {
+  for (const recipe of ['litema', 'torch_ema', 'diffusers', 'timm', 'ema-pytorch', 'keras', 'debiased', 'power']) {
     assert.ok(recipes.has(recipe), `no case for ${recipe}`);
   }
   const actions = new Set(cases.flatMap((c) => c.calls.map((call) => call.action)));
