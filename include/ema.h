@@ -23,7 +23,9 @@
  *     shadow[i] = shadow[i] - one_minus_decay * (shadow[i] - param[i]);
  *
  * with every operation rounded to float32 separately (no fused multiply-add),
- * which is exactly what PyTorch computes for LitEma.forward().
+ * which is exactly what PyTorch computes for LitEma.forward(). That is the
+ * default recipe (ema_create); ema_create_scheduled() follows another
+ * library's EMA instead: its schedule, rounding and counter (see Recipes).
  *
  * A native caller hands the parameters over as pointers (ema_update), or keeps
  * them in the arena itself (resident mode, ema_update_resident). A backup
