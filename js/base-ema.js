@@ -7,6 +7,7 @@
 import { clip, describe, quoteList, wrongReceiver } from './describe.js';
 import { readOptions } from './resolve.js';
 import { EmaScope } from './scope.js';
+import { elementsIn, elementsView } from './typed-arrays.js';
 import { recipeStateDict, recipeStateFromDict, recipeStateFromFile, recipeStateToFile, reservedKeys, stateTargets } from './recipe-state.js';
 import { DTYPE_WORDS, optionsFromSchedule } from './recipes.js';
 import { checkFileArguments, COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, readFileOptions, stateFromDict, stateFromFile, stateToFile } from './state.js';
@@ -116,7 +117,7 @@ export class BaseEma {
     const arena = BaseEma.#arenaOf(this, 'shadow');
     const slot = this.#slotFor(name, 'shadow');
     const copy = arena.shadow(slot, this.#dtypes[slot] === 'f32' ? BaseEma.#readDivisor(arena, 'shadow') : 1);
-    return this.#dtypes[slot] === 'i32' ? new Int32Array(copy.buffer) : this.#dtypes[slot] === 'i64' ? new BigInt64Array(copy.buffer) : copy;
+    return elementsView(copy, this.#dtypes[slot]);
   }
 
   /** Shape of a tracked parameter (a copy), as given at creation. */
@@ -328,8 +329,9 @@ export class BaseEma {
         throw new Error(`ema-wasm: ${method}: '${clip(key)}' holds ${DTYPE_WORDS[dtype]}; the shadow of '${clip(key)}' holds ${DTYPE_WORDS[this.#dtypes[slot]]}`);
       }
       if (length !== this.#lengths[slot]) {
-        const expected = this.#dtypes[slot] === 'i64' ? this.#lengths[slot] / 2 : this.#lengths[slot];
-        throw new Error(`ema-wasm: ${method}: '${clip(key)}' has ${elements} elements; the shadow of '${clip(key)}' has ${expected}`);
+        throw new Error(
+          `ema-wasm: ${method}: '${clip(key)}' has ${elements} elements; the shadow of '${clip(key)}' has ${elementsIn(this.#lengths[slot], this.#dtypes[slot])}`,
+        );
       }
       shadows.push({ slot, data });
     }

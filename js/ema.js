@@ -24,7 +24,7 @@ import { parseSafetensors } from './safetensors.js';
 import { ResidentEma } from './resident-ema.js';
 import { arrayTarget, checkFree } from './scope.js';
 import { checkFileArguments, checkSavableShape, COUNTER_KEY, stateFromFile } from './state.js';
-import { lengthOf, unusableReason } from './typed-arrays.js';
+import { elementsIn, elementsView, lengthOf, unusableReason } from './typed-arrays.js';
 import { adoptWasmSource } from './wasm-source.js';
 
 const MAX_SLOTS = 1048576; // EMA_MAX_SLOTS in include/ema.h
@@ -197,7 +197,7 @@ export async function loadEma(bytes, options = {}) {
     if (flags !== undefined && flags.dtype !== dtype) {
       throw new Error(`ema-wasm: loadEma: the file's '${clip(key)}' holds ${DTYPE_WORDS[dtype]}; options.params has it as ${entryKind(flags)}`);
     }
-    const elements = dtype === 'i64' ? data.length / 2 : data.length;
+    const elements = elementsIn(data.length, dtype);
     if (flags !== undefined && (flags.elements !== elements || (flags.shape !== undefined && flags.shape.join() !== shape.join()))) {
       throw new Error(
         `ema-wasm: loadEma: the file's '${clip(key)}' has shape [${shape.join(', ')}]; options.params has ` +
@@ -206,7 +206,7 @@ export async function loadEma(bytes, options = {}) {
     }
     return {
       name: key,
-      data: dtype === 'f32' ? data : dtype === 'i32' ? new Int32Array(data.buffer) : new BigInt64Array(data.buffer),
+      data: elementsView(data, dtype),
       shape,
       trainable: flags?.trainable ?? kind !== 'frozen',
       buffer: flags?.buffer ?? (kind === 'buffer' || dtype !== 'f32'),
@@ -496,7 +496,7 @@ export class Ema extends BaseEma {
         );
       }
       if (length !== lengths[slot]) {
-        throw new Error(`ema-wasm: ${method}: parameter '${clip(name)}' has ${entry.elements} elements; its shadow has ${elementsOf(lengths[slot], dtypes[slot])}`);
+        throw new Error(`ema-wasm: ${method}: parameter '${clip(name)}' has ${entry.elements} elements; its shadow has ${elementsIn(lengths[slot], dtypes[slot])}`);
       }
       if (arrays[slot] !== undefined) {
         // Only by LitEma's rule can two names reach one slot ('a.bc' and 'ab.c').
@@ -627,11 +627,6 @@ export class Ema extends BaseEma {
       );
     }
   }
-}
-
-/** How a slot's words read as elements, for messages. */
-function elementsOf(words, dtype) {
-  return dtype === 'i64' ? words / 2 : words;
 }
 
 

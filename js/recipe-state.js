@@ -11,7 +11,7 @@ import { clip, describe } from './describe.js';
 import { readNamedValues } from './resolve.js';
 import { RECIPES } from './recipes.js';
 import { encodeSafetensors, parseSafetensors, tensorValues } from './safetensors.js';
-import { bufferOf, byteOffsetOf, lengthOf, pinnedView, typedArrayKind, unusableReason } from './typed-arrays.js';
+import { DTYPE_OF_KIND, elementsIn, elementsView, lengthOf, pinnedView, typedArrayKind, unusableReason, wordsFor, wordsView } from './typed-arrays.js';
 
 export const RECIPE_METADATA_KEY = 'ema_wasm.recipe';
 export const OPTIONS_METADATA_KEY = 'ema_wasm.options';
@@ -84,8 +84,8 @@ export function reservedKeys(recipe) {
   return new Set((RECIPE_SCALARS[recipe] ?? []).map(({ key }) => key));
 }
 
-/** Typed arrays by element type (shadow dtypes and scalar dtypes). */
-const ARRAY_OF = Object.freeze({ F64: Float64Array, I64: BigInt64Array, I32: Int32Array, BOOL: Uint8Array, f32: Float32Array, i32: Int32Array, i64: BigInt64Array });
+/** Typed arrays of the scalars' dtypes. */
+const ARRAY_OF = Object.freeze({ F64: Float64Array, I64: BigInt64Array, I32: Int32Array, BOOL: Uint8Array });
 const SAFETENSORS_DTYPE = Object.freeze({ f32: 'F32', i32: 'I32', i64: 'I64' });
 const DTYPE_OF_SAFETENSORS = Object.freeze({ F32: 'f32', I32: 'i32', I64: 'i64' });
 
@@ -113,13 +113,8 @@ export function recipeStateDict(arena, recipe, names, dtypes) {
   const schedule = arena.schedule;
   const state = new Map();
   for (const { key, dtype, target } of RECIPE_SCALARS[recipe]) state.set(key, scalarArray(dtype, currentValue(arena, schedule, target)));
-  names.forEach((name, slot) => state.set(name, retype(arena.shadow(slot), dtypes[slot])));
+  names.forEach((name, slot) => state.set(name, elementsView(arena.shadow(slot), dtypes[slot])));
   return state;
-}
-
-/** Raw words as the typed array of `dtype` (same memory). */
-function retype(words, dtype) {
-  return dtype === 'f32' ? words : new ARRAY_OF[dtype](words.buffer, words.byteOffset, words.byteLength / ARRAY_OF[dtype].BYTES_PER_ELEMENT);
 }
 
 /** A scalar from a state dict: a number (boolean for flags) or a typed array of one element. */
@@ -158,16 +153,15 @@ function scalarValue(value, spec, method) {
 /** A shadow from a state dict: a Float32Array, Int32Array or BigInt64Array, as raw words. */
 function shadowValue(key, value, method) {
   const kind = typedArrayKind(value);
-  const dtype = { Float32Array: 'f32', Int32Array: 'i32', BigInt64Array: 'i64' }[kind];
+  const dtype = DTYPE_OF_KIND[kind];
   if (dtype === undefined) {
     throw new TypeError(`ema-wasm: ${method}: state '${clip(key)}' must be a Float32Array, Int32Array or BigInt64Array, got ${describe(value)}`);
   }
   const elements = lengthOf(value);
   const unusable = unusableReason(value, elements);
   if (unusable !== null) throw new Error(`ema-wasm: ${method}: state '${clip(key)}' cannot be read: ${unusable}`);
-  const length = dtype === 'i64' ? 2 * elements : elements;
-  const data = dtype === 'f32' ? pinnedView(value, elements, Float32Array) : new Float32Array(bufferOf(value), byteOffsetOf(value), length);
-  return { key, dtype, data, length, elements };
+  const data = dtype === 'f32' ? pinnedView(value, elements, Float32Array) : wordsView(value, dtype, elements);
+  return { key, dtype, data, length: wordsFor(elements, dtype), elements };
 }
 
 /** Reads a recipe's state dict (a Map or a plain object) into the checked form. */
@@ -305,7 +299,7 @@ export async function recipeStateFromFile(bytes, prefix, recipe, method, module)
       throw new RangeError(`ema-wasm: ${method}: shadow '${clip(tensor.name)}' has a dimension past 2^53 - 1, which a JavaScript number cannot hold exactly`);
     }
     const data = tensorValues(fileBytes, tensor, Float32Array);
-    shadows.push({ key, dtype, data, length: data.length, elements: dtype === 'i64' ? data.length / 2 : data.length, shape: tensor.shape });
+    shadows.push({ key, dtype, data, length: data.length, elements: elementsIn(data.length, dtype), shape: tensor.shape });
   }
   const kinds = readJson(KINDS_METADATA_KEY);
   for (const [name, kind] of Object.entries(kinds)) {

@@ -19,7 +19,7 @@
 //   { [name]: Float32Array }
 
 import { clip, describe, quoteList } from './describe.js';
-import { bufferOf, byteOffsetOf, lengthOf, pinnedView, typedArrayKind, unusableReason } from './typed-arrays.js';
+import { DTYPE_OF_KIND, lengthOf, pinnedView, typedArrayKind, unusableReason, wordsFor, wordsView } from './typed-arrays.js';
 
 /** Dimensions a shape may have: the safetensors loader reads at most 32 (EMA_ST_MAX_RANK). */
 export const MAX_RANK = 32;
@@ -212,10 +212,10 @@ function checkEntry(record, method) {
   const unusable = unusableReason(data, elements);
   // Integer buffers travel as the raw 32-bit words of their bytes: every
   // recipe copies them bit for bit, so the core never reads them as floats.
-  const length = dtype === 'i64' ? elements * 2 : elements;
+  const length = wordsFor(elements, dtype);
   if (unusable === null) {
     if (shape !== undefined) checkShape(shape, elements, method, name);
-    record.data = dtype === 'f32' ? pinnedView(data, elements, Float32Array) : wordsOf(data, length);
+    record.data = dtype === 'f32' ? pinnedView(data, elements, Float32Array) : wordsView(data, dtype, elements);
   }
   record.dtype = dtype;
   record.elements = elements;
@@ -224,14 +224,6 @@ function checkEntry(record, method) {
   record.buffer = buffer ?? false;
   record.unusable = unusable;
   return record;
-}
-
-/** The typed arrays an entry may hold, by dtype (safetensors spelling in state.js). */
-const DTYPE_OF_KIND = Object.freeze({ __proto__: null, Float32Array: 'f32', Int32Array: 'i32', BigInt64Array: 'i64' });
-
-/** The bytes of an integer array as `words` float32 slots (a view: no copy). */
-function wordsOf(array, words) {
-  return new Float32Array(bufferOf(array), byteOffsetOf(array), words);
 }
 
 /**

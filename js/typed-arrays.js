@@ -134,3 +134,34 @@ export function copyOf(source, start, count, ArrayType) {
   typedArraySet.call(copy, windowOf(source, start, count, ArrayType));
   return copy;
 }
+
+// ---- element types an EMA keeps ---------------------------------------------
+// A shadow is a run of 32-bit words in the arena. Float32 parameters are one
+// word an element; integer buffers are kept as the raw words of their bytes
+// (an int64 is two), since every recipe copies them bit for bit.
+
+/** The element types a shadow may have, by typed-array kind. */
+export const DTYPE_OF_KIND = Object.freeze({ __proto__: null, Float32Array: 'f32', Int32Array: 'i32', BigInt64Array: 'i64' });
+
+const ELEMENT_ARRAY = Object.freeze({ f32: Float32Array, i32: Int32Array, i64: BigInt64Array });
+
+/** 32-bit words that `elements` elements of `dtype` take. */
+export function wordsFor(elements, dtype) {
+  return dtype === 'i64' ? 2 * elements : elements;
+}
+
+/** Elements of `dtype` that `words` 32-bit words hold. */
+export function elementsIn(words, dtype) {
+  return dtype === 'i64' ? words / 2 : words;
+}
+
+/** The words of a typed array of `dtype` as a Float32Array over the same memory (no copy). */
+export function wordsView(array, dtype, elements) {
+  return new Float32Array(bufferOf(array), byteOffsetOf(array), wordsFor(elements, dtype));
+}
+
+/** Words (a Float32Array) as the typed array of `dtype` over the same memory (no copy). */
+export function elementsView(words, dtype) {
+  if (dtype === 'f32') return words;
+  return new ELEMENT_ARRAY[dtype](words.buffer, words.byteOffset, elementsIn(words.length, dtype));
+}
