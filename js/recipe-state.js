@@ -9,28 +9,13 @@
 
 import { clip, describe } from './describe.js';
 import { readNamedValues } from './resolve.js';
-import { RECIPES } from './recipes.js';
+import { RECIPES, RULES } from './recipes.js';
 import { encodeSafetensors, parseSafetensors, tensorValues } from './safetensors.js';
 import { DTYPE_OF_KIND, elementsIn, elementsView, lengthOf, pinnedView, typedArrayKind, unusableReason, wordsFor, wordsView } from './typed-arrays.js';
 
 export const RECIPE_METADATA_KEY = 'ema_wasm.recipe';
 export const OPTIONS_METADATA_KEY = 'ema_wasm.options';
 export const KINDS_METADATA_KEY = 'ema_wasm.kinds';
-
-const MAX_COUNTER = Number.MAX_SAFE_INTEGER; // EMA_MAX_COUNTER
-
-// How each scalar is checked: the C core checks again (ema_set_schedule).
-const RULES = {
-  unit: { what: 'a number in [0, 1]', check: (v) => v >= 0 && v <= 1 },
-  positive: { what: 'a finite number above 0', check: (v) => v > 0 && v <= 1e300 },
-  nonNegative: { what: 'a finite number, 0 or more', check: (v) => v >= 0 && v <= 1e300 },
-  count: { what: `an integer from 0 to ${MAX_COUNTER}`, check: (v) => Number.isSafeInteger(v) && v >= 0 },
-  countFromOne: { what: `an integer from 1 to ${MAX_COUNTER}`, check: (v) => Number.isSafeInteger(v) && v >= 1 },
-  counterOrNone: { what: `-1 (None) or an integer from 0 to ${MAX_COUNTER}`, check: (v) => Number.isSafeInteger(v) && v >= -1 },
-  int32Count: { what: 'an integer from 0 to 2147483647', check: (v) => Number.isInteger(v) && v >= 0 && v <= 0x7fffffff },
-  sigmaRel: { what: '0 (gamma given) or a number in (0, sqrt(1/12)]', check: (v) => v === 0 || (v > 0 && v <= Math.sqrt(1 / 12)) },
-  flag: { what: 'a boolean', check: (v) => typeof v === 'boolean' },
-};
 
 const scalar = (key, dtype, target, rule) => ({ key, dtype, target, rule: RULES[rule] });
 
@@ -65,7 +50,7 @@ export const RECIPE_SCALARS = Object.freeze({
   ],
   debiased: [scalar('count', 'I32', 'counter', 'int32Count'), scalar('decay', 'F64', 'decay', 'unit'), scalar('debias', 'BOOL', 'debias', 'flag')],
   power: [
-    scalar('samples', 'I64', 'counter', 'count'), scalar('sigma_rel', 'F64', 'sigma_rel', 'sigmaRel'),
+    scalar('samples', 'I64', 'counter', 'count'), scalar('sigma_rel', 'F64', 'sigma_rel', 'sigmaRelOrZero'),
     scalar('gamma', 'F64', 'power', 'nonNegative'), scalar('batch_size', 'I64', 'batch_size', 'countFromOne'),
   ],
 });

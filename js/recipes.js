@@ -16,22 +16,37 @@ export const ROUNDING = Object.freeze({ UNFUSED: 0, LERP: 1, FUSED: 2, TWO_PRODU
 /** ema_nonfinite numbers, by the option's values. */
 export const NONFINITE = Object.freeze({ allow: 0, skip: 1, throw: 2 });
 
-// How an option's value is checked, and what it becomes in the schedule.
-const unit = { kind: 'a number in [0, 1]', check: (v) => typeof v === 'number' && v >= 0 && v <= 1 };
-const flag = { kind: 'a boolean', check: (v) => typeof v === 'boolean' };
-const positive = { kind: 'a finite number above 0', check: (v) => typeof v === 'number' && v > 0 && v <= 1e300 };
-const nonNegative = { kind: 'a finite number, 0 or more', check: (v) => typeof v === 'number' && v >= 0 && v <= 1e300 };
-const count = { kind: 'an integer, 0 or more', check: (v) => Number.isSafeInteger(v) && v >= 0 };
-const countFromOne = { kind: 'an integer, 1 or more', check: (v) => Number.isSafeInteger(v) && v >= 1 };
-const everyOrNull = { kind: 'null or an integer, 1 or more', check: (v) => v === null || (Number.isSafeInteger(v) && v >= 1) };
-const names = { kind: 'an array of strings', check: (v) => Array.isArray(v) && v.every((name) => typeof name === 'string') };
 // EMA_MAX_SIGMA_REL (include/ema.h): sqrt(1/12), the widest profile (gamma 0).
 const MAX_SIGMA_REL = Math.sqrt(1 / 12);
-const sigmaRel = {
-  kind: `null or a number in (0, ${MAX_SIGMA_REL}] (the profile's relative width)`,
-  check: (v) => v === null || (typeof v === 'number' && v > 0 && v <= MAX_SIGMA_REL),
-};
-const gammaOrNull = { kind: 'null or a finite number, 0 or more', check: (v) => v === null || nonNegative.check(v) };
+
+/**
+ * How a value is checked, and how a message names what it must be: one set
+ * for the options here and for the scalars of a state (recipe-state.js). The
+ * C core checks the schedule again (ema_schedule_check).
+ */
+export const RULES = Object.freeze({
+  unit: { what: 'a number in [0, 1]', check: (v) => typeof v === 'number' && v >= 0 && v <= 1 },
+  flag: { what: 'a boolean', check: (v) => typeof v === 'boolean' },
+  positive: { what: 'a finite number above 0', check: (v) => typeof v === 'number' && v > 0 && v <= 1e300 },
+  nonNegative: { what: 'a finite number, 0 or more', check: (v) => typeof v === 'number' && v >= 0 && v <= 1e300 },
+  count: { what: 'an integer, 0 or more', check: (v) => Number.isSafeInteger(v) && v >= 0 },
+  countFromOne: { what: 'an integer, 1 or more', check: (v) => Number.isSafeInteger(v) && v >= 1 },
+  counterOrNone: { what: '-1 (None) or an integer, 0 or more', check: (v) => Number.isSafeInteger(v) && v >= -1 },
+  int32Count: { what: 'an integer from 0 to 2147483647', check: (v) => Number.isInteger(v) && v >= 0 && v <= 0x7fffffff },
+  everyOrNull: { what: 'null or an integer, 1 or more', check: (v) => v === null || (Number.isSafeInteger(v) && v >= 1) },
+  names: { what: 'an array of strings', check: (v) => Array.isArray(v) && v.every((name) => typeof name === 'string') },
+  sigmaRel: {
+    what: `null or a number in (0, ${MAX_SIGMA_REL}] (the profile's relative width)`,
+    check: (v) => v === null || (typeof v === 'number' && v > 0 && v <= MAX_SIGMA_REL),
+  },
+  // A state's sigma_rel: 0 when the profile was given by gamma.
+  sigmaRelOrZero: {
+    what: `0 (gamma given) or a number in (0, ${MAX_SIGMA_REL}]`,
+    check: (v) => v === 0 || (typeof v === 'number' && v > 0 && v <= MAX_SIGMA_REL),
+  },
+  gammaOrNull: { what: 'null or a finite number, 0 or more', check: (v) => v === null || (typeof v === 'number' && v >= 0 && v <= 1e300) },
+});
+const { unit, flag, positive, nonNegative, count, countFromOne, everyOrNull, names, sigmaRel, gammaOrNull } = RULES;
 
 /**
  * Each recipe: its options ({ default, rule, field }, `field` naming the
@@ -199,8 +214,8 @@ export function readRecipe(values, nonFinite, method) {
       // A value of the right type but out of range is a RangeError, as JS's own are.
       const rightType = spec.rule === names ? Array.isArray(value) : typeof value === 'number' && spec.rule !== flag;
       throw rightType
-        ? new RangeError(`ema-wasm: ${method}: options.${key} must be ${spec.rule.kind}, got ${Array.isArray(value) ? describe(value) : value}`)
-        : new TypeError(`ema-wasm: ${method}: options.${key} must be ${spec.rule.kind}, got ${describe(value)}`);
+        ? new RangeError(`ema-wasm: ${method}: options.${key} must be ${spec.rule.what}, got ${Array.isArray(value) ? describe(value) : value}`)
+        : new TypeError(`ema-wasm: ${method}: options.${key} must be ${spec.rule.what}, got ${describe(value)}`);
     }
     if (spec.float32) value = Math.fround(value);
     options[key] = value;
