@@ -283,11 +283,13 @@ export class Ema extends BaseEma {
   // removed, as LitEma itself matches them.
   #byLitEmaKeys;
   #modes; // each slot's treatment in the last update (recipes.js)
+  #flags; // the entry flags (flagsOf) that treatment was decided from, per slot
 
   /** @private Use createEma() or loadEma(). */
   constructor(arena, build, tracked, keys, recipe, modes, byLitEmaKeys = false) {
     super(arena, build, tracked, keys, recipe);
     this.#modes = modes.slice();
+    this.#flags = tracked.map(flagsOf);
     this.#byLitEmaKeys = byLitEmaKeys;
   }
 
@@ -319,7 +321,7 @@ export class Ema extends BaseEma {
     const step = readUpdateOptions(options, recipe.recipe, 'update');
     const entries = resolveParams(params, 'update');
     const arena = enter(this, 'update');
-    const { arrays, modes } = this.#matchTracked(entries, 'update');
+    const { arrays, modes, flags } = this.#matchTracked(entries, 'update');
     // Keras overwrites the model's variables with their averages every N steps.
     const overwrites = recipe.options.emaOverwriteFrequency != null;
     checkFree('update', () => targetsOf(arrays), overwrites ? 'write' : 'read');
@@ -344,6 +346,7 @@ export class Ema extends BaseEma {
       });
       this.#modes = modes;
     }
+    this.#flags = flags;
     const result = arena.update(arrays, step);
     if (result.overwrote) arena.copyShadowsInto(arrays);
     return result;
@@ -445,29 +448,31 @@ export class Ema extends BaseEma {
 
   /**
    * Checks resolved entries against the tracked set; returns { arrays: the
-   * tracked entries in slot order, modes: each slot's treatment now }.
+   * tracked entries in slot order, modes: each slot's treatment now, flags:
+   * the entries' flags it was decided from }.
    * Entries the recipe does not keep are skipped (LitEma skips untrainable
    * parameters); a tracked entry passed as one it would not keep is refused,
    * as LitEma asserts. `modes` is the EMA's own array when nothing changed
    * (diffusers copies a parameter frozen since the last step). The common
-   * call, exactly the tracked entries in creation order, is recognised
-   * first: with thousands of small tensors the general match costs more than
-   * the update itself.
+   * call, exactly the tracked entries in creation order with the flags of
+   * the last update, is recognised first: with thousands of small tensors
+   * the general match costs more than the update itself.
    */
   #matchTracked(entries, method) {
     const { names, lengths, dtypes, slotOf } = tracked(this);
     const { recipe, options } = recipeOf(this);
     const modes = this.#modes;
     if (entries.length === names.length) {
+      const flags = this.#flags;
       let slot = 0;
       for (; slot < names.length; slot++) {
         const entry = entries[slot];
         if (entry.name !== names[slot] || entry.length !== lengths[slot] || entry.unusable !== null ||
-            entry.dtype !== dtypes[slot] || treatmentOf(recipe, options, entry) !== modes[slot]) {
+            entry.dtype !== dtypes[slot] || flagsOf(entry) !== flags[slot]) {
           break;
         }
       }
-      if (slot === names.length) return { arrays: entries, modes };
+      if (slot === names.length) return { arrays: entries, modes, flags };
     }
     refuseUnusable(entries, method);
     refuseDuplicates(entries, method);
@@ -524,7 +529,7 @@ export class Ema extends BaseEma {
     if (missing.length > 0) {
       throw new Error(`ema-wasm: ${method}: missing tracked parameters ${quoteList(missing)}`);
     }
-    return { arrays, modes: changed ?? modes };
+    return { arrays, modes: changed ?? modes, flags: arrays.map(flagsOf) };
   }
 
   #storeChecked(arena, entries, method) {
@@ -630,6 +635,11 @@ export class Ema extends BaseEma {
 }
 
 
+
+/** An entry's flags as one number: what a recipe's treatment depends on besides name and type. */
+function flagsOf(entry) {
+  return (entry.trainable ? 1 : 0) | (entry.buffer ? 2 : 0);
+}
 
 /** What calls on these entries touch, for the scopes (scope.js). */
 function targetsOf(entries) {
