@@ -133,6 +133,28 @@ export function ulpsApart(a, b) {
  */
 export const POW_SCHEDULES = new Set(['diffusers', 'timm']);
 
+/** update()'s options for a fixture call: timm's step, the power recipe's samples, or none. */
+export function callOptions(call) {
+  return Object.keys(call.call).length === 0 ? undefined : call.call;
+}
+
+/**
+ * Checks what update() returned against the fixture call: the action, the
+ * counter and, when it averaged, the float32 weight's bits and the decay
+ * (within an ulp where Python's pow and musl's may differ).
+ */
+export function assertStepResult(result, call, recipe, where) {
+  assert.equal(result.action, call.action, `${where}: action`);
+  assert.equal(result.counter, call.counter, `${where}: counter`);
+  if (call.action !== 'averaged') return;
+  assert.equal(f32Bits(result.weight), call.weightBits, `${where}: the float32 weight applied`);
+  if (POW_SCHEDULES.has(recipe)) {
+    assert.ok(ulpsApart(result.decay, call.decay) <= 1, `${where}: decay ${result.decay}, PyTorch ${call.decay}`);
+  } else {
+    assert.equal(result.decay, call.decay, `${where}: decay`);
+  }
+}
+
 function float64FromBits(bits) {
   return new Float64Array(BigUint64Array.of(bits).buffer)[0];
 }

@@ -21,7 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createOrtEma } from '../../../js/adapters/ort.js';
 import { createTfjsEma } from '../../../js/adapters/tfjs.js';
 import { BUILDS, buildName } from '../helpers.js';
-import { assertSameBits, f32Bits, readRecipeFixtures } from '../recipe-fixture.js';
+import { assertSameBits, assertStepResult, callOptions, readRecipeFixtures } from '../recipe-fixture.js';
 
 const cases = readRecipeFixtures();
 
@@ -63,18 +63,9 @@ function concat(arrays) {
   return out;
 }
 
-/** The update options of a call (timm's step), as recipes.test.js passes them. */
-function updateOptions(call) {
-  return Object.keys(call.call).length === 0 ? undefined : call.call;
-}
-
 /** Checks what update() returned, and that the fixture keeps nothing of what was left out. */
 function checkCall({ fixture, used }, result, call, where) {
-  assert.equal(result.action, call.action, `${where}: action`);
-  assert.equal(result.counter, call.counter, `${where}: counter`);
-  if (call.action === 'averaged') {
-    assert.equal(f32Bits(result.weight), call.weightBits, `${where}: the float32 weight applied`);
-  }
+  assertStepResult(result, call, fixture.recipe, where);
   fixture.entries.forEach((entry, e) => {
     if (!used.includes(e) && call.shadows !== null) {
       assert.equal(call.shadows[e], null, `${where}: '${entry.name}' was left out, but ${fixture.recipe} keeps it`);
@@ -125,7 +116,7 @@ for (const simd of BUILDS) {
           fixture.calls.forEach((call, index) => {
             const where = `${fixture.id} call ${index + 1}`;
             variables.forEach((variable, v) => assign(variable, call.values[used[v]]));
-            checkCall(replay, ema.update(updateOptions(call)), call, where);
+            checkCall(replay, ema.update(callOptions(call)), call, where);
             // By name: the adapter orders trainable weights before buffers.
             if (call.shadows !== null) {
               variables.forEach((variable, v) => {
@@ -181,7 +172,7 @@ for (const simd of BUILDS) {
           for (const [index, call] of fixture.calls.entries()) {
             const where = `${fixture.id} call ${index + 1}`;
             session.weights = pick(call.values);
-            checkCall(replay, await ema.update(updateOptions(call)), call, where);
+            checkCall(replay, await ema.update(callOptions(call)), call, where);
             if (call.shadows !== null) {
               for (const e of used) assert.notEqual(call.shadows[e], null, `${where}: '${fixture.entries[e].name}' is not kept`);
               assertSameBits(ema.shadow(), pick(call.shadows), `${where}: the shadow`);
