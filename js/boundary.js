@@ -385,19 +385,57 @@ export class EmaArena {
     instance.check(exports.ema_step_begin_at(this.#context, at, this.#scratch + 8), 'update');
     const result = this.#stepResult();
     if (result.action === 'skipped') return result;
+    // The context applies its own window and table: no pointers go back.
+    this.#stage(params, null, (segmentCount) => {
+      instance.check(exports.ema_step_apply_staged(this.#context, segmentCount), 'update');
+      return false;
+    });
+    return result;
+  }
+
+  /**
+   * The first NaN or infinity among `params[slot].data` for the slots whose
+   * `averaged[slot]` is true, as { slot, index, value }, or null. The arrays
+   * stream through the staging window and C checks each filled window
+   * (ema_staging_finite, vectorised): reading them in JS costs twice as much.
+   * Only a window that fails is read in JS, to say where. Changes no state
+   * (no step is open, so the window and table are free).
+   */
+  findNonFinite(params, averaged) {
+    const { exports } = this.#instance;
+    let found = null;
+    this.#stage(params, averaged, (segmentCount, staged, staging, segments, words) => {
+      if (exports.ema_staging_finite(this.#context, staged) === 1) return false;
+      for (let segment = 0, at = 0; segment < segmentCount && found === null; segment++) {
+        const [slot, offset, count] = segments.subarray(segment * words, segment * words + 3);
+        for (let i = 0; i < count && found === null; i++) {
+          const value = staging[at + i];
+          if (value - value !== 0) found = { slot, index: offset + i, value };
+        }
+        at += count;
+      }
+      return true;
+    });
+    return found;
+  }
+
+  /**
+   * Packs `params[slot].data` (every slot, or those whose `include[slot]` is
+   * true) piece by piece into the staging window, describing each piece in
+   * the segment table, and calls `full(segmentCount, staged, staging,
+   * segments, words)` for every filled window and the last one; stops early
+   * when it returns true. Several small arrays share a window; a large one is
+   * cut across windows.
+   */
+  #stage(params, include, full) {
     const { floats: STAGING_FLOATS, capacity: SEGMENT_CAPACITY, words: SEGMENT_WORDS } = this.#window;
-    const buffer = instance.memory.buffer;
+    const buffer = this.#instance.memory.buffer;
     const staging = new Float32Array(buffer, this.#window.staging, STAGING_FLOATS);
     const segments = new Uint32Array(buffer, this.#window.segments, SEGMENT_CAPACITY * SEGMENT_WORDS);
     let staged = 0;
     let segmentCount = 0;
-    // The context applies its own window and table: no pointers go back.
-    const flush = () => {
-      instance.check(exports.ema_step_apply_staged(this.#context, segmentCount), 'update');
-      staged = 0;
-      segmentCount = 0;
-    };
     for (let slot = 0; slot < params.length; slot++) {
+      if (include !== null && !include[slot]) continue;
       const { data } = params[slot];
       const length = this.#lengths[slot];
       for (let offset = 0; offset < length; ) {
@@ -412,60 +450,14 @@ export class EmaArena {
         segmentCount += 1;
         staged += count;
         offset += count;
-        if (staged === STAGING_FLOATS || segmentCount === SEGMENT_CAPACITY) flush();
-      }
-    }
-    if (segmentCount > 0) flush();
-    return result;
-  }
-
-  /**
-   * The first NaN or infinity among `params[slot].data` for the slots whose
-   * `averaged[slot]` is true, as { slot, index, value }, or null. The arrays
-   * stream through the staging window and C checks each filled window
-   * (ema_staging_finite, vectorised): reading them in JS costs twice as much.
-   * Only a window that fails is read in JS, to say where. Changes no state.
-   */
-  findNonFinite(params, averaged) {
-    const instance = this.#instance;
-    const { floats: STAGING_FLOATS } = this.#window;
-    const staging = new Float32Array(instance.memory.buffer, this.#window.staging, STAGING_FLOATS);
-    let staged = 0;
-    let pieces = []; // [slot, offset, count] staged in the window now
-    const check = () => {
-      let found = null;
-      if (instance.exports.ema_staging_finite(this.#context, staged) !== 1) {
-        let at = 0;
-        for (const [slot, offset, count] of pieces) {
-          for (let i = 0; i < count && found === null; i++) {
-            const value = staging[at + i];
-            if (value - value !== 0) found = { slot, index: offset + i, value };
-          }
-          if (found !== null) break;
-          at += count;
-        }
-      }
-      staged = 0;
-      pieces = [];
-      return found;
-    };
-    for (let slot = 0; slot < params.length; slot++) {
-      if (!averaged[slot]) continue;
-      const { data } = params[slot];
-      const length = this.#lengths[slot];
-      for (let offset = 0; offset < length; ) {
-        const count = Math.min(length - offset, STAGING_FLOATS - staged);
-        staging.set(count === length ? data : windowOf(data, offset, count, Float32Array), staged);
-        pieces.push([slot, offset, count]);
-        staged += count;
-        offset += count;
-        if (staged === STAGING_FLOATS) {
-          const found = check();
-          if (found !== null) return found;
+        if (staged === STAGING_FLOATS || segmentCount === SEGMENT_CAPACITY) {
+          if (full(segmentCount, staged, staging, segments, SEGMENT_WORDS)) return;
+          staged = 0;
+          segmentCount = 0;
         }
       }
     }
-    return staged > 0 ? check() : null;
+    if (segmentCount > 0) full(segmentCount, staged, staging, segments, SEGMENT_WORDS);
   }
 
   /**
