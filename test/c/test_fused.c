@@ -72,13 +72,6 @@ static const fused_case kTable[] = {
 #include "fused_cases.inc"
 };
 
-#define GUARD 19u
-static const uint32_t kSentinelBits = 0x7fa5a5a5u;
-
-static int same_f32(float a, float b) {
-    return f32_bits(a) == f32_bits(b) || (isnan(a) && isnan(b));
-}
-
 #if defined(__EMSCRIPTEN__)
 #define REFERENCE_NAME "each family's scalar kernel (checked against the table)"
 static float reference(fused_op op, float shadow, float param, float weight) {
@@ -445,50 +438,19 @@ static const float kWeights[] = {
 
 static void test_case(const kernel_info* kernel, size_t n, float weight, size_t misalign,
                       int allow_nonfinite, int in_place) {
-    float* param = calloc(n ? n : 1, sizeof(float));
-    const size_t total = misalign + GUARD + n + GUARD;
-    float* block = malloc(total * sizeof(float));
-    float* expected = malloc((n ? n : 1) * sizeof(float));
-    float* original = malloc((n ? n : 1) * sizeof(float));
-    if (param == NULL || block == NULL || expected == NULL || original == NULL) {
-        CHECK(0, "out of memory for n=%zu", n);
-        free(param), free(block), free(expected), free(original);
+    kernel_case c;
+    if (!kernel_case_open(&c, n, misalign, allow_nonfinite, in_place)) {
         return;
     }
-    for (size_t i = 0; i < total; i++) {
-        block[i] = f32_from_bits(kSentinelBits);
-    }
-    float* shadow = block + misalign + GUARD;
     for (size_t i = 0; i < n; i++) {
-        shadow[i] = test_random_value(allow_nonfinite);
-        param[i] = in_place ? shadow[i] : test_random_value(allow_nonfinite);
-        original[i] = shadow[i];
-        expected[i] = reference(kernel->op, shadow[i], param[i], weight);
+        c.expected[i] = reference(kernel->op, c.shadow[i], c.param[i], weight);
     }
-
-    kernel->fn(n, in_place ? shadow : param, shadow, weight);
-
-    size_t bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!same_f32(shadow[i], expected[i]) && bad++ < 4) {
-            printf("  %s n=%zu w=%a misalign=%zu%s: index %zu shadow %08x param %08x "
-                   "-> got %08x expected %08x\n",
-                   kernel->name, n, (double)weight, misalign, in_place ? " in place" : "", i,
-                   f32_bits(original[i]), f32_bits(param[i]), f32_bits(shadow[i]),
-                   f32_bits(expected[i]));
-        }
-    }
-    CHECK(bad == 0, "%s n=%zu weight=%a misalign=%zu in_place=%d: %zu elements differ",
-          kernel->name, n, (double)weight, misalign, in_place, bad);
-    int guards_ok = 1;
-    for (size_t i = 0; i < misalign + GUARD; i++) {
-        guards_ok &= f32_bits(block[i]) == kSentinelBits;
-    }
-    for (size_t i = 0; i < GUARD; i++) {
-        guards_ok &= f32_bits(shadow[n + i]) == kSentinelBits;
-    }
-    CHECK(guards_ok, "%s n=%zu: wrote outside [0, n)", kernel->name, n);
-    free(param), free(block), free(expected), free(original);
+    kernel->fn(n, c.param, c.shadow, weight);
+    char label[160];
+    snprintf(label, sizeof label, "%s n=%zu w=%a misalign=%zu%s", kernel->name, n, (double)weight,
+             misalign, in_place ? " in place" : "");
+    kernel_case_check(&c, label);
+    kernel_case_close(&c);
 }
 
 /* Zeros of both signs: every combination, whatever the weight's sign. */

@@ -49,14 +49,8 @@ static const kernel_info kKernels[] = {
 };
 #define KERNEL_COUNT COUNT_OF(kKernels)
 
-/* Elements kept before and after the shadow to catch stray writes. */
-#define GUARD 19u
-static const uint32_t kSentinelBits = 0x7fa5a5a5u; /* a signalling-NaN pattern */
-
-/* Equal bits, or both NaN (NaN payloads may legitimately differ by operand order). */
-static int same_f32(float a, float b) {
-    return f32_bits(a) == f32_bits(b) || (isnan(a) && isnan(b));
-}
+/* What a zero-length call must leave in place: a signalling-NaN pattern. */
+static const uint32_t kSentinelBits = 0x7fa5a5a5u;
 
 /* A call's two weights: vupdate uses one_minus_decay alone; vkeras both, as
  * given (some pairs below do not sum to 1, which it must not notice). */
@@ -108,61 +102,24 @@ static float reference(const kernel_info* kernel, float shadow, float param, wei
  * the reference. */
 static void test_case(const kernel_info* kernel, size_t n, weights w, size_t misalign,
                       int allow_nonfinite, int in_place) {
-    /* param has exactly n elements so that ASan catches reads past its end. */
-    float* param = calloc(n ? n : 1, sizeof(float));
-    const size_t total = misalign + GUARD + n + GUARD;
-    float* block = malloc(total * sizeof(float));
-    float* expected = malloc((n ? n : 1) * sizeof(float));
-    float* original = malloc((n ? n : 1) * sizeof(float));
-    if (param == NULL || block == NULL || expected == NULL || original == NULL) {
-        CHECK(0, "out of memory for n=%zu", n);
-        free(param), free(block), free(expected), free(original);
+    kernel_case c;
+    if (!kernel_case_open(&c, n, misalign, allow_nonfinite, in_place)) {
         return;
     }
-    for (size_t i = 0; i < total; i++) {
-        block[i] = f32_from_bits(kSentinelBits);
-    }
-    float* shadow = block + misalign + GUARD;
     for (size_t i = 0; i < n; i++) {
-        shadow[i] = test_random_value(allow_nonfinite);
-        param[i] = in_place ? shadow[i] : test_random_value(allow_nonfinite);
-        original[i] = shadow[i];
-        expected[i] = reference(kernel, shadow[i], param[i], w);
+        c.expected[i] = reference(kernel, c.shadow[i], c.param[i], w);
     }
-
-    run(kernel, n, in_place ? shadow : param, shadow, w);
-
-    size_t bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!same_f32(shadow[i], expected[i]) && bad++ < 4) {
-            printf("  %s n=%zu decay=%a w=%a misalign=%zu%s: index %zu shadow %08x param %08x "
-                   "-> got %08x expected %08x\n",
-                   kernel->name, n, (double)w.decay, (double)w.one_minus_decay, misalign,
-                   in_place ? " in place" : "", i, f32_bits(original[i]), f32_bits(param[i]),
-                   f32_bits(shadow[i]), f32_bits(expected[i]));
-        }
-    }
-    CHECK(bad == 0, "%s n=%zu decay=%a weight=%a misalign=%zu in_place=%d: %zu elements differ",
-          kernel->name, n, (double)w.decay, (double)w.one_minus_decay, misalign, in_place, bad);
-
-    int guards_ok = 1;
-    for (size_t i = 0; i < misalign + GUARD; i++) {
-        guards_ok &= f32_bits(block[i]) == kSentinelBits;
-    }
-    for (size_t i = 0; i < GUARD; i++) {
-        guards_ok &= f32_bits(shadow[n + i]) == kSentinelBits;
-    }
-    CHECK(guards_ok, "%s n=%zu: wrote outside [0, n)", kernel->name, n);
-
+    run(kernel, n, c.param, c.shadow, w);
+    char label[160];
+    snprintf(label, sizeof label, "%s n=%zu decay=%a w=%a misalign=%zu%s", kernel->name, n,
+             (double)w.decay, (double)w.one_minus_decay, misalign, in_place ? " in place" : "");
+    kernel_case_check(&c, label);
     /* vupdate in place keeps every finite shadow's bits (s - s is +0). */
     if (in_place && kernel->update != NULL && !allow_nonfinite) {
-        CHECK(memcmp(shadow, original, n * sizeof(float)) == 0,
+        CHECK(memcmp(c.shadow, c.original, n * sizeof(float)) == 0,
               "%s in place n=%zu changed a shadow", kernel->name, n);
     }
-    free(param);
-    free(block);
-    free(expected);
-    free(original);
+    kernel_case_close(&c);
 }
 
 static void test_zero_length(const kernel_info* kernel) {

@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 uint32_t f32_bits(float value) {
@@ -111,4 +112,67 @@ ema_status stream_step(ema_ctx* ctx, const float* const* params, uint32_t window
 void vprintln(const char* fmt, va_list args) {
     vprintf(fmt, args);
     putchar('\n');
+}
+
+int same_f32(float a, float b) {
+    return f32_bits(a) == f32_bits(b) || (isnan(a) && isnan(b));
+}
+
+#define KERNEL_CASE_GUARD 19u
+static const uint32_t kSentinelBits = 0x7fa5a5a5u; /* a signalling-NaN pattern */
+
+int kernel_case_open(kernel_case* c, size_t n, size_t misalign, int allow_nonfinite, int in_place) {
+    memset(c, 0, sizeof *c);
+    c->n = n;
+    c->misalign = misalign;
+    c->in_place = in_place;
+    const size_t total = misalign + KERNEL_CASE_GUARD + n + KERNEL_CASE_GUARD;
+    c->param_copy = calloc(n ? n : 1, sizeof(float));
+    c->block = malloc(total * sizeof(float));
+    c->expected = malloc((n ? n : 1) * sizeof(float));
+    c->original = malloc((n ? n : 1) * sizeof(float));
+    if (c->param_copy == NULL || c->block == NULL || c->expected == NULL || c->original == NULL) {
+        CHECK(0, "out of memory for n=%zu", n);
+        kernel_case_close(c);
+        return 0;
+    }
+    for (size_t i = 0; i < total; i++) {
+        c->block[i] = f32_from_bits(kSentinelBits);
+    }
+    c->shadow = c->block + misalign + KERNEL_CASE_GUARD;
+    c->param = in_place ? c->shadow : c->param_copy;
+    for (size_t i = 0; i < n; i++) {
+        c->shadow[i] = test_random_value(allow_nonfinite);
+        c->param_copy[i] = in_place ? c->shadow[i] : test_random_value(allow_nonfinite);
+        c->original[i] = c->shadow[i];
+    }
+    return 1;
+}
+
+int kernel_case_check(const kernel_case* c, const char* label) {
+    size_t bad = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (!same_f32(c->shadow[i], c->expected[i]) && bad++ < 4) {
+            printf("  %s: index %zu shadow %08x param %08x -> got %08x expected %08x\n", label, i,
+                   f32_bits(c->original[i]), f32_bits(c->param_copy[i]), f32_bits(c->shadow[i]),
+                   f32_bits(c->expected[i]));
+        }
+    }
+    const int values_ok = CHECK(bad == 0, "%s: %zu elements differ", label, bad);
+    int guards_ok = 1;
+    for (size_t i = 0; i < c->misalign + KERNEL_CASE_GUARD; i++) {
+        guards_ok &= f32_bits(c->block[i]) == kSentinelBits;
+    }
+    for (size_t i = 0; i < KERNEL_CASE_GUARD; i++) {
+        guards_ok &= f32_bits(c->shadow[c->n + i]) == kSentinelBits;
+    }
+    return CHECK(guards_ok, "%s: wrote outside [0, n)", label) && values_ok;
+}
+
+void kernel_case_close(kernel_case* c) {
+    free(c->param_copy);
+    free(c->block);
+    free(c->expected);
+    free(c->original);
+    memset(c, 0, sizeof *c);
 }

@@ -20,6 +20,10 @@
 uint32_t f32_bits(float value);
 float f32_from_bits(uint32_t bits);
 
+/* Equal bits, or both NaN (a NaN's sign and payload may differ between a
+ * reference and a kernel). */
+int same_f32(float a, float b);
+
 /* xorshift32: deterministic test inputs, the same on every machine. One
  * stream per test program; seed it at the start of main (any nonzero seed),
  * so that a failing input can be reproduced. */
@@ -48,6 +52,32 @@ ema_status stream_step(ema_ctx* ctx, const float* const* params, uint32_t window
                        float* decay_used);
 /* stream_step's max_piece for pieces as long as fits. */
 #define STREAM_WHOLE_PIECES 0u
+
+/* One kernel test case: n random inputs, the shadow inside a block of
+ * sentinels (starting `misalign` floats in) so that writes outside [0, n)
+ * show, and param allocated to exactly n floats so that ASan catches reads
+ * past it (or the shadow itself, `in_place`). The test fills `expected`,
+ * runs the kernel, then reports. */
+typedef struct kernel_case {
+    size_t n, misalign;
+    int in_place;
+    float* param;    /* what the kernel reads: the shadow itself when in_place */
+    float* shadow;
+    float* original; /* the shadow before the kernel ran */
+    float* expected;
+    float* block;    /* the shadow and its guards */
+    float* param_copy; /* param's own allocation */
+} kernel_case;
+
+/* Allocates and fills a case; 0 (after a failed CHECK) when out of memory. */
+int kernel_case_open(kernel_case* c, size_t n, size_t misalign, int allow_nonfinite, int in_place);
+
+/* After the kernel ran: CHECKs every element against `expected` (printing
+ * the first four that differ, with `label`) and that the guards are intact.
+ * Returns 1 when both hold. */
+int kernel_case_check(const kernel_case* c, const char* label);
+
+void kernel_case_close(kernel_case* c);
 
 /* vprintf and a newline: the end of every failure message the tests print. */
 void vprintln(const char* fmt, va_list args) CHECK_PRINTF(1, 0);
