@@ -123,9 +123,9 @@ export async function prepareEma(optionValues, method) {
     // Size memory for one store() of the tracked arrays as well (what
     // withEma needs) when that fits, so evaluating never grows it.
     const expectedBytes = resident ? needed : needed + regionBytes(lengths);
-    // The arrays were pinned by the seam and no user code ran since. Keras's
-    // averages and a debiased EMA start from zero.
-    const zeroShadows = recipe.recipe === 'debiased' || recipe.recipe === 'keras';
+    // The arrays were pinned by the seam and no user code ran since. Some
+    // recipes' averages start from zero (Keras's, a debiased EMA's).
+    const zeroShadows = RECIPES[recipe.recipe].startsAtZero === true;
     const initial = tracked.map((entry) => entry.data);
     const arena = new EmaArena(module, {
       schedule: recipe.schedule, lengths, modes, resident, initial, zeroShadows, expectedBytes, method, what, needed,
@@ -228,7 +228,7 @@ export async function loadEma(bytes, options = {}) {
   // Weights alone do not say how far a Keras or debiased average has come,
   // and both read their averages by the count (momentum 0 at iteration 0; a
   // correction of 1 - decay^count): a file without the count needs it given.
-  if (!state.ours && (state.recipe === 'keras' || state.recipe === 'debiased') && !(startCounter >= 1)) {
+  if (!state.ours && RECIPES[state.recipe].startsAtZero === true && !(startCounter >= 1)) {
     throw new TypeError(
       `ema-wasm: loadEma: a '${state.recipe}' EMA read from ${startCounter === undefined ? 'a file without its count' : 'a count of 0'} ` +
         `has no average to continue; pass options.counter (the ${counterSpec.key} the averages were made with, 1 or more)`,

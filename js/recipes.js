@@ -51,7 +51,9 @@ const { unit, flag, positive, nonNegative, count, countFromOne, everyOrNull, nam
 /**
  * Each recipe: its options ({ default, rule, field }, `field` naming the
  * schedule field it sets, or none when only JS uses it), its name in
- * messages, and `treat(entry, options)` for a resolved entry ({ name,
+ * messages, `startsAtZero` when its averages start at zero rather than as
+ * copies (and so are read by the count they were made with), and
+ * `treat(entry, options)` for a resolved entry ({ name,
  * trainable, buffer, dtype }): 'skip' (not kept), or the slot mode it gets
  * (ema_slot_mode): 'average', 'copy' (at every update), 'hold' (only whole-
  * model copies write it), 'keep' (never written after creation).
@@ -137,6 +139,8 @@ export const RECIPES = Object.freeze({
     },
     // The optimizer's trainable variables only.
     treat: (entry) => (entry.trainable && !entry.buffer ? 'average' : 'skip'),
+    // Its averages start at zero, and its first step (momentum 0) fills them.
+    startsAtZero: true,
   },
   power: {
     title: "a power-function profile of EDM2's post-hoc EMA",
@@ -161,6 +165,7 @@ export const RECIPES = Object.freeze({
       debias: { default: true, rule: flag, field: 'debias' },
     },
     treat: (entry) => (entry.trainable && !entry.buffer ? 'average' : 'skip'),
+    startsAtZero: true,
   },
 });
 
