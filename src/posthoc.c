@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ema.h"
+#include "ema_posthoc.h"
 
 double ema_profile_inner_product(double gamma_a, double t_a, double gamma_b, double t_b) {
     if (!(gamma_a >= 0.0 && gamma_b >= 0.0 && t_a > 0.0 && t_b > 0.0) || isinf(t_a) || isinf(t_b)) {

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "ema.h"
+#include "ema_posthoc.h"
 
 #define COUNT_OF(array) (sizeof(array) / sizeof((array)[0]))
 

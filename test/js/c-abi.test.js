@@ -326,7 +326,7 @@ for (const simd of BUILDS) {
  * "Native only".
  */
 function declaredFunctions() {
-  return ['include/ema.h', 'include/ema_stream.h', 'include/ema_safetensors.h', 'include/ema_status.h'].flatMap((header) =>
+  return ['include/ema.h', 'include/ema_stream.h', 'include/ema_safetensors.h', 'include/ema_posthoc.h', 'include/ema_status.h'].flatMap((header) =>
     read(header)
       .split(/\n\s*\n/)
       .flatMap((group) => {
