@@ -348,8 +348,49 @@ ema_status ema_get_schedule(const ema_ctx* ctx, ema_schedule* out);
 
 /* Replaces the schedule (a checkpoint carries the options); the recipe must
  * stay the same (EMA_ERROR_INVALID_ARGUMENT), because the counter means a
- * different thing in each. */
+ * different thing in each. With several profiles, every profile takes the
+ * shared fields and profile 0 the width (gamma, sigma_rel). */
 ema_status ema_set_schedule(ema_ctx* ctx, const ema_schedule* schedule);
+
+/* ===========================================================================
+ *  Recipes: several profiles in one pass
+ * ===========================================================================
+ * A context may keep several power-function EMAs of the same parameters
+ * (post-hoc EMA tracks two, of different widths): one counter, one shadow
+ * per slot per profile, and one update that reads each parameter once and
+ * updates every profile's shadow (in blocks that stay in the L1 cache).
+ * Profile 0 is what the single-profile calls (ema_shadow, ema_copy_to_resident,
+ * ema_get_schedule, the step info of ema_update_at) speak of. */
+
+/* Most profiles one context keeps. */
+#define EMA_MAX_PROFILES 16u
+
+/* Creates a context with `profile_count` profiles: schedules[k] is profile
+ * k's. Each is checked as by ema_create_scheduled(); with more than one,
+ * each must be EMA_RECIPE_POWER and equal to schedules[0] in every field but
+ * `power` and `sigma_rel` (EMA_ERROR_INVALID_SCHEDULE). profile_count 0 or
+ * above EMA_MAX_PROFILES: EMA_ERROR_INVALID_ARGUMENT. Memory: one shadow
+ * arena per profile. ema_create_scheduled() is this with one profile. */
+ema_status ema_create_profiles(ema_ctx** out, uint32_t profile_count, const ema_schedule* schedules,
+                               uint32_t slot_count, const uint32_t* slot_lengths);
+
+/* How many profiles the context keeps (0 for NULL). */
+uint32_t ema_profile_count(const ema_ctx* ctx);
+
+/* Profile `profile`'s shadow of `slot`, as ema_shadow() (NULL when either
+ * is out of range). */
+float* ema_profile_shadow(ema_ctx* ctx, uint32_t profile, uint32_t slot);
+
+/* A profile's schedule (a copy); EMA_ERROR_INVALID_ARGUMENT past the last. */
+ema_status ema_get_profile_schedule(const ema_ctx* ctx, uint32_t profile, ema_schedule* out);
+
+/* Replaces one profile's schedule; with several profiles only its width may
+ * differ from the others' (EMA_ERROR_INVALID_SCHEDULE otherwise). */
+ema_status ema_set_profile_schedule(ema_ctx* ctx, uint32_t profile, const ema_schedule* schedule);
+
+/* What a profile's last step did (its decay and weight; the action and
+ * counter are every profile's). Zeros before the first step. */
+ema_status ema_profile_step(const ema_ctx* ctx, uint32_t profile, ema_step_info* out);
 
 /* The recipe's counter: LitEma's and torch_ema's num_updates (-1 when
  * warmup is off), diffusers' optimization_step, ema-pytorch's step (calls),
@@ -442,6 +483,10 @@ ema_status ema_update_resident(ema_ctx* ctx, float* decay_used);
 
 /* Resident parameters <- shadows (LitEma.copy_to). */
 ema_status ema_copy_to_resident(ema_ctx* ctx);
+
+/* ema_copy_to_resident() from profile `profile`'s shadows
+ * (EMA_ERROR_INVALID_ARGUMENT past the last profile). */
+ema_status ema_copy_profile_to_resident(ema_ctx* ctx, uint32_t profile);
 
 /* Resident backup <- resident parameters, and back (EMA_ERROR_NOTHING_STORED
  * when restoring before any resident store). The backup is kept, so restore

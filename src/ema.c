@@ -22,21 +22,25 @@
 float ema_debias_divisor(double decay, int64_t count); /* src/schedule.c */
 
 typedef struct ema_region {
-    float* base;       /* one 64-byte aligned allocation for all arrays */
-    size_t byte_size;  /* bytes allocated at base */
+    float* base;       /* one 64-byte aligned allocation for all arrays, `copies` times */
+    size_t byte_size;  /* bytes of one copy of the arrays */
+    uint32_t copies;   /* copies of the layout at base, one after another (profiles) */
     uint32_t count;    /* number of arrays */
     uint32_t* lengths; /* floats in each array */
     size_t* offsets;   /* float offset of each array from base */
 } ema_region;
 
 struct ema_ctx {
-    ema_schedule schedule;
-    int64_t counter; /* the recipe's counter (LitEma's num_updates) */
+    /* One schedule per profile; they differ only in the power recipe's
+     * gamma (`power`) and sigma_rel. Profile 0's is the context's schedule. */
+    ema_schedule schedules[EMA_MAX_PROFILES];
+    uint32_t profile_count;
+    int64_t counter; /* the recipe's counter (LitEma's num_updates), shared by the profiles */
     bool initted;    /* ema-pytorch's `initted`: an average has happened */
-    ema_step_info step; /* the step opened by ema_step_begin_at */
+    ema_step_info steps[EMA_MAX_PROFILES]; /* each profile's last step (the open one) */
     bool step_open;
 
-    ema_region shadows;
+    ema_region shadows; /* one copy of the slots' layout per profile */
     uint8_t* slot_modes;   /* ema_slot_mode of each slot */
     uint32_t copy_slots;   /* how many slots are not EMA_SLOT_AVERAGE */
     float* staging;       /* EMA_STAGING_FLOATS floats */
@@ -65,10 +69,12 @@ static void region_free(ema_region* region) {
     memset(region, 0, sizeof(*region));
 }
 
-/* Allocates a region of `count` arrays; all or nothing. */
-static ema_status region_alloc(ema_region* out, uint32_t count, const uint32_t* lengths) {
+/* Allocates a region of `count` arrays, `copies` times over; all or nothing. */
+static ema_status region_alloc(ema_region* out, uint32_t count, const uint32_t* lengths,
+                               uint32_t copies) {
     ema_region region = {0};
     region.count = count;
+    region.copies = copies;
     if (count != 0 && lengths == NULL) {
         return EMA_ERROR_NULL_ARGUMENT;
     }
@@ -83,9 +89,13 @@ static ema_status region_alloc(ema_region* out, uint32_t count, const uint32_t* 
         return EMA_ERROR_TOO_LARGE;
     }
 
+    if (byte_size > SIZE_MAX / copies) {
+        return EMA_ERROR_TOO_LARGE;
+    }
+
     region.lengths = malloc((count ? count : 1) * sizeof(uint32_t));
     region.offsets = malloc((count ? count : 1) * sizeof(size_t));
-    region.base = ema_arena_alloc(byte_size);
+    region.base = ema_arena_alloc(byte_size * copies);
     if (region.lengths == NULL || region.offsets == NULL || region.base == NULL) {
         region_free(&region);
         return EMA_ERROR_OUT_OF_MEMORY;
@@ -104,6 +114,14 @@ static ema_status region_alloc(ema_region* out, uint32_t count, const uint32_t* 
 
 static float* region_array(const ema_region* region, uint32_t index) {
     return index < region->count ? region->base + region->offsets[index] : NULL;
+}
+
+/* Array `index` of copy `copy` (a profile's shadow); NULL when either is out of range. */
+static float* region_copy_array(const ema_region* region, uint32_t copy, uint32_t index) {
+    if (copy >= region->copies || index >= region->count) {
+        return NULL;
+    }
+    return region->base + copy * (region->byte_size / sizeof(float)) + region->offsets[index];
 }
 
 uint32_t ema_region_bytes_per_array(void) {
@@ -144,10 +162,44 @@ static int64_t initial_counter(const ema_schedule* schedule) {
 
 ema_status ema_create_scheduled(ema_ctx** out, const ema_schedule* schedule, uint32_t slot_count,
                                 const uint32_t* slot_lengths) {
-    if (out == NULL || schedule == NULL || (slot_count != 0 && slot_lengths == NULL)) {
+    return ema_create_profiles(out, 1, schedule, slot_count, slot_lengths);
+}
+
+/* Whether two power schedules differ in nothing but the profile's width
+ * (gamma and sigma_rel): what lets profiles share one counter and one plan. */
+static bool same_but_width(const ema_schedule* a, const ema_schedule* b) {
+    ema_schedule a_shared = *a;
+    ema_schedule b_shared = *b;
+    a_shared.power = b_shared.power = 0.0;
+    a_shared.sigma_rel = b_shared.sigma_rel = 0.0;
+    return memcmp(&a_shared, &b_shared, sizeof a_shared) == 0;
+}
+
+/* Checks schedules for `count` profiles: each valid; with several, each of
+ * the power recipe and sharing all but the width with the first. */
+static ema_status check_profiles(uint32_t count, const ema_schedule* schedules) {
+    if (count == 0 || count > EMA_MAX_PROFILES) {
+        return EMA_ERROR_INVALID_ARGUMENT;
+    }
+    for (uint32_t k = 0; k < count; k++) {
+        const ema_status valid = ema_schedule_check(&schedules[k]);
+        if (valid != EMA_OK) {
+            return valid;
+        }
+        if (count > 1 && (schedules[k].recipe != EMA_RECIPE_POWER ||
+                          !same_but_width(&schedules[k], &schedules[0]))) {
+            return EMA_ERROR_INVALID_SCHEDULE;
+        }
+    }
+    return EMA_OK;
+}
+
+ema_status ema_create_profiles(ema_ctx** out, uint32_t profile_count, const ema_schedule* schedules,
+                               uint32_t slot_count, const uint32_t* slot_lengths) {
+    if (out == NULL || schedules == NULL || (slot_count != 0 && slot_lengths == NULL)) {
         return EMA_ERROR_NULL_ARGUMENT;
     }
-    const ema_status valid = ema_schedule_check(schedule);
+    const ema_status valid = check_profiles(profile_count, schedules);
     if (valid != EMA_OK) {
         return valid;
     }
@@ -159,7 +211,7 @@ ema_status ema_create_scheduled(ema_ctx** out, const ema_schedule* schedule, uin
     if (ctx == NULL) {
         return EMA_ERROR_OUT_OF_MEMORY;
     }
-    ema_status status = region_alloc(&ctx->shadows, slot_count, slot_lengths);
+    ema_status status = region_alloc(&ctx->shadows, slot_count, slot_lengths, profile_count);
     if (status != EMA_OK) {
         free(ctx);
         return status;
@@ -171,10 +223,13 @@ ema_status ema_create_scheduled(ema_ctx** out, const ema_schedule* schedule, uin
         ema_destroy(ctx);
         return EMA_ERROR_OUT_OF_MEMORY;
     }
-    memset(ctx->shadows.base, 0, ctx->shadows.byte_size);
+    memset(ctx->shadows.base, 0, ctx->shadows.byte_size * profile_count);
 
-    ctx->schedule = normalized(schedule);
-    ctx->counter = initial_counter(schedule);
+    ctx->profile_count = profile_count;
+    for (uint32_t k = 0; k < profile_count; k++) {
+        ctx->schedules[k] = normalized(&schedules[k]);
+    }
+    ctx->counter = initial_counter(&schedules[0]);
     *out = ctx;
     return EMA_OK;
 }
@@ -196,7 +251,7 @@ void ema_destroy(ema_ctx* ctx) {
 /* ------------------------------------------------------------------------ */
 
 float ema_decay(const ema_ctx* ctx) {
-    return ctx != NULL ? (float)ctx->schedule.decay : __builtin_nanf("");
+    return ctx != NULL ? (float)ctx->schedules[0].decay : __builtin_nanf("");
 }
 
 ema_status ema_set_decay(ema_ctx* ctx, float decay) {
@@ -206,7 +261,9 @@ ema_status ema_set_decay(ema_ctx* ctx, float decay) {
     if (!is_valid_decay(decay)) {
         return EMA_ERROR_INVALID_DECAY;
     }
-    ctx->schedule.decay = decay;
+    for (uint32_t k = 0; k < ctx->profile_count; k++) {
+        ctx->schedules[k].decay = decay;
+    }
     return EMA_OK;
 }
 
@@ -233,7 +290,7 @@ ema_status ema_set_counter(ema_ctx* ctx, int64_t counter) {
     if (ctx == NULL) {
         return EMA_ERROR_NULL_ARGUMENT;
     }
-    const uint32_t recipe = ctx->schedule.recipe;
+    const uint32_t recipe = ctx->schedules[0].recipe;
     const int64_t lowest = recipe == EMA_RECIPE_LITEMA || recipe == EMA_RECIPE_TORCH_EMA ? -1 : 0;
     const int64_t highest = recipe == EMA_RECIPE_LITEMA     ? EMA_MAX_NUM_UPDATES
                             : recipe == EMA_RECIPE_DEBIASED ? INT32_MAX
@@ -261,10 +318,17 @@ ema_status ema_set_initted(ema_ctx* ctx, int initted) {
 }
 
 ema_status ema_get_schedule(const ema_ctx* ctx, ema_schedule* out) {
+    return ema_get_profile_schedule(ctx, 0, out);
+}
+
+ema_status ema_get_profile_schedule(const ema_ctx* ctx, uint32_t profile, ema_schedule* out) {
     if (ctx == NULL || out == NULL) {
         return EMA_ERROR_NULL_ARGUMENT;
     }
-    *out = ctx->schedule;
+    if (profile >= ctx->profile_count) {
+        return EMA_ERROR_INVALID_ARGUMENT;
+    }
+    *out = ctx->schedules[profile];
     return EMA_OK;
 }
 
@@ -276,10 +340,54 @@ ema_status ema_set_schedule(ema_ctx* ctx, const ema_schedule* schedule) {
     if (valid != EMA_OK) {
         return valid;
     }
-    if (schedule->recipe != ctx->schedule.recipe) {
+    if (schedule->recipe != ctx->schedules[0].recipe) {
         return EMA_ERROR_INVALID_ARGUMENT; /* the counter means another thing */
     }
-    ctx->schedule = normalized(schedule);
+    /* Every profile takes the shared fields; profile 0 the width too. */
+    const ema_schedule first = normalized(schedule);
+    for (uint32_t k = 1; k < ctx->profile_count; k++) {
+        const double power = ctx->schedules[k].power, sigma_rel = ctx->schedules[k].sigma_rel;
+        ctx->schedules[k] = first;
+        ctx->schedules[k].power = power;
+        ctx->schedules[k].sigma_rel = sigma_rel;
+    }
+    ctx->schedules[0] = first;
+    return EMA_OK;
+}
+
+ema_status ema_set_profile_schedule(ema_ctx* ctx, uint32_t profile, const ema_schedule* schedule) {
+    if (ctx == NULL || schedule == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    if (profile >= ctx->profile_count) {
+        return EMA_ERROR_INVALID_ARGUMENT;
+    }
+    const ema_status valid = ema_schedule_check(schedule);
+    if (valid != EMA_OK) {
+        return valid;
+    }
+    if (schedule->recipe != ctx->schedules[0].recipe) {
+        return EMA_ERROR_INVALID_ARGUMENT;
+    }
+    if (ctx->profile_count > 1 && !same_but_width(schedule, &ctx->schedules[profile])) {
+        return EMA_ERROR_INVALID_SCHEDULE; /* only the width is a profile's own */
+    }
+    ctx->schedules[profile] = normalized(schedule);
+    return EMA_OK;
+}
+
+uint32_t ema_profile_count(const ema_ctx* ctx) {
+    return ctx != NULL ? ctx->profile_count : 0;
+}
+
+ema_status ema_profile_step(const ema_ctx* ctx, uint32_t profile, ema_step_info* out) {
+    if (ctx == NULL || out == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    if (profile >= ctx->profile_count) {
+        return EMA_ERROR_INVALID_ARGUMENT;
+    }
+    *out = ctx->steps[profile];
     return EMA_OK;
 }
 
@@ -307,10 +415,11 @@ float ema_read_divisor(const ema_ctx* ctx) {
     if (ctx == NULL) {
         return __builtin_nanf("");
     }
-    if (ctx->schedule.recipe != EMA_RECIPE_DEBIASED || !ctx->schedule.debias) {
+    const ema_schedule* schedule = &ctx->schedules[0];
+    if (schedule->recipe != EMA_RECIPE_DEBIASED || !schedule->debias) {
         return 1.0f;
     }
-    return ctx->counter > 0 ? ema_debias_divisor(ctx->schedule.decay, ctx->counter) : 0.0f;
+    return ctx->counter > 0 ? ema_debias_divisor(schedule->decay, ctx->counter) : 0.0f;
 }
 
 uint32_t ema_slot_count(const ema_ctx* ctx) {
@@ -322,7 +431,11 @@ uint32_t ema_slot_length(const ema_ctx* ctx, uint32_t slot) {
 }
 
 float* ema_shadow(ema_ctx* ctx, uint32_t slot) {
-    return ctx != NULL ? region_array(&ctx->shadows, slot) : NULL;
+    return ema_profile_shadow(ctx, 0, slot);
+}
+
+float* ema_profile_shadow(ema_ctx* ctx, uint32_t profile, uint32_t slot) {
+    return ctx != NULL ? region_copy_array(&ctx->shadows, profile, slot) : NULL;
 }
 
 ema_status ema_shadow_set(ema_ctx* ctx, uint32_t slot, uint32_t offset, const float* src,
@@ -350,17 +463,19 @@ size_t ema_byte_length(const ema_ctx* ctx) {
     const size_t metadata = (size_t)(ctx->shadows.count + ctx->backup.count) *
                             (sizeof(uint32_t) + sizeof(size_t));
     const size_t resident = ctx->params != NULL ? 2 * ctx->shadows.byte_size : 0;
-    return sizeof(*ctx) + metadata + ctx->shadows.byte_size + ctx->backup.byte_size + resident +
+    return sizeof(*ctx) + metadata + ctx->shadows.byte_size * ctx->profile_count +
+           ctx->backup.byte_size + resident +
            EMA_STAGING_FLOATS * sizeof(float) + EMA_SEGMENT_CAPACITY * sizeof(ema_segment);
 }
 
 /* ------------------------------------------------------------------------ */
 
-/* The step's kernel over n elements: the schedule's rounding with the step's
- * weights. `param` may equal `shadow`. */
-static void average_into(const ema_ctx* ctx, size_t n, const float* param, float* shadow) {
-    const ema_step_info* step = &ctx->step;
-    switch ((ema_rounding)ctx->schedule.rounding) {
+/* Profile `profile`'s step kernel over n elements: the schedule's rounding
+ * with the step's weights. `param` may equal `shadow`. */
+static void average_profile(const ema_ctx* ctx, uint32_t profile, size_t n, const float* param,
+                            float* shadow) {
+    const ema_step_info* step = &ctx->steps[profile];
+    switch ((ema_rounding)ctx->schedules[profile].rounding) {
         case EMA_ROUNDING_UNFUSED:
             ema_f32_vupdate_ukernel_best(n, param, shadow, step->weight);
             return;
@@ -378,9 +493,30 @@ static void average_into(const ema_ctx* ctx, size_t n, const float* param, float
     }
 }
 
-/* Applies the open step to n elements of one slot's shadow (from `offset`),
- * taking the parameter's values from `param`: what the step's action and the
- * slot's mode say. */
+/* Elements per block of the profiles' fused loop: a block of the parameter
+ * (4 KiB) stays in the L1 cache while every profile's shadow takes it, so
+ * the parameter is read from memory once, however many profiles there are. */
+#define EMA_PROFILE_BLOCK 1024u
+
+/* The step over n elements of every profile's shadow, from `first_shadow`
+ * in profile 0's copy (the same place in each copy, `stride` floats apart). */
+static void average_into(const ema_ctx* ctx, size_t n, const float* param, float* first_shadow) {
+    const size_t stride = ctx->shadows.byte_size / sizeof(float);
+    if (ctx->profile_count == 1) {
+        average_profile(ctx, 0, n, param, first_shadow);
+        return;
+    }
+    for (size_t start = 0; start < n; start += EMA_PROFILE_BLOCK) {
+        const size_t count = n - start < EMA_PROFILE_BLOCK ? n - start : EMA_PROFILE_BLOCK;
+        for (uint32_t k = 0; k < ctx->profile_count; k++) {
+            average_profile(ctx, k, count, param + start, first_shadow + k * stride + start);
+        }
+    }
+}
+
+/* Applies the open step to n elements of one slot's shadows (from
+ * `offset`), taking the parameter's values from `param`: what the step's
+ * action and the slot's mode say, in every profile. */
 static void apply_to_slot(const ema_ctx* ctx, uint32_t slot, uint32_t offset, size_t n,
                           const float* param) {
     const uint32_t mode = ctx->slot_modes[slot];
@@ -388,8 +524,11 @@ static void apply_to_slot(const ema_ctx* ctx, uint32_t slot, uint32_t offset, si
         return;
     }
     float* shadow = region_array(&ctx->shadows, slot) + offset;
-    if (ctx->step.action == EMA_ACTION_COPY || mode == EMA_SLOT_COPY) {
-        memmove(shadow, param, n * sizeof(float));
+    if (ctx->steps[0].action == EMA_ACTION_COPY || mode == EMA_SLOT_COPY) {
+        const size_t stride = ctx->shadows.byte_size / sizeof(float);
+        for (uint32_t k = 0; k < ctx->profile_count; k++) {
+            memmove(shadow + k * stride, param, n * sizeof(float));
+        }
     } else if (mode == EMA_SLOT_AVERAGE) {
         average_into(ctx, n, param, shadow);
     }
@@ -431,42 +570,50 @@ static bool averaged_params_finite(const ema_ctx* ctx, const float* const* param
     return true;
 }
 
-/* Plans the next step and makes it the open one: the counter advances.
- * Nothing changes on failure. */
+/* Plans the next step of every profile into planned[0..profile_count);
+ * changes nothing. The profiles share all but their width, so they agree on
+ * the action and the counter; only the decay and weight differ. */
 static ema_status plan_next(const ema_ctx* ctx, int64_t step, ema_step_info* planned) {
-    return ema_plan_step(&ctx->schedule, ctx->counter, ctx->initted, step, planned);
+    for (uint32_t k = 0; k < ctx->profile_count; k++) {
+        const ema_status status =
+            ema_plan_step(&ctx->schedules[k], ctx->counter, ctx->initted, step, &planned[k]);
+        if (status != EMA_OK) {
+            return status;
+        }
+    }
+    return EMA_OK;
 }
 
-/* Makes a planned step the open one: the counter advances. Cannot fail. */
-static void commit_step(ema_ctx* ctx, const ema_step_info* planned_step, ema_step_info* info) {
-    const ema_step_info planned = *planned_step;
-    ctx->counter = planned.counter;
-    if (planned.action == EMA_ACTION_COPY) {
+/* Makes planned steps the open one: the counter advances. Cannot fail.
+ * *info, when not NULL, receives profile 0's. */
+static void commit_step(ema_ctx* ctx, const ema_step_info* planned, ema_step_info* info) {
+    ctx->counter = planned[0].counter;
+    if (planned[0].action == EMA_ACTION_COPY) {
         ctx->initted = true;
     }
-    ctx->step = planned;
-    ctx->step_open = planned.action != EMA_ACTION_SKIP;
+    memcpy(ctx->steps, planned, ctx->profile_count * sizeof *planned);
+    ctx->step_open = planned[0].action != EMA_ACTION_SKIP;
     if (info != NULL) {
-        *info = planned;
+        *info = planned[0];
     }
 }
 
 static ema_status open_step(ema_ctx* ctx, int64_t step, ema_step_info* info) {
-    ema_step_info planned;
-    const ema_status status = plan_next(ctx, step, &planned);
+    ema_step_info planned[EMA_MAX_PROFILES];
+    const ema_status status = plan_next(ctx, step, planned);
     if (status != EMA_OK) {
         return status;
     }
-    commit_step(ctx, &planned, info);
+    commit_step(ctx, planned, info);
     return EMA_OK;
 }
 
 int32_t ema_next_action(const ema_ctx* ctx, int64_t step) {
-    ema_step_info planned;
-    if (ctx == NULL || plan_next(ctx, step, &planned) != EMA_OK) {
+    ema_step_info planned[EMA_MAX_PROFILES];
+    if (ctx == NULL || plan_next(ctx, step, planned) != EMA_OK) {
         return -1;
     }
-    return (int32_t)planned.action;
+    return (int32_t)planned[0].action;
 }
 
 /* The non-finite check of a planned step, before it opens (a step that
@@ -476,11 +623,12 @@ static int refuse_nonfinite(const ema_ctx* ctx, const ema_step_info* planned,
                             const float* const* params, const float* resident,
                             ema_step_info* info, ema_status* status) {
     *status = EMA_OK;
-    if (ctx->schedule.nonfinite == EMA_NONFINITE_ALLOW || planned->action == EMA_ACTION_SKIP ||
+    const uint32_t policy = ctx->schedules[0].nonfinite;
+    if (policy == EMA_NONFINITE_ALLOW || planned->action == EMA_ACTION_SKIP ||
         averaged_params_finite(ctx, params, resident)) {
         return 0;
     }
-    if (ctx->schedule.nonfinite == EMA_NONFINITE_ERROR) {
+    if (policy == EMA_NONFINITE_ERROR) {
         *status = EMA_ERROR_NONFINITE;
         return 1;
     }
@@ -502,15 +650,15 @@ ema_status ema_update_at(ema_ctx* ctx, const float* const* params, int64_t step,
             return EMA_ERROR_NULL_ARGUMENT;
         }
     }
-    ema_step_info planned;
-    ema_status status = plan_next(ctx, step, &planned);
+    ema_step_info planned[EMA_MAX_PROFILES];
+    ema_status status = plan_next(ctx, step, planned);
     if (status != EMA_OK) {
         return status;
     }
-    if (refuse_nonfinite(ctx, &planned, params, NULL, info, &status)) {
+    if (refuse_nonfinite(ctx, planned, params, NULL, info, &status)) {
         return status;
     }
-    commit_step(ctx, &planned, info);
+    commit_step(ctx, planned, info);
     if (ctx->step_open) {
         for (uint32_t i = 0; i < ctx->shadows.count; i++) {
             apply_to_slot(ctx, i, 0, ctx->shadows.lengths[i], params[i]);
@@ -670,17 +818,17 @@ ema_status ema_update_resident_at(ema_ctx* ctx, int64_t step, ema_step_info* inf
     if (ctx->params == NULL) {
         return EMA_ERROR_NOT_RESIDENT;
     }
-    ema_step_info planned;
-    ema_status status = plan_next(ctx, step, &planned);
+    ema_step_info planned[EMA_MAX_PROFILES];
+    ema_status status = plan_next(ctx, step, planned);
     if (status != EMA_OK) {
         return status;
     }
-    if (refuse_nonfinite(ctx, &planned, NULL, ctx->params, info, &status)) {
+    if (refuse_nonfinite(ctx, planned, NULL, ctx->params, info, &status)) {
         return status;
     }
-    commit_step(ctx, &planned, info);
+    commit_step(ctx, planned, info);
     if (ctx->step_open) {
-        if (ctx->copy_slots == 0 && ctx->step.action == EMA_ACTION_AVERAGE) {
+        if (ctx->copy_slots == 0 && ctx->steps[0].action == EMA_ACTION_AVERAGE) {
             /* One kernel call over the whole region: padding is zero in both
              * (0 - w*(0-0) = 0, and likewise for every rounding). */
             average_into(ctx, ctx->shadows.byte_size / sizeof(float), ctx->params,
@@ -691,7 +839,7 @@ ema_status ema_update_resident_at(ema_ctx* ctx, int64_t step, ema_step_info* inf
                               ctx->params + ctx->shadows.offsets[i]);
             }
         }
-        if (ctx->step.overwrite) {
+        if (ctx->steps[0].overwrite) {
             /* Keras: the model's variables take their averages. */
             memcpy(ctx->params, ctx->shadows.base, ctx->shadows.byte_size);
         }
@@ -710,13 +858,21 @@ ema_status ema_update_resident(ema_ctx* ctx, float* decay_used) {
 }
 
 ema_status ema_copy_to_resident(ema_ctx* ctx) {
+    return ema_copy_profile_to_resident(ctx, 0);
+}
+
+ema_status ema_copy_profile_to_resident(ema_ctx* ctx, uint32_t profile) {
     if (ctx == NULL) {
         return EMA_ERROR_NULL_ARGUMENT;
     }
     if (ctx->params == NULL) {
         return EMA_ERROR_NOT_RESIDENT;
     }
-    memcpy(ctx->params, ctx->shadows.base, ctx->shadows.byte_size);
+    if (profile >= ctx->profile_count) {
+        return EMA_ERROR_INVALID_ARGUMENT;
+    }
+    memcpy(ctx->params, ctx->shadows.base + profile * (ctx->shadows.byte_size / sizeof(float)),
+           ctx->shadows.byte_size);
     return EMA_OK;
 }
 
@@ -766,7 +922,7 @@ ema_status ema_backup_prepare(ema_ctx* ctx, uint32_t count, const uint32_t* leng
         return EMA_OK;
     }
     ema_region fresh;
-    const ema_status status = region_alloc(&fresh, count, lengths);
+    const ema_status status = region_alloc(&fresh, count, lengths, 1);
     if (status != EMA_OK) {
         return status;
     }
