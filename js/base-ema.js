@@ -8,7 +8,7 @@ import { clip, describe, quoteList, wrongReceiver } from './describe.js';
 import { readOptions } from './resolve.js';
 import { EmaScope } from './scope.js';
 import { elementsIn, elementsView } from './typed-arrays.js';
-import { recipeStateDict, recipeStateFromDict, recipeStateFromFile, recipeStateToFile, reservedKeys, stateTargets } from './recipe-state.js';
+import { profileKeyPrefixes, profileOptions, recipeStateDict, recipeStateFromDict, recipeStateFromFile, recipeStateToFile, reservedKeys, stateTargets } from './recipe-state.js';
 import { DTYPE_WORDS, optionsFromSchedule } from './recipes.js';
 import { checkFileArguments, COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, readFileOptions, stateFromDict, stateFromFile, stateToFile } from './state.js';
 
@@ -46,6 +46,20 @@ export class BaseEma {
   get recipe() {
     BaseEma.#arenaOf(this, 'recipe');
     return this.#recipe.recipe;
+  }
+
+  /**
+   * The power recipe's profiles, one per width given: [{ sigmaRel, gamma }]
+   * (sigmaRel null when the profile was given by gamma); null for the other
+   * recipes. A fresh array.
+   */
+  get profiles() {
+    const arena = BaseEma.#arenaOf(this, 'profiles');
+    if (this.#recipe.recipe !== 'power') return null;
+    return Array.from({ length: arena.profileCount }, (_, profile) => {
+      const { sigma_rel: sigmaRel, power: gamma } = arena.profileSchedule(profile);
+      return { sigmaRel: sigmaRel === 0 ? null : sigmaRel, gamma };
+    });
   }
 
   /** The recipe's options, every one (defaults included), as a fresh object. */
@@ -111,12 +125,15 @@ export class BaseEma {
   /**
    * A copy of the shadow of parameter `name`: what copyTo() writes (for a
    * debiased EMA, the bias-corrected average). An integer buffer's copy is
-   * an Int32Array or a BigInt64Array, like the buffer.
+   * an Int32Array or a BigInt64Array, like the buffer. `options.profile`
+   * picks a profile (default 0).
    */
-  shadow(name) {
+  shadow(name, options = undefined) {
+    BaseEma.#arenaOf(this, 'shadow');
+    const profile = this.#profileOf(options, 'shadow');
     const arena = BaseEma.#arenaOf(this, 'shadow');
     const slot = this.#slotFor(name, 'shadow');
-    const copy = arena.shadow(slot, this.#dtypes[slot] === 'f32' ? BaseEma.#readDivisor(arena, 'shadow') : 1);
+    const copy = arena.shadow(slot, this.#dtypes[slot] === 'f32' ? BaseEma.#readDivisor(arena, 'shadow') : 1, profile);
     return elementsView(copy, this.#dtypes[slot]);
   }
 
@@ -132,10 +149,16 @@ export class BaseEma {
    * Every other recipe: its counters and options under the names its library
    * uses (RECIPE_SCALARS in recipe-state.js), then each shadow under its
    * parameter's name, in its element type. Every value is a copy.
+   * Several power profiles: `sigma_rel` and `gamma` list every profile's, and
+   * profile k's shadows are under 'profiles.<k>.<name>'; with
+   * `options.profile`, the state of that profile alone, as a one-profile
+   * EMA's.
    */
-  stateDict() {
+  stateDict(options = undefined) {
+    BaseEma.#arenaOf(this, 'stateDict');
+    const profile = this.#profileOf(options, 'stateDict', true);
     const arena = BaseEma.#arenaOf(this, 'stateDict');
-    if (this.#recipe.recipe !== 'litema') return recipeStateDict(arena, this.#recipe.recipe, this.#names, this.#dtypes);
+    if (this.#recipe.recipe !== 'litema') return recipeStateDict(arena, this.#recipe.recipe, this.#names, this.#dtypes, profile);
     const state = new Map();
     state.set(DECAY_KEY, Float32Array.of(arena.decay));
     state.set(COUNTER_KEY, Int32Array.of(arena.numUpdates));
@@ -166,20 +189,27 @@ export class BaseEma {
    * The state as a safetensors file: '<prefix>decay' (F32 scalar),
    * '<prefix>num_updates' (I32 scalar) and each shadow as F32 under
    * '<prefix><LitEma key>' with its shape. The metadata records the dotted
-   * names; `metadata` adds string entries of your own.
+   * names; `metadata` adds string entries of your own. `profile` saves one
+   * profile of several, as stateDict().
    */
   save(options = {}) {
     BaseEma.#arenaOf(this, 'save');
     // Options first: reading them runs the caller's getters, which must not
     // run between taking the state and copying it into the file.
-    const fileOptions = readFileOptions(readOptions(options, ['prefix', 'metadata'], 'save'), 'save');
+    const { profile: profileOption, ...rest } = readOptions(options, ['prefix', 'metadata', 'profile'], 'save');
+    const fileOptions = readFileOptions(rest, 'save');
+    const profile = this.#profileOf({ profile: profileOption }, 'save', true);
     const arena = BaseEma.#arenaOf(this, 'save');
     if (this.#recipe.recipe !== 'litema') {
-      const shapes = new Map(this.#names.map((name, slot) => [name, { shape: this.#shapes[slot], dtype: this.#dtypes[slot] }]));
+      const stateDict = recipeStateDict(arena, this.#recipe.recipe, this.#names, this.#dtypes, profile);
+      const shapes = new Map();
+      for (const keyPrefix of profileKeyPrefixes(arena, profile)) {
+        this.#names.forEach((name, slot) => shapes.set(`${keyPrefix}${name}`, { shape: this.#shapes[slot], dtype: this.#dtypes[slot] }));
+      }
       return recipeStateToFile({
         recipe: this.#recipe.recipe,
-        options: this.#recipe.options,
-        stateDict: recipeStateDict(arena, this.#recipe.recipe, this.#names, this.#dtypes),
+        options: profile === undefined ? this.#recipe.options : profileOptions(this.#recipe.options, arena.profileSchedule(profile)),
+        stateDict,
         shapes,
         kinds: Object.fromEntries(this.#names.map((name, slot) => [name, this.#kinds[slot]])),
       }, fileOptions, 'save');
@@ -231,6 +261,7 @@ export class BaseEma {
       tracked: (ema) => ({ names: ema.#names, lengths: ema.#lengths, dtypes: ema.#dtypes, slotOf: ema.#slotOf }),
       recipeOf: (ema) => ema.#recipe,
       readDivisor: (arena, method) => BaseEma.#readDivisor(arena, method),
+      profileOf: (ema, options, method) => ema.#profileOf(options, method),
       slotFor: (ema, name, method) => ema.#slotFor(name, method),
       checkCounter: (ema, arena, method) => BaseEma.#checkCounter(arena, ema.#recipe.recipe, method),
       owner: (ema) => `an EMA of ${quoteList(ema.#names)}`,
@@ -300,6 +331,32 @@ export class BaseEma {
     }
   }
 
+  /** The schedule's fields, with every profile's width as a list when there are several. */
+  static #scheduleFields(arena) {
+    const fields = arena.schedule;
+    if (arena.profileCount === 1) return fields;
+    const schedules = Array.from({ length: arena.profileCount }, (_, profile) => arena.profileSchedule(profile));
+    return { ...fields, sigma_rel: schedules.map((schedule) => schedule.sigma_rel), power: schedules.map((schedule) => schedule.power) };
+  }
+
+  /**
+   * The profile `options.profile` names: 0 when not given (undefined when
+   * not given and `allWhenAbsent`); an integer below the profile count.
+   */
+  #profileOf(options, method, allWhenAbsent = false) {
+    const { profile } = options === undefined ? {} : readOptions(options, ['profile'], method);
+    if (profile === undefined) return allWhenAbsent ? undefined : 0;
+    const count = BaseEma.#arenaOf(this, method).profileCount;
+    const which = count > 1 ? `this EMA keeps ${count} profiles, 0 to ${count - 1}` : 'this EMA keeps one profile, 0';
+    if (!Number.isInteger(profile)) {
+      throw new TypeError(`ema-wasm: ${method}: options.profile must be an integer (${which}), got ${describe(profile)}`);
+    }
+    if (profile < 0 || profile >= count) {
+      throw new RangeError(`ema-wasm: ${method}: options.profile must be a profile's index (${which}), got ${profile}`);
+    }
+    return profile;
+  }
+
   #slotFor(name, method) {
     const slot = this.#slotOf.get(name);
     if (slot === undefined) {
@@ -315,12 +372,21 @@ export class BaseEma {
    * Checks a recipe's whole state (recipe-state.js's checked form) against
    * this EMA, then applies it: schedule options, counter, `initted`, shadows.
    */
-  #applyRecipeState(arena, { scalars, shadows: given }, strict, method) {
+  #applyRecipeState(arena, { scalars, shadows: given, profileCount }, strict, method) {
     const recipe = this.#recipe.recipe;
+    if (profileCount !== arena.profileCount) {
+      throw new Error(
+        `ema-wasm: ${method}: the state holds ${profileCount} profile${profileCount === 1 ? '' : 's'}; this EMA keeps ${arena.profileCount}` +
+          (profileCount === 1 ? ' (save one profile of several with save({ profile }) / stateDict({ profile }), and load it into a one-profile EMA)' : ''),
+      );
+    }
+    const several = profileCount > 1;
+    const shownKey = (key, profile) => (several ? `profiles.${profile}.${key}` : key);
     const shadows = [];
     const unknown = [];
-    for (const { key, dtype, data, length, elements } of given) {
-      const slot = this.#slotOf.get(key);
+    for (const { key: name, profile, dtype, data, length, elements } of given) {
+      const slot = this.#slotOf.get(name);
+      const key = shownKey(name, profile);
       if (slot === undefined) {
         unknown.push(key);
         continue;
@@ -333,28 +399,32 @@ export class BaseEma {
           `ema-wasm: ${method}: '${clip(key)}' has ${elements} elements; the shadow of '${clip(key)}' has ${elementsIn(this.#lengths[slot], this.#dtypes[slot])}`,
         );
       }
-      shadows.push({ slot, data });
+      shadows.push({ slot, data, profile });
     }
     if (strict) {
       if (unknown.length > 0) {
         throw new Error(`ema-wasm: ${method}: unexpected keys ${quoteList(unknown)} (pass strict: false to ignore them)`);
       }
-      const present = new Set(given.map(({ key }) => key));
+      const present = new Set(given.map(({ key, profile }) => shownKey(key, profile)));
+      const expected = Array.from({ length: profileCount }, (_, profile) => this.#names.map((name) => shownKey(name, profile))).flat();
       const missing = [
         ...[...reservedKeys(recipe)].filter((key) => !scalars.has(key)),
-        ...this.#names.filter((name) => !present.has(name)),
+        ...expected.filter((key) => !present.has(key)),
       ];
       if (missing.length > 0) {
         throw new Error(`ema-wasm: ${method}: missing keys ${quoteList(missing)} (pass strict: false to load a part)`);
       }
     }
     const { fields, counter, initted } = stateTargets(scalars, recipe);
-    // Everything is checked: nothing below can fail.
-    if (Object.keys(fields).length > 0) arena.setSchedule(fields, method);
+    // Everything is checked: nothing below can fail. Per-profile fields are
+    // lists: profile 0's value goes with the shared fields, then each other's.
+    const widthOf = (profile) => Object.fromEntries(Object.entries(fields).filter(([, value]) => Array.isArray(value)).map(([field, values]) => [field, values[profile]]));
+    if (Object.keys(fields).length > 0) arena.setSchedule({ ...fields, ...widthOf(0) }, method);
+    if (several) for (let profile = 1; profile < profileCount; profile++) arena.setProfileWidth(profile, widthOf(profile), method);
     if (counter !== undefined) arena.setCounter(counter, method);
     if (initted !== undefined) arena.setInitted(initted, method);
     arena.loadState({ decay: undefined, numUpdates: undefined, shadows }, method);
-    this.#recipe = { ...this.#recipe, options: optionsFromSchedule(recipe, this.#recipe.options, arena.schedule) };
+    this.#recipe = { ...this.#recipe, options: optionsFromSchedule(recipe, this.#recipe.options, BaseEma.#scheduleFields(arena)) };
   }
 
   /** Checks a whole state against this EMA, then applies it. */

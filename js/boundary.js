@@ -32,6 +32,7 @@ const SCHEDULE_LAYOUT = Object.freeze({
 });
 const SCHEDULE_BYTES = 96;
 const STEP_INFO_BYTES = 32;
+const MAX_PROFILES = 16; // EMA_MAX_PROFILES
 /** ema_step_begin_at's `step` when there is none (EMA_NO_STEP). */
 const NO_STEP = -(2n ** 63n);
 /** What a step did, by ema_action number. */
@@ -176,20 +177,23 @@ export class EmaArena {
   #scratch; // 8 bytes for out-parameters
   #window; // the staging window and segment table: pointers (fixed for the context's life) and sizes
   #lengths;
-  #shadowOffsets; // float index of each shadow in linear memory
+  #profileCount;
+  #shadowOffsets; // [profile][slot]: float index of each shadow in linear memory
   #paramOffsets = null; // resident: float index of each parameter
-  #shadowViews = null; // see #shadowViewsOf
+  #shadowViews = []; // [profile]: see #shadowViewsOf
   #shadowViewsBuffer = null;
 
   /**
    * Creates the context in a new instance sized for `expectedBytes`, with
    * the schedule `schedule` (fields of struct ema_schedule; the rest keep
-   * the recipe's defaults) and each slot's mode (SLOT_MODE's names), and
-   * copies `initial[slot]` into each resident parameter and, unless
-   * `zeroShadows` (Keras's averages, a debiased EMA), each shadow. An
-   * allocation failure is a RangeError naming `what` and `needed`.
+   * the recipe's defaults), or with `profiles` (a list of fields per
+   * profile over `schedule`'s: the widths of several power profiles), and
+   * each slot's mode (SLOT_MODE's names), and copies `initial[slot]` into
+   * each resident parameter and, unless `zeroShadows` (Keras's averages, a
+   * debiased EMA), each profile's shadow. An allocation failure is a
+   * RangeError naming `what` and `needed`.
    */
-  constructor(module, { schedule, lengths, modes, resident, initial, zeroShadows, expectedBytes, method, what, needed }) {
+  constructor(module, { schedule, profiles = null, lengths, modes, resident, initial, zeroShadows, expectedBytes, method, what, needed }) {
     const instance = instantiate(module, expectedBytes);
     const exports = instance.exports;
     const outOfMemory = (status) => {
@@ -199,16 +203,18 @@ export class EmaArena {
     this.#instance = instance;
     this.#lengths = lengths.slice();
     // Out-parameters: the context pointer (8 bytes, keeping what follows
-    // 8-byte aligned), then an ema_schedule or a step's ema_step_info.
-    this.#scratch = instance.malloc(8 + Math.max(SCHEDULE_BYTES, STEP_INFO_BYTES), method);
+    // 8-byte aligned), then ema_schedules (one per profile) or a step's ema_step_info.
+    this.#scratch = instance.malloc(8 + Math.max(MAX_PROFILES * SCHEDULE_BYTES, STEP_INFO_BYTES), method);
     const lengthsPointer = instance.mallocU32(lengths, method);
+    const widths = profiles ?? [{}];
     try {
-      const schedulePointer = this.#writeSchedule(schedule, method);
-      outOfMemory(exports.ema_create_scheduled(this.#scratch, schedulePointer, lengths.length, lengthsPointer));
+      widths.forEach((fields, profile) => this.#writeSchedule({ ...schedule, ...fields }, method, profile));
+      outOfMemory(exports.ema_create_profiles(this.#scratch, widths.length, this.#scratch + 8, lengths.length, lengthsPointer));
     } finally {
       instance.free(lengthsPointer);
     }
     this.#context = instance.heapU32[this.#scratch >>> 2];
+    this.#profileCount = widths.length;
     modes.forEach((mode, slot) => {
       if (mode !== 'average') instance.check(exports.ema_set_slot_mode(this.#context, slot, SLOT_MODE[mode]), method);
     });
@@ -220,26 +226,27 @@ export class EmaArena {
       capacity: exports.ema_abi_value(ABI.SEGMENT_CAPACITY),
       words: exports.ema_abi_value(ABI.SEGMENT_WORDS),
     };
-    this.#shadowOffsets = lengths.map((_, slot) => exports.ema_shadow(this.#context, slot) >>> 2);
+    this.#shadowOffsets = widths.map((_, profile) => lengths.map((_, slot) => exports.ema_profile_shadow(this.#context, profile, slot) >>> 2));
     if (resident) {
       outOfMemory(exports.ema_resident_enable(this.#context));
       this.#paramOffsets = lengths.map((_, slot) => exports.ema_param(this.#context, slot) >>> 2);
     }
     const heap = instance.heapF32;
     initial.forEach((data, slot) => {
-      if (!zeroShadows) heap.set(data, this.#shadowOffsets[slot]);
+      if (!zeroShadows) for (const offsets of this.#shadowOffsets) heap.set(data, offsets[slot]);
       if (resident) heap.set(data, this.#paramOffsets[slot]);
     });
   }
 
   /**
-   * Writes a schedule into the scratch space: the recipe's defaults
-   * (ema_schedule_defaults, C's one copy of them), then the given fields.
-   * Returns its pointer, valid until the next call that uses the scratch.
+   * Writes a schedule into the scratch space (the `index`th of a list): the
+   * recipe's defaults (ema_schedule_defaults, C's one copy of them), then the
+   * given fields. Returns its pointer, valid until the next call that uses
+   * the scratch.
    */
-  #writeSchedule(fields, method) {
+  #writeSchedule(fields, method, index = 0) {
     const instance = this.#instance;
-    const pointer = this.#scratch + 8;
+    const pointer = this.#scratch + 8 + index * SCHEDULE_BYTES;
     instance.check(instance.exports.ema_schedule_defaults(pointer, fields.recipe), method);
     const view = new DataView(instance.memory.buffer, pointer, SCHEDULE_BYTES);
     for (const [field, value] of Object.entries(fields)) {
@@ -251,11 +258,21 @@ export class EmaArena {
     return pointer;
   }
 
-  /** The schedule's fields as the context holds them. */
+  /** How many profiles the context keeps (1 but for several power profiles). */
+  get profileCount() {
+    return this.#profileCount;
+  }
+
+  /** The schedule's fields as the context holds them (profile 0's). */
   get schedule() {
+    return this.profileSchedule(0);
+  }
+
+  /** A profile's schedule fields. */
+  profileSchedule(profile) {
     const instance = this.#instance;
     const pointer = this.#scratch + 8;
-    instance.check(instance.exports.ema_get_schedule(this.#context, pointer), 'schedule');
+    instance.check(instance.exports.ema_get_profile_schedule(this.#context, profile, pointer), 'schedule');
     const view = new DataView(instance.memory.buffer, pointer, SCHEDULE_BYTES);
     const fields = {};
     for (const [field, [offset, type]] of Object.entries(SCHEDULE_LAYOUT)) {
@@ -264,11 +281,31 @@ export class EmaArena {
     return fields;
   }
 
-  /** Replaces schedule fields (a loaded state's options); the recipe stays. */
+  /**
+   * Replaces schedule fields (a loaded state's options); the recipe stays.
+   * Every profile takes the shared fields, profile 0 its width too.
+   */
   setSchedule(fields, method) {
     const current = this.schedule;
     const pointer = this.#writeSchedule({ ...current, ...fields }, method);
     this.#instance.check(this.#instance.exports.ema_set_schedule(this.#context, pointer), method);
+  }
+
+  /** Replaces one profile's width (`sigma_rel`, `power`). */
+  setProfileWidth(profile, fields, method) {
+    const pointer = this.#writeSchedule({ ...this.profileSchedule(profile), ...fields }, method);
+    this.#instance.check(this.#instance.exports.ema_set_profile_schedule(this.#context, profile, pointer), method);
+  }
+
+  /** Each profile's decay and weight in the last step: [{ decay, weight }]. */
+  profileSteps() {
+    const instance = this.#instance;
+    const pointer = this.#scratch + 8;
+    return Array.from({ length: this.#profileCount }, (_, profile) => {
+      instance.check(instance.exports.ema_profile_step(this.#context, profile, pointer), 'update');
+      const view = new DataView(instance.memory.buffer, pointer, STEP_INFO_BYTES);
+      return { decay: view.getFloat64(0, true), weight: view.getFloat32(16, true) };
+    });
   }
 
   /** The recipe's counter (LitEma's num_updates, diffusers' optimization_step, ...). */
@@ -306,7 +343,7 @@ export class EmaArena {
   }
 
   /** What the step just planned did, from the scratch's ema_step_info. */
-  #stepResult() {
+  #profile0StepResult() {
     const view = new DataView(this.#instance.memory.buffer, this.#scratch + 8, STEP_INFO_BYTES);
     const action = view.getUint32(24, true);
     return {
@@ -341,29 +378,32 @@ export class EmaArena {
     this.#instance.check(this.#instance.exports.ema_reset_num_updates(this.#context), method);
   }
 
-  /** Sets what a loaded state holds: the decay and counter when given, and shadows by slot. */
+  /**
+   * Sets what a loaded state holds: the decay and counter when given, and
+   * shadows by slot (and profile, 0 when not given).
+   */
   loadState({ decay, numUpdates, shadows }, method) {
     const instance = this.#instance;
     if (decay !== undefined) instance.check(instance.exports.ema_set_decay(this.#context, decay), method);
     if (numUpdates !== undefined) instance.check(instance.exports.ema_set_num_updates(this.#context, numUpdates), method);
     const heap = instance.heapF32;
-    for (const { slot, data } of shadows) heap.set(data, this.#shadowOffsets[slot]);
+    for (const { slot, data, profile = 0 } of shadows) heap.set(data, this.#shadowOffsets[profile][slot]);
   }
 
-  /** A copy of one shadow, divided by `divisor` when it is not 1 (a debiased EMA). */
-  shadow(slot, divisor = 1) {
-    const copy = copyOf(this.#instance.heapF32, this.#shadowOffsets[slot], this.#lengths[slot], Float32Array);
+  /** A copy of one shadow of a profile, divided by `divisor` when it is not 1 (a debiased EMA). */
+  shadow(slot, divisor = 1, profile = 0) {
+    const copy = copyOf(this.#instance.heapF32, this.#shadowOffsets[profile][slot], this.#lengths[slot], Float32Array);
     if (divisor !== 1) divideInPlace(copy, divisor);
     return copy;
   }
 
   /**
-   * Calls `use(views)` with a view of every shadow, and returns what it
-   * returns. The views die with the call: `use` must copy what it keeps and
-   * must not call into this arena.
+   * Calls `use(views)` with a view of every shadow of a profile, and returns
+   * what it returns. The views die with the call: `use` must copy what it
+   * keeps and must not call into this arena.
    */
-  readShadows(use) {
-    return use(this.#shadowViewsOf());
+  readShadows(use, profile = 0) {
+    return use(this.#shadowViewsOf(profile));
   }
 
   /**
@@ -372,8 +412,9 @@ export class EmaArena {
    * per call). Returns the decay the step used. The caller has checked
    * everything, including the counter: nothing here can fail. `step` is
    * timm's step, or undefined. Returns what the step did: { action, decay,
-   * weight, counter, overwrote, nonFinite }; with `overwrote` (Keras) the
-   * caller writes the shadows into its arrays.
+   * weight, counter, overwrote, nonFinite } (profile 0's decay and weight;
+   * with several profiles, `profiles` lists each one's); with `overwrote`
+   * (Keras) the caller writes the shadows into its arrays.
    */
   update(params, step) {
     const instance = this.#instance;
@@ -390,6 +431,13 @@ export class EmaArena {
       instance.check(exports.ema_step_apply_staged(this.#context, segmentCount), 'update');
       return false;
     });
+    return result;
+  }
+
+  /** What the step just planned did, with each profile's decay and weight when there are several. */
+  #stepResult() {
+    const result = this.#profile0StepResult();
+    if (this.#profileCount > 1) result.profiles = this.profileSteps();
     return result;
   }
 
@@ -461,11 +509,11 @@ export class EmaArena {
   }
 
   /**
-   * Writes every shadow into `params[slot].data` (one per slot, in slot
-   * order), divided by `divisor` when it is not 1 (a debiased EMA).
+   * Writes every shadow of a profile into `params[slot].data` (one per slot,
+   * in slot order), divided by `divisor` when it is not 1 (a debiased EMA).
    */
-  copyShadowsInto(params, divisor = 1) {
-    const views = this.#shadowViewsOf();
+  copyShadowsInto(params, divisor = 1, profile = 0) {
+    const views = this.#shadowViewsOf(profile);
     for (let slot = 0; slot < params.length; slot++) {
       if (divisor === 1) writeInto(params[slot].data, views[slot]);
       else writeInto(params[slot].data, divideInPlace(views[slot].slice(), divisor));
@@ -520,8 +568,8 @@ export class EmaArena {
     return this.#stepResult();
   }
 
-  copyToResident(method) {
-    this.#instance.check(this.#instance.exports.ema_copy_to_resident(this.#context), method);
+  copyToResident(method, profile = 0) {
+    this.#instance.check(this.#instance.exports.ema_copy_profile_to_resident(this.#context, profile), method);
   }
 
   storeResident(method) {
@@ -540,21 +588,23 @@ export class EmaArena {
   dispose() {
     this.#instance.exports.ema_destroy(this.#context);
     this.#context = 0;
-    this.#shadowViews = null;
+    this.#shadowViews = [];
     this.#shadowViewsBuffer = null;
   }
 
   /**
-   * One view per shadow, kept between calls (making thousands of views per
-   * copyTo cost more than the copy) and re-made only when memory has grown.
+   * One view per shadow of a profile, kept between calls (making thousands
+   * of views per copyTo cost more than the copy) and re-made only when
+   * memory has grown.
    */
-  #shadowViewsOf() {
+  #shadowViewsOf(profile) {
     const buffer = this.#instance.memory.buffer;
-    if (this.#shadowViews === null || this.#shadowViewsBuffer !== buffer) {
-      this.#shadowViews = this.#shadowOffsets.map((start, slot) => new Float32Array(buffer, start * 4, this.#lengths[slot]));
+    if (this.#shadowViewsBuffer !== buffer) {
+      this.#shadowViews = [];
       this.#shadowViewsBuffer = buffer;
     }
-    return this.#shadowViews;
+    this.#shadowViews[profile] ??= this.#shadowOffsets[profile].map((start, slot) => new Float32Array(buffer, start * 4, this.#lengths[slot]));
+    return this.#shadowViews[profile];
   }
 }
 

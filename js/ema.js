@@ -117,8 +117,10 @@ export async function prepareEma(optionValues, method) {
     }
     for (const { shape, name } of tracked) if (shape !== undefined) checkSavableShape(shape, name, method);
     const lengths = tracked.map((entry) => entry.length);
-    const needed = creationBytes(lengths, resident);
-    const what = resident ? 'the shadows, the resident parameters and their backup' : 'the shadows';
+    const profileCount = recipe.profiles?.length ?? 1;
+    const needed = creationBytes(lengths, resident, profileCount);
+    const shadowsWhat = profileCount > 1 ? `the shadows of ${profileCount} profiles` : 'the shadows';
+    const what = resident ? `${shadowsWhat}, the resident parameters and their backup` : shadowsWhat;
     checkFits(method, what, needed);
     // Size memory for one store() of the tracked arrays as well (what
     // withEma needs) when that fits, so evaluating never grows it.
@@ -128,7 +130,7 @@ export async function prepareEma(optionValues, method) {
     const zeroShadows = RECIPES[recipe.recipe].startsAtZero === true;
     const initial = tracked.map((entry) => entry.data);
     const arena = new EmaArena(module, {
-      schedule: recipe.schedule, lengths, modes, resident, initial, zeroShadows, expectedBytes, method, what, needed,
+      schedule: recipe.schedule, profiles: recipe.profiles, lengths, modes, resident, initial, zeroShadows, expectedBytes, method, what, needed,
     });
     return resident
       ? new ResidentEma(arena, build, tracked, keys, recipe, modes)
@@ -188,7 +190,9 @@ export async function loadEma(bytes, options = {}) {
   const ownKeys = Object.keys(RECIPES[state.recipe].options);
   const fromMetadata = Object.fromEntries(ownKeys.filter((key) => Object.hasOwn(state.options, key)).map((key) => [key, state.options[key]]));
   const recipeOptions = { ...fromMetadata, ...optionsOfFields(state.recipe, fields), ...given };
-  const params = state.shadows.map(({ key, dtype, data, shape }) => {
+  // Several profiles: the model's entries are profile 0's shadows (each
+  // profile has one per entry); every profile's is loaded below.
+  const params = state.shadows.filter(({ profile }) => profile === 0).map(({ key, dtype, data, shape }) => {
     const kind = state.kinds[key];
     const flags = flagsOf?.get(key);
     if (flagsOf !== undefined && flags === undefined) {
@@ -242,6 +246,13 @@ export async function loadEma(bytes, options = {}) {
   // The shadows as the file holds them (a debiased EMA starts from zero
   // otherwise), and the counter.
   const stateDict = new Map(params.map(({ name, data }) => [name, data]));
+  if (state.profileCount > 1) {
+    stateDict.clear();
+    for (const { key, profile, dtype, data } of state.shadows) stateDict.set(`profiles.${profile}.${key}`, elementsView(data, dtype));
+    for (const { key, perProfile } of RECIPE_SCALARS[state.recipe]) {
+      if (perProfile && state.scalars.has(key)) stateDict.set(key, Float64Array.from(state.scalars.get(key)));
+    }
+  }
   if (startCounter !== undefined) stateDict.set(counterSpec.key, startCounter);
   if (initted !== undefined) stateDict.set('initted', initted);
   ema.loadStateDict(stateDict, { strict: false });
@@ -273,7 +284,7 @@ async function loadLitEmaFile(bytes, prefix, simd, wasm, module, overrides = {})
 /** See Ema's static block: what the adapters may do inside their own scopes. */
 export let adapterAccess;
 
-const { arenaOf, enter, scopeOf, tracked, checkCounter, owner, recipeOf, readDivisor } = emaInternals;
+const { arenaOf, enter, scopeOf, tracked, checkCounter, owner, recipeOf, readDivisor, profileOf } = emaInternals;
 
 /** An EMA that takes the model's arrays on every call. */
 export class Ema extends BaseEma {
@@ -354,14 +365,18 @@ export class Ema extends BaseEma {
 
   // ---- swapping weights ----------------------------------------------------
 
-  /** LitEma.copy_to(model): writes every shadow into its trainable array. */
-  copyTo(params) {
+  /**
+   * LitEma.copy_to(model): writes every shadow into its trainable array;
+   * `options.profile` picks a profile (default 0).
+   */
+  copyTo(params, options = undefined) {
     Ema.#check(this, 'copyTo');
     const entries = resolveParams(params, 'copyTo');
+    const profile = profileOf(this, options, 'copyTo');
     const arena = enter(this, 'copyTo');
     const { arrays } = this.#matchTracked(entries, 'copyTo');
     checkFree('copyTo', () => targetsOf(arrays), 'write');
-    arena.copyShadowsInto(arrays, readDivisor(arena, 'copyTo'));
+    arena.copyShadowsInto(arrays, readDivisor(arena, 'copyTo'), profile);
   }
 
   /** LitEma.store(parameters): snapshots every array given, trainable or not. */
@@ -386,14 +401,16 @@ export class Ema extends BaseEma {
    * LitEma's ema_scope: store, copyTo, `await fn()`, then restore even if fn
    * throws. Returns what fn returns. While it runs, the arrays are held:
    * no EMA may store, restore, copy into or update from them.
+   * `options.profile` picks the profile swapped in (default 0).
    */
-  async withEma(params, fn) {
+  async withEma(params, fn, options = undefined) {
     Ema.#check(this, 'withEma');
     if (typeof fn !== 'function') {
       const hint = typeof params === 'function' ? ' (call withEma(params, fn))' : '';
       throw new TypeError(`ema-wasm: withEma: fn must be a function, got ${describe(fn)}${hint}`);
     }
     const entries = resolveParams(params, 'withEma');
+    const profile = profileOf(this, options, 'withEma');
     const arena = enter(this, 'withEma');
     const { arrays: trackedArrays } = this.#matchTracked(entries, 'withEma');
     const divisor = readDivisor(arena, 'withEma');
@@ -403,7 +420,7 @@ export class Ema extends BaseEma {
         this.#storeEntries(arena, entries, 'withEma');
         stored = this.#matchStored(entries, 'withEma');
       },
-      swapIn: () => arena.copyShadowsInto(trackedArrays, divisor),
+      swapIn: () => arena.copyShadowsInto(trackedArrays, divisor, profile),
       restore: () => this.#restoreInto(arena, stored, 'withEma'),
     }, fn);
   }

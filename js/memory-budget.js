@@ -32,10 +32,13 @@ export function regionBytes(lengths) {
   return bytes;
 }
 
-/** Bytes an EMA needs at creation: the core, staging, and the shadows (x3 when resident). */
-export function creationBytes(shadowLengths, resident) {
+/**
+ * Bytes an EMA needs at creation: the core, staging, and the shadows, once
+ * per profile (and twice more when resident: the parameters and their backup).
+ */
+export function creationBytes(shadowLengths, resident, profiles = 1) {
   const shadows = regionBytes(shadowLengths);
-  return CORE_RESERVED_BYTES + STAGING_BYTES + SEGMENT_TABLE_BYTES + 4 * BLOCK_SLACK_BYTES + shadows * (resident ? 3 : 1);
+  return CORE_RESERVED_BYTES + STAGING_BYTES + SEGMENT_TABLE_BYTES + 4 * BLOCK_SLACK_BYTES + shadows * (profiles + (resident ? 2 : 0));
 }
 
 /** Bytes of memory in use for an arena of `arenaBytes` (ema_byte_length): it plus the core's own. */

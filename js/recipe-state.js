@@ -9,7 +9,7 @@
 
 import { clip, describe } from './describe.js';
 import { readNamedValues } from './resolve.js';
-import { RECIPES, RULES } from './recipes.js';
+import { MAX_PROFILES, RECIPES, RULES } from './recipes.js';
 import { encodeSafetensors, parseSafetensors, tensorValues } from './safetensors.js';
 import { DTYPE_OF_KIND, elementsIn, elementsView, lengthOf, pinnedView, typedArrayKind, unusableReason, wordsFor, wordsView } from './typed-arrays.js';
 
@@ -49,11 +49,30 @@ export const RECIPE_SCALARS = Object.freeze({
     scalar('ema_overwrite_frequency', 'I64', 'overwrite_every', 'count'),
   ],
   debiased: [scalar('count', 'I32', 'counter', 'int32Count'), scalar('decay', 'F64', 'decay', 'unit'), scalar('debias', 'BOOL', 'debias', 'flag')],
+  // Several profiles: sigma_rel and gamma hold one value per profile.
   power: [
-    scalar('samples', 'I64', 'counter', 'count'), scalar('sigma_rel', 'F64', 'sigma_rel', 'sigmaRelOrZero'),
-    scalar('gamma', 'F64', 'power', 'nonNegative'), scalar('batch_size', 'I64', 'batch_size', 'countFromOne'),
+    scalar('samples', 'I64', 'counter', 'count'), { ...scalar('sigma_rel', 'F64', 'sigma_rel', 'sigmaRelOrZero'), perProfile: true },
+    { ...scalar('gamma', 'F64', 'power', 'nonNegative'), perProfile: true }, scalar('batch_size', 'I64', 'batch_size', 'countFromOne'),
   ],
 });
+
+/** Where profile k's shadows are in the state of several profiles: 'profiles.<k>.<name>'. */
+const PROFILE_KEY = /^profiles\.(0|[1-9][0-9]?)\.(.*)$/s;
+
+/**
+ * The key prefix of each profile a state holds: [''] for one profile (the
+ * one `profile` names, or an EMA's only one), else 'profiles.<k>.' for each.
+ */
+export function profileKeyPrefixes(arena, profile) {
+  if (profile !== undefined || arena.profileCount === 1) return [''];
+  return Array.from({ length: arena.profileCount }, (_, k) => `profiles.${k}.`);
+}
+
+/** A power EMA's options as one of its profiles alone has them. */
+export function profileOptions(options, schedule) {
+  const byGamma = schedule.sigma_rel === 0;
+  return { ...options, sigmaRel: byGamma ? null : schedule.sigma_rel, gamma: byGamma ? schedule.power : null };
+}
 
 /** The keys a recipe's scalars take: no parameter may be named so. */
 /**
@@ -94,11 +113,19 @@ function currentValue(arena, schedule, target) {
  * name (raw: a debiased EMA's uncorrected average, as optax keeps it), each a
  * fresh copy.
  */
-export function recipeStateDict(arena, recipe, names, dtypes) {
-  const schedule = arena.schedule;
+export function recipeStateDict(arena, recipe, names, dtypes, profile = undefined) {
+  const prefixes = profileKeyPrefixes(arena, profile);
+  const profiles = prefixes.length > 1 ? prefixes.map((_, k) => k) : [profile ?? 0];
+  const schedules = profiles.map((k) => arena.profileSchedule(k));
   const state = new Map();
-  for (const { key, dtype, target } of RECIPE_SCALARS[recipe]) state.set(key, scalarArray(dtype, currentValue(arena, schedule, target)));
-  names.forEach((name, slot) => state.set(name, elementsView(arena.shadow(slot), dtypes[slot])));
+  for (const { key, dtype, target, perProfile } of RECIPE_SCALARS[recipe]) {
+    state.set(key, perProfile && profiles.length > 1
+      ? Float64Array.from(schedules, (schedule) => schedule[target])
+      : scalarArray(dtype, currentValue(arena, schedules[0], target)));
+  }
+  profiles.forEach((k, index) => {
+    names.forEach((name, slot) => state.set(`${prefixes[index]}${name}`, elementsView(arena.shadow(slot, 1, k), dtypes[slot])));
+  });
   return state;
 }
 
@@ -121,8 +148,14 @@ function scalarValue(value, spec, method) {
         `ema-wasm: ${method}: state '${key}' must be ${rule.what} (a number or a ${SCALAR_KINDS[dtype].join(' or ')} of one), got ${describe(value)}`,
       );
     }
-    if (lengthOf(value) !== 1) {
-      throw new TypeError(`ema-wasm: ${method}: state '${key}' must hold one value, got ${describe(value)}`);
+    const length = lengthOf(value);
+    if (spec.perProfile && length > 1 && length <= MAX_PROFILES) {
+      // One value per profile: each read once and checked like a scalar.
+      return Array.from(value.slice(0, length), (element) => scalarValue(element, spec, method));
+    }
+    if (length !== 1) {
+      const many = spec.perProfile ? ` or one per profile (2 to ${MAX_PROFILES})` : '';
+      throw new TypeError(`ema-wasm: ${method}: state '${key}' must hold one value${many}, got ${describe(value)}`);
     }
     read = value[0];
     if (typeof read === 'bigint') read = Number(read);
@@ -164,10 +197,43 @@ export function recipeStateFromDict(state, recipe, method) {
     if (spec !== undefined) scalars.set(key, scalarValue(value, spec, method));
     else shadows.push(shadowValue(key, value, method));
   }
-  return { scalars, shadows };
+  return withProfiles({ scalars, shadows }, recipe, method);
 }
 
-/** What a checked state sets in the arena: { schedule fields, counter, initted }. */
+/**
+ * The checked form with `profileCount`, and each shadow's `profile`: a state
+ * of several profiles (its per-profile scalars list one value each) keeps
+ * profile k's shadows under 'profiles.<k>.<name>', read here into { key:
+ * name, profile: k }.
+ */
+function withProfiles(checked, recipe, method) {
+  const lists = RECIPE_SCALARS[recipe].filter(({ key, perProfile }) => perProfile && Array.isArray(checked.scalars.get(key)));
+  const profileCount = lists.length === 0 ? 1 : checked.scalars.get(lists[0].key).length;
+  for (const { key, perProfile } of RECIPE_SCALARS[recipe]) {
+    if (!perProfile || !checked.scalars.has(key)) continue;
+    const value = checked.scalars.get(key);
+    const count = Array.isArray(value) ? value.length : 1;
+    if (count !== profileCount) {
+      throw new Error(`ema-wasm: ${method}: state '${key}' holds ${count} profile${count === 1 ? '' : 's'}; '${lists[0].key}' holds ${profileCount}`);
+    }
+  }
+  if (profileCount === 1) return { ...checked, profileCount, shadows: checked.shadows.map((shadow) => ({ ...shadow, profile: 0 })) };
+  const shadows = checked.shadows.map((shadow) => {
+    const match = PROFILE_KEY.exec(shadow.key);
+    if (match === null || Number(match[1]) >= profileCount) {
+      throw new Error(
+        `ema-wasm: ${method}: the state holds ${profileCount} profiles, so each shadow is under 'profiles.<k>.' with k from 0 to ${profileCount - 1}; got '${clip(shadow.key)}'`,
+      );
+    }
+    return { ...shadow, key: match[2], profile: Number(match[1]) };
+  });
+  return { ...checked, profileCount, shadows };
+}
+
+/**
+ * What a checked state sets in the arena: { schedule fields, counter,
+ * initted }; a per-profile field of several profiles is a list.
+ */
 export function stateTargets(scalars, recipe) {
   const fields = {};
   let counter;
@@ -197,7 +263,9 @@ export function recipeStateToFile({ recipe, options, stateDict, shapes, kinds },
     if (name === '__metadata__') {
       throw new Error(`ema-wasm: ${method}: '${clip(key)}' would be saved as '__metadata__', which safetensors reserves; save with a prefix`);
     }
-    tensors.push({ name, dtype, shape: slot === undefined ? [] : slot.shape, data });
+    // A scalar is shape []; a per-profile one of several profiles, [profiles].
+    const scalarShape = data.length > 1 ? [data.length] : [];
+    tensors.push({ name, dtype, shape: slot === undefined ? scalarShape : slot.shape, data });
   }
   const format = metadata.find(([key]) => key === 'format') ?? ['format', 'pt'];
   const entries = [
@@ -211,14 +279,26 @@ function scalarDtype(recipe, key) {
   return RECIPE_SCALARS[recipe].find((spec) => spec.key === key).dtype;
 }
 
-/** A scalar tensor's value from a file: any integer or float dtype its library may have used. */
+/**
+ * A scalar tensor's value from a file: any integer or float dtype its
+ * library may have used; a per-profile scalar of several profiles is a list.
+ */
 function scalarFromFile(fileBytes, tensor, spec, method) {
   const elements = tensor.shape.reduce((product, d) => product * d, 1);
   const ArrayType = { F64: Float64Array, F32: Float32Array, I64: BigInt64Array, I32: Int32Array, BOOL: Uint8Array, U8: Uint8Array }[tensor.dtype];
-  if (ArrayType === undefined || elements !== 1) {
-    throw new Error(`ema-wasm: ${method}: '${clip(tensor.name)}' must be a scalar (one value), got ${tensor.dtype} of shape [${tensor.shape.join(', ')}]`);
+  const perProfile = spec.perProfile && tensor.shape.length === 1 && elements > 1 && elements <= MAX_PROFILES;
+  if (ArrayType === undefined || (elements !== 1 && !perProfile)) {
+    const many = spec.perProfile ? ` or one per profile (2 to ${MAX_PROFILES})` : '';
+    throw new Error(`ema-wasm: ${method}: '${clip(tensor.name)}' must be a scalar (one value)${many}, got ${tensor.dtype} of shape [${tensor.shape.join(', ')}]`);
   }
-  let value = tensorValues(fileBytes, tensor, ArrayType)[0];
+  if (perProfile) {
+    return Array.from(tensorValues(fileBytes, tensor, ArrayType), (value) => checkedScalar(value, tensor, spec, method));
+  }
+  return checkedScalar(tensorValues(fileBytes, tensor, ArrayType)[0], tensor, spec, method);
+}
+
+function checkedScalar(read, tensor, spec, method) {
+  let value = read;
   if (typeof value === 'bigint') value = Number(value);
   if (spec.dtype === 'BOOL' && (value === 0 || value === 1)) value = value === 1;
   if (spec.dtype !== 'BOOL' && typeof value === 'boolean') value = Number(value);
@@ -293,5 +373,9 @@ export async function recipeStateFromFile(bytes, prefix, recipe, method, module)
     }
   }
   // ours: save() wrote it (its metadata names the recipe); else a library's own file.
-  return { recipe: fileRecipe, ours: named !== undefined, options: readJson(OPTIONS_METADATA_KEY), kinds, scalars, shadows };
+  return withProfiles(
+    { recipe: fileRecipe, ours: named !== undefined, options: readJson(OPTIONS_METADATA_KEY), kinds, scalars, shadows },
+    fileRecipe,
+    method,
+  );
 }

@@ -18,6 +18,8 @@ export const NONFINITE = Object.freeze({ allow: 0, skip: 1, throw: 2 });
 
 // EMA_MAX_SIGMA_REL (include/ema.h): sqrt(1/12), the widest profile (gamma 0).
 const MAX_SIGMA_REL = Math.sqrt(1 / 12);
+/** The most profiles one EMA keeps (EMA_MAX_PROFILES in include/ema.h). */
+export const MAX_PROFILES = 16;
 
 /**
  * How a value is checked, and how a message names what it must be: one set
@@ -146,17 +148,24 @@ export const RECIPES = Object.freeze({
     title: "a power-function profile of EDM2's post-hoc EMA",
     options: {
       // One of the two (readRecipe checks); without either, sigmaRel 0.05.
-      sigmaRel: { default: null, rule: sigmaRel, field: 'sigma_rel' },
-      gamma: { default: null, rule: gammaOrNull, field: 'power' },
+      // A list of them keeps one profile per value (`profiles`).
+      sigmaRel: { default: null, rule: sigmaRel, field: 'sigma_rel', profiles: true },
+      gamma: { default: null, rule: gammaOrNull, field: 'power', profiles: true },
       batchSize: { default: 1, rule: countFromOne, field: 'batch_size' },
     },
     treat: (entry) => (entry.trainable && !entry.buffer ? 'average' : 'skip'),
     // The schedule keeps both: gamma derived in C when sigma_rel is given.
-    fromFields: (fields) => ({
-      sigmaRel: fields.sigma_rel === 0 ? null : fields.sigma_rel,
-      gamma: fields.sigma_rel === 0 ? fields.power : null,
-      batchSize: fields.batch_size,
-    }),
+    // Several profiles: lists, by sigmaRel unless one was given by gamma.
+    fromFields: (fields) => {
+      const widths = [fields.sigma_rel].flat();
+      const byGamma = widths.includes(0);
+      const list = (value) => (Array.isArray(fields.sigma_rel) ? value : value[0]);
+      return {
+        sigmaRel: byGamma ? null : list(widths),
+        gamma: byGamma ? list([fields.power].flat()) : null,
+        batchSize: fields.batch_size,
+      };
+    },
   },
   debiased: {
     title: 'a zero-initialised, bias-corrected EMA (optax ema(debias=True))',
@@ -198,8 +207,16 @@ export function readRecipe(values, nonFinite, method) {
   }
   const options = {};
   const schedule = { recipe: RECIPE_IDS[recipe] };
+  let profiles = null; // one entry of schedule fields per profile, when given a list
   for (const [key, spec] of Object.entries(specs)) {
     let value = values[key] === undefined ? spec.default : values[key];
+    if (spec.profiles === true && Array.isArray(value)) {
+      value = readProfileList(value, key, spec.rule, method);
+      options[key] = value;
+      schedule[spec.field] = value[0];
+      profiles = value.map((width) => (spec.field === 'power' ? { power: width, sigma_rel: 0 } : { sigma_rel: width }));
+      continue;
+    }
     // A list is read once, element by element, into a plain array of our own
     // (a getter or a Proxy must not answer the check and the copy differently).
     if (spec.rule === names && Array.isArray(value)) {
@@ -242,7 +259,29 @@ export function readRecipe(values, nonFinite, method) {
     );
   }
   schedule.nonfinite = NONFINITE[nonFinite];
-  return { recipe, options, schedule };
+  return { recipe, options, schedule, profiles };
+}
+
+/**
+ * A list of profile widths (sigmaRel or gamma values), read once element by
+ * element into a frozen array of our own: 1 to MAX_PROFILES numbers, each
+ * passing `rule` (and not null).
+ */
+function readProfileList(list, key, rule, method) {
+  const length = list.length;
+  if (!(length >= 1 && length <= MAX_PROFILES)) {
+    throw new RangeError(`ema-wasm: ${method}: options.${key} lists ${length} profiles; give 1 to ${MAX_PROFILES} (EMA_MAX_PROFILES)`);
+  }
+  const values = Array.from({ length }, (_, i) => list[i]);
+  values.forEach((value, i) => {
+    if (typeof value !== 'number') {
+      throw new TypeError(`ema-wasm: ${method}: options.${key}[${i}] must be a number, got ${describe(value)}`);
+    }
+    if (!rule.check(value)) {
+      throw new RangeError(`ema-wasm: ${method}: options.${key}[${i}] must be ${rule.what.replace(/^null or /, '')}, got ${value}`);
+    }
+  });
+  return Object.freeze(values);
 }
 
 /**

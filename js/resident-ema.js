@@ -8,7 +8,7 @@ import { wrongReceiver } from './describe.js';
 import { readUpdateOptions } from './recipes.js';
 import { checkFree, memoryTarget } from './scope.js';
 
-const { enter, scopeOf, slotFor, checkCounter, owner, recipeOf } = emaInternals;
+const { enter, scopeOf, slotFor, checkCounter, owner, recipeOf, profileOf } = emaInternals;
 
 export class ResidentEma extends BaseEma {
   // The brand of this kind (methods check it); the arena keeps what is stored.
@@ -66,10 +66,14 @@ export class ResidentEma extends BaseEma {
     return result;
   }
 
-  /** LitEma.copy_to(model): the shadows into the resident parameters. */
-  copyTo(params) {
-    ResidentEma.#check(this, 'copyTo', params);
-    this.#enter('copyTo', 'write').copyToResident('copyTo');
+  /**
+   * LitEma.copy_to(model): the shadows into the resident parameters.
+   * `copyTo({ profile })` picks a profile (default 0).
+   */
+  copyTo(options = undefined) {
+    ResidentEma.#check(this, 'copyTo', ResidentEma.#paramsIn(options));
+    const profile = profileOf(this, options, 'copyTo');
+    this.#enter('copyTo', 'write').copyToResident('copyTo', profile);
   }
 
   /** LitEma.store(parameters): snapshots the resident parameters. */
@@ -87,22 +91,36 @@ export class ResidentEma extends BaseEma {
   /**
    * LitEma's ema_scope over the resident parameters: store, copyTo,
    * `await fn()`, then restore even if fn throws. Until the restore lands, no
-   * EMA may touch this EMA's memory.
+   * EMA may touch this EMA's memory. `withEma(fn, { profile })` picks the
+   * profile swapped in (default 0).
    */
-  async withEma(fn, ...rest) {
+  async withEma(fn, options = undefined) {
     ResidentEma.#check(this, 'withEma');
-    if (typeof fn !== 'function' || rest[0] !== undefined) {
+    if (typeof fn !== 'function' || ResidentEma.#paramsIn(options) !== undefined) {
       throw new TypeError('ema-wasm: withEma: this EMA is resident: call withEma(fn), without params');
     }
+    const profile = profileOf(this, options, 'withEma');
     const arena = enter(this, 'withEma');
     return scopeOf(this).run('withEma', () => owner(this), [ResidentEma.#memoryOf(arena)], {
       store: () => arena.storeResident('withEma'),
-      swapIn: () => arena.copyToResident('withEma'),
+      swapIn: () => arena.copyToResident('withEma', profile),
       restore: () => this.#restore(arena, 'withEma'),
     }, fn);
   }
 
   // ---- internals -----------------------------------------------------------
+
+  /**
+   * A resident call's first argument as params (refused) or not: options
+   * are undefined or an object whose only key is `profile`; anything else is
+   * taken for params, which a resident EMA does not take.
+   */
+  static #paramsIn(argument) {
+    if (argument === undefined) return undefined;
+    const isOptions = argument !== null && typeof argument === 'object' && !Array.isArray(argument) &&
+      !(argument instanceof Map) && Object.keys(argument).every((key) => key === 'profile');
+    return isOptions ? undefined : argument;
+  }
 
   /**
    * A TypeError unless `ema` is a ResidentEma called with no params; an Error

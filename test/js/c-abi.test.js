@@ -308,6 +308,38 @@ for (const simd of BUILDS) {
       exports.ema_destroy(context);
     });
 
+    test('the one-profile calls are profile 0 of ema_create_profiles (ema_create_scheduled, ema_get_schedule, ema_copy_to_resident)', async () => {
+      const { exports, memory } = await moduleOf(simd);
+      const u32 = () => new Uint32Array(memory.buffer);
+      const f32 = () => new Float32Array(memory.buffer);
+      const scratch = exports.malloc(8 + 2 * 96 + 8) >>> 0; // context pointer, two schedules, a slot length
+      const schedules = scratch + 8;
+      const lengthPointer = scratch + 8 + 2 * 96;
+      u32()[lengthPointer >>> 2] = 3;
+      for (const index of [0, 1]) assert.equal(exports.ema_schedule_defaults(schedules + index * 96, 7), STATUS_CODES.OK); // power
+      const view = () => new DataView(memory.buffer);
+      view().setFloat64(schedules + 96 + 88, 0.1, true); // profile 1's sigma_rel
+      assert.equal(exports.ema_create_profiles(scratch, 2, schedules, 1, lengthPointer), STATUS_CODES.OK);
+      const profiles = u32()[scratch >>> 2];
+      assert.equal(exports.ema_profile_count(profiles), 2);
+      assert.equal(exports.ema_create_scheduled(scratch, schedules, 1, lengthPointer), STATUS_CODES.OK);
+      const single = u32()[scratch >>> 2];
+      assert.equal(exports.ema_profile_count(single), 1);
+      assert.equal(exports.ema_get_schedule(profiles, schedules + 96), STATUS_CODES.OK);
+      assert.equal(view().getFloat64(schedules + 96 + 88, true), 0.05, "ema_get_schedule gives profile 0's sigma_rel");
+      assert.equal(exports.ema_resident_enable(profiles), STATUS_CODES.OK);
+      f32().set([1, 2, 3], exports.ema_profile_shadow(profiles, 0, 0) >>> 2);
+      f32().set([4, 5, 6], exports.ema_profile_shadow(profiles, 1, 0) >>> 2);
+      assert.equal(exports.ema_shadow(profiles, 0), exports.ema_profile_shadow(profiles, 0, 0), "ema_shadow is profile 0's");
+      assert.equal(exports.ema_copy_to_resident(profiles), STATUS_CODES.OK);
+      const param = exports.ema_param(profiles, 0) >>> 2;
+      assert.deepEqual([...f32().slice(param, param + 3)], [1, 2, 3]);
+      assert.equal(exports.ema_copy_profile_to_resident(profiles, 1), STATUS_CODES.OK);
+      assert.deepEqual([...f32().slice(param, param + 3)], [4, 5, 6]);
+      exports.ema_destroy(profiles);
+      exports.ema_destroy(single);
+    });
+
     test('the module exports exactly src/wasm_exports.txt', async () => {
       const { module } = await moduleOf(simd);
       const exported = new Set(WebAssembly.Module.exports(module).map(({ name }) => name));
