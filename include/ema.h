@@ -403,6 +403,14 @@ int64_t ema_counter(const ema_ctx* ctx);
  * below, EMA_ERROR_COUNTER_OVERFLOW above. ema_set_num_updates() is this. */
 ema_status ema_set_counter(ema_ctx* ctx, int64_t counter);
 
+/* Steps that averaged or copied since creation (or ema_set_steps): the
+ * training step, which the power recipe's counter (samples) is not when a
+ * step brings more than one sample. It stops at EMA_MAX_COUNTER. INT64_MIN
+ * for NULL. ema_set_steps: 0 to EMA_MAX_COUNTER (EMA_ERROR_INVALID_COUNTER
+ * below, EMA_ERROR_COUNTER_OVERFLOW above). */
+int64_t ema_steps(const ema_ctx* ctx);
+ema_status ema_set_steps(ema_ctx* ctx, int64_t steps);
+
 /* ema-pytorch's `initted` flag: 0 until its first update, which copies the
  * model whatever the counter says. Other recipes ignore it. */
 int ema_initted(const ema_ctx* ctx);

@@ -10,6 +10,7 @@ import { EmaScope } from './scope.js';
 import { elementsIn, elementsView } from './typed-arrays.js';
 import { profileKeyPrefixes, profileOptions, recipeStateDict, recipeStateFromDict, recipeStateFromFile, recipeStateToFile, reservedKeys, stateTargets } from './recipe-state.js';
 import { DTYPE_WORDS, optionsFromSchedule } from './recipes.js';
+import { readSnapshotOptions, SNAPSHOT_METADATA_KEY, snapshotName, snapshotStateDict } from './snapshots.js';
 import { checkFileArguments, COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, readFileOptions, stateFromDict, stateFromFile, stateToFile } from './state.js';
 
 /** See BaseEma's static block: what the kinds of EMA reach of the base. */
@@ -75,6 +76,15 @@ export class BaseEma {
    */
   get counter() {
     return BaseEma.#arenaOf(this, 'counter').counter;
+  }
+
+  /**
+   * Updates that averaged or copied since creation (skipped ones do not
+   * count): the training step, which the power recipe's counter is not when
+   * a step brings several samples. The power recipe saves it.
+   */
+  get steps() {
+    return BaseEma.#arenaOf(this, 'steps').steps;
   }
 
   // ---- state ---------------------------------------------------------------
@@ -220,6 +230,45 @@ export class BaseEma {
       numUpdates: arena.numUpdates,
       shadows: this.#keys.map((key, slot) => ({ key, name: this.#names[slot], shape: this.#shapes[slot], data: views[slot] })),
     }, fileOptions, 'save'));
+  }
+
+  /**
+   * Snapshots for post-hoc EMA (reconstruct()): one per profile, each its
+   * weights now as a safetensors file (`options.dtype` 'float32', the
+   * default, or 'float16' at half the size) with the step, samples and
+   * profile in its metadata. Returns [{ name, profile, sigmaRel, gamma,
+   * step, samples, dtype, bytes }]; `name` is the file name
+   * writeSnapshots() gives it. A float32 snapshot is also a one-profile
+   * checkpoint loadEma() reads.
+   */
+  snapshot(options = undefined) {
+    BaseEma.#arenaOf(this, 'snapshot');
+    const { dtype } = readSnapshotOptions(options, 'snapshot');
+    const arena = BaseEma.#arenaOf(this, 'snapshot');
+    if (this.#recipe.recipe !== 'power') {
+      throw new Error(
+        `ema-wasm: snapshot: snapshots are of power-function profiles, for post-hoc EMA; this EMA follows recipe '${this.#recipe.recipe}' ` +
+          "(create it with recipe: 'power', e.g. sigmaRel: [0.05, 0.1])",
+      );
+    }
+    const step = arena.steps;
+    if (step === 0) throw new Error('ema-wasm: snapshot: no update yet; a snapshot holds the average after one or more steps');
+    const samples = arena.counter;
+    const shapes = new Map(this.#names.map((name, slot) => [name, { shape: this.#shapes[slot], dtype: dtype === 'F16' ? 'f16' : 'f32' }]));
+    const kinds = Object.fromEntries(this.#names.map((name, slot) => [name, this.#kinds[slot]]));
+    return Array.from({ length: arena.profileCount }, (_, profile) => {
+      const schedule = arena.profileSchedule(profile);
+      const info = {
+        step, samples, profile, sigmaRel: schedule.sigma_rel === 0 ? null : schedule.sigma_rel, gamma: schedule.power,
+        batchSize: schedule.batch_size, dtype,
+      };
+      const stateDict = snapshotStateDict(recipeStateDict(arena, 'power', this.#names, this.#dtypes, profile), this.#names, dtype);
+      const bytes = recipeStateToFile({
+        recipe: 'power', options: profileOptions(this.#recipe.options, schedule), stateDict, shapes, kinds,
+      }, { prefix: '', metadata: [[SNAPSHOT_METADATA_KEY, JSON.stringify(info)]] }, 'snapshot');
+      const { batchSize, ...described } = info;
+      return { name: snapshotName(step, profile), ...described, bytes };
+    });
   }
 
   /**
@@ -415,13 +464,14 @@ export class BaseEma {
         throw new Error(`ema-wasm: ${method}: missing keys ${quoteList(missing)} (pass strict: false to load a part)`);
       }
     }
-    const { fields, counter, initted } = stateTargets(scalars, recipe);
+    const { fields, counter, steps, initted } = stateTargets(scalars, recipe);
     // Everything is checked: nothing below can fail. Per-profile fields are
     // lists: profile 0's value goes with the shared fields, then each other's.
     const widthOf = (profile) => Object.fromEntries(Object.entries(fields).filter(([, value]) => Array.isArray(value)).map(([field, values]) => [field, values[profile]]));
     if (Object.keys(fields).length > 0) arena.setSchedule({ ...fields, ...widthOf(0) }, method);
     if (several) for (let profile = 1; profile < profileCount; profile++) arena.setProfileWidth(profile, widthOf(profile), method);
     if (counter !== undefined) arena.setCounter(counter, method);
+    if (steps !== undefined) arena.setSteps(steps, method);
     if (initted !== undefined) arena.setInitted(initted, method);
     arena.loadState({ decay: undefined, numUpdates: undefined, shadows }, method);
     this.#recipe = { ...this.#recipe, options: optionsFromSchedule(recipe, this.#recipe.options, BaseEma.#scheduleFields(arena)) };

@@ -317,6 +317,15 @@ export class EmaArena {
     this.#instance.check(this.#instance.exports.ema_set_counter(this.#context, BigInt(counter)), method);
   }
 
+  /** Steps that averaged or copied (ema_steps): the training step count. */
+  get steps() {
+    return Number(this.#instance.exports.ema_steps(this.#context));
+  }
+
+  setSteps(steps, method) {
+    this.#instance.check(this.#instance.exports.ema_set_steps(this.#context, BigInt(steps)), method);
+  }
+
   /** ema-pytorch's `initted`. */
   get initted() {
     return this.#instance.exports.ema_initted(this.#context) !== 0;
@@ -616,6 +625,97 @@ export class EmaArena {
 function divideInPlace(values, divisor) {
   for (let i = 0; i < values.length; i++) values[i] = values[i] / divisor;
   return values;
+}
+
+// ---- post-hoc EMA --------------------------------------------------------------
+
+/** Floats of all inputs of one weighted-sum chunk together: 32 MiB. */
+const POSTHOC_CHUNK_BUDGET_FLOATS = 8 * 1024 * 1024;
+
+/**
+ * The gamma of a profile of relative width `sigmaRel`, by the core's own
+ * solver (ema_gamma_of_sigma_rel), so that JS and C agree to the bit. The
+ * caller has checked sigmaRel's range.
+ */
+export function gammaOfSigmaRel(module, sigmaRel) {
+  const instance = instantiate(module);
+  const out = instance.malloc(8, 'reconstruct');
+  instance.check(instance.exports.ema_gamma_of_sigma_rel(sigmaRel, out), 'reconstruct');
+  return new DataView(instance.memory.buffer).getFloat64(out, true);
+}
+
+/**
+ * Post-hoc EMA in one instance of the core: the coefficients of K
+ * snapshots for a target profile (ema_posthoc_coefficients, float64), then
+ * their weighted sum chunk by chunk (ema_posthoc_weighted_sum).
+ */
+export class PosthocSolver {
+  #instance;
+  #count;
+  #chunk; // floats per input per chunk
+  #inputs; // K x chunk floats
+  #output; // chunk floats
+  #coefficients; // K doubles
+
+  constructor(module, count) {
+    this.#count = count;
+    this.#chunk = Math.max(1024, Math.floor(POSTHOC_CHUNK_BUDGET_FLOATS / count / 16) * 16);
+    const bytes = (count + 1) * this.#chunk * 4 + count * 8 * 3 + 64;
+    this.#instance = instantiate(module, bytes + 1024 * 1024);
+    this.#inputs = this.#instance.malloc(count * this.#chunk * 4, 'reconstruct');
+    this.#output = this.#instance.malloc(this.#chunk * 4, 'reconstruct');
+    this.#coefficients = this.#instance.malloc(count * 8, 'reconstruct');
+  }
+
+  /** Floats of each input one weightedSum call takes at most. */
+  get chunk() {
+    return this.#chunk;
+  }
+
+  /**
+   * Solves for the target (gamma, time) given each snapshot's: returns {
+   * coefficients: Float64Array, condition } (an Error naming the status when
+   * the core refuses, e.g. a target the snapshots cannot express), and keeps
+   * the coefficients for weightedSum.
+   */
+  solve(gammas, times, targetGamma, targetTime) {
+    const instance = this.#instance;
+    const exports = instance.exports;
+    const count = this.#count;
+    const arrays = instance.malloc(count * 16 + 8, 'reconstruct');
+    try {
+      const doubles = new Float64Array(instance.memory.buffer, arrays, 2 * count + 1);
+      doubles.set(gammas, 0);
+      doubles.set(times, count);
+      const status = exports.ema_posthoc_coefficients(
+        count, arrays, arrays + count * 8, targetGamma, targetTime, this.#coefficients, arrays + count * 16,
+      );
+      instance.check(status, 'reconstruct: solving for the coefficients');
+      const condition = new Float64Array(instance.memory.buffer, arrays + count * 16, 1)[0];
+      const coefficients = new Float64Array(instance.memory.buffer, this.#coefficients, count).slice();
+      return { coefficients, condition };
+    } finally {
+      instance.free(arrays);
+    }
+  }
+
+  /**
+   * out = sum over snapshots of coefficient x input, in float64 in snapshot
+   * order, rounded once: `fill(index, view)` writes snapshot `index`'s values
+   * into `view` (n floats, n <= chunk); the result goes into `out` (n floats).
+   */
+  weightedSum(n, fill, out) {
+    const instance = this.#instance;
+    const buffer = instance.memory.buffer;
+    for (let index = 0; index < this.#count; index++) {
+      fill(index, new Float32Array(buffer, this.#inputs + index * this.#chunk * 4, n));
+    }
+    instance.check(
+      instance.exports.ema_posthoc_weighted_sum(n, this.#count, this.#inputs, this.#chunk, this.#coefficients, this.#output),
+      'reconstruct: the weighted sum',
+    );
+    out.set(new Float32Array(buffer, this.#output, n));
+  }
 }
 
 // ---- the safetensors header parser ------------------------------------------

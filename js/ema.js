@@ -184,7 +184,7 @@ export async function loadEma(bytes, options = {}) {
     return loadLitEmaFile(bytes, prefix, simd, handOver, module, values);
   }
   const state = await recipeStateFromFile(bytes, prefix, values.recipe, 'loadEma', module);
-  const { fields, counter: fileCounter, initted } = stateTargets(state.scalars, state.recipe);
+  const { fields, counter: fileCounter, steps, initted } = stateTargets(state.scalars, state.recipe);
   const given = Object.fromEntries(ALL_RECIPE_OPTION_KEYS.filter((key) => values[key] !== undefined).map((key) => [key, values[key]]));
   // The file's metadata may only name the recipe's own options (it is outside input).
   const ownKeys = Object.keys(RECIPES[state.recipe].options);
@@ -255,6 +255,7 @@ export async function loadEma(bytes, options = {}) {
   }
   if (startCounter !== undefined) stateDict.set(counterSpec.key, startCounter);
   if (initted !== undefined) stateDict.set('initted', initted);
+  if (steps !== undefined) stateDict.set('steps', steps);
   ema.loadStateDict(stateDict, { strict: false });
   return ema;
 }

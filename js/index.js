@@ -7,3 +7,5 @@ export { ResidentEma } from './resident-ema.js';
 export { hasWasmSimd } from './loader.js';
 export { shadowKey } from './names.js';
 export { readMetadata } from './state.js';
+export { reconstruct } from './posthoc.js';
+export { readSnapshot, snapshotName } from './snapshots.js';

@@ -7,7 +7,8 @@ function unavailable(name) {
   return async function refuse() {
     throw new Error(
       `ema-wasm/node: ${name} reads and writes files with Node's fs, and this runtime is not Node. ` +
-        'Elsewhere, use ema.save() for the bytes of a file, and loadEma(bytes) or ema.loadState(bytes) to read one.',
+        'Elsewhere, use ema.save() for the bytes of a file, and loadEma(bytes) or ema.loadState(bytes) to read one; ' +
+          'ema.snapshot() gives snapshots as bytes, and reconstruct() takes them.',
     );
   };
 }
@@ -16,3 +17,5 @@ export const writeFileAtomic = unavailable('writeFileAtomic');
 export const saveEmaFile = unavailable('saveEmaFile');
 export const loadEmaFile = unavailable('loadEmaFile');
 export const loadEmaStateFile = unavailable('loadEmaStateFile');
+export const writeSnapshots = unavailable('writeSnapshots');
+export const readSnapshots = unavailable('readSnapshots');

@@ -22,7 +22,7 @@ const scalar = (key, dtype, target, rule) => ({ key, dtype, target, rule: RULES[
 /**
  * Each recipe's scalars, in file order: the key its library uses, the
  * safetensors dtype written, and where the value lives (a field of struct
- * ema_schedule, 'counter' or 'initted').
+ * ema_schedule, 'counter', 'steps' or 'initted').
  */
 export const RECIPE_SCALARS = Object.freeze({
   torch_ema: [scalar('decay', 'F64', 'decay', 'unit'), scalar('num_updates', 'I64', 'counter', 'counterOrNone')],
@@ -53,6 +53,7 @@ export const RECIPE_SCALARS = Object.freeze({
   power: [
     scalar('samples', 'I64', 'counter', 'count'), { ...scalar('sigma_rel', 'F64', 'sigma_rel', 'sigmaRelOrZero'), perProfile: true },
     { ...scalar('gamma', 'F64', 'power', 'nonNegative'), perProfile: true }, scalar('batch_size', 'I64', 'batch_size', 'countFromOne'),
+    scalar('steps', 'I64', 'steps', 'count'),
   ],
 });
 
@@ -90,7 +91,7 @@ export function reservedKeys(recipe) {
 
 /** Typed arrays of the scalars' dtypes. */
 const ARRAY_OF = Object.freeze({ F64: Float64Array, I64: BigInt64Array, I32: Int32Array, BOOL: Uint8Array });
-const SAFETENSORS_DTYPE = Object.freeze({ f32: 'F32', i32: 'I32', i64: 'I64' });
+const SAFETENSORS_DTYPE = Object.freeze({ f32: 'F32', i32: 'I32', i64: 'I64', f16: 'F16' }); // f16: snapshots only
 const DTYPE_OF_SAFETENSORS = Object.freeze({ F32: 'f32', I32: 'i32', I64: 'i64' });
 
 /** A scalar's value as its typed array of one element. */
@@ -103,6 +104,7 @@ function scalarArray(dtype, value) {
 /** The value of each scalar target, read from the arena. */
 function currentValue(arena, schedule, target) {
   if (target === 'counter') return arena.counter;
+  if (target === 'steps') return arena.steps;
   if (target === 'initted') return arena.initted;
   const value = schedule[target];
   return target === 'warmup' || target === 'debias' ? value !== 0 : value;
@@ -232,20 +234,22 @@ function withProfiles(checked, recipe, method) {
 
 /**
  * What a checked state sets in the arena: { schedule fields, counter,
- * initted }; a per-profile field of several profiles is a list.
+ * steps, initted }; a per-profile field of several profiles is a list.
  */
 export function stateTargets(scalars, recipe) {
   const fields = {};
   let counter;
+  let steps;
   let initted;
   for (const { key, target } of RECIPE_SCALARS[recipe]) {
     if (!scalars.has(key)) continue;
     const value = scalars.get(key);
     if (target === 'counter') counter = value;
+    else if (target === 'steps') steps = value;
     else if (target === 'initted') initted = value;
     else fields[target] = typeof value === 'boolean' ? Number(value) : value;
   }
-  return { fields, counter, initted };
+  return { fields, counter, steps, initted };
 }
 
 /**

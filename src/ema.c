@@ -36,8 +36,9 @@ struct ema_ctx {
     ema_schedule schedules[EMA_MAX_PROFILES];
     uint32_t profile_count;
     int64_t counter; /* the recipe's counter (LitEma's num_updates), shared by the profiles */
+    int64_t steps;   /* steps that averaged or copied: a training step count, whatever the counter counts */
     bool initted;    /* ema-pytorch's `initted`: an average has happened */
-    ema_step_info steps[EMA_MAX_PROFILES]; /* each profile's last step (the open one) */
+    ema_step_info profile_steps[EMA_MAX_PROFILES]; /* each profile's last step (the open one) */
     bool step_open;
 
     ema_region shadows; /* one copy of the slots' layout per profile */
@@ -305,6 +306,21 @@ ema_status ema_set_counter(ema_ctx* ctx, int64_t counter) {
     return EMA_OK;
 }
 
+int64_t ema_steps(const ema_ctx* ctx) {
+    return ctx != NULL ? ctx->steps : INT64_MIN;
+}
+
+ema_status ema_set_steps(ema_ctx* ctx, int64_t steps) {
+    if (ctx == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    if (steps < 0 || steps > EMA_MAX_COUNTER) {
+        return steps < 0 ? EMA_ERROR_INVALID_COUNTER : EMA_ERROR_COUNTER_OVERFLOW;
+    }
+    ctx->steps = steps;
+    return EMA_OK;
+}
+
 int ema_initted(const ema_ctx* ctx) {
     return ctx != NULL && ctx->initted;
 }
@@ -387,7 +403,7 @@ ema_status ema_profile_step(const ema_ctx* ctx, uint32_t profile, ema_step_info*
     if (profile >= ctx->profile_count) {
         return EMA_ERROR_INVALID_ARGUMENT;
     }
-    *out = ctx->steps[profile];
+    *out = ctx->profile_steps[profile];
     return EMA_OK;
 }
 
@@ -474,7 +490,7 @@ size_t ema_byte_length(const ema_ctx* ctx) {
  * with the step's weights. `param` may equal `shadow`. */
 static void average_profile(const ema_ctx* ctx, uint32_t profile, size_t n, const float* param,
                             float* shadow) {
-    const ema_step_info* step = &ctx->steps[profile];
+    const ema_step_info* step = &ctx->profile_steps[profile];
     switch ((ema_rounding)ctx->schedules[profile].rounding) {
         case EMA_ROUNDING_UNFUSED:
             ema_f32_vupdate_ukernel_best(n, param, shadow, step->weight);
@@ -524,7 +540,7 @@ static void apply_to_slot(const ema_ctx* ctx, uint32_t slot, uint32_t offset, si
         return;
     }
     float* shadow = region_array(&ctx->shadows, slot) + offset;
-    if (ctx->steps[0].action == EMA_ACTION_COPY || mode == EMA_SLOT_COPY) {
+    if (ctx->profile_steps[0].action == EMA_ACTION_COPY || mode == EMA_SLOT_COPY) {
         const size_t stride = ctx->shadows.byte_size / sizeof(float);
         for (uint32_t k = 0; k < ctx->profile_count; k++) {
             memmove(shadow + k * stride, param, n * sizeof(float));
@@ -588,10 +604,13 @@ static ema_status plan_next(const ema_ctx* ctx, int64_t step, ema_step_info* pla
  * *info, when not NULL, receives profile 0's. */
 static void commit_step(ema_ctx* ctx, const ema_step_info* planned, ema_step_info* info) {
     ctx->counter = planned[0].counter;
+    if (planned[0].action != EMA_ACTION_SKIP && ctx->steps < EMA_MAX_COUNTER) {
+        ctx->steps += 1;
+    }
     if (planned[0].action == EMA_ACTION_COPY) {
         ctx->initted = true;
     }
-    memcpy(ctx->steps, planned, ctx->profile_count * sizeof *planned);
+    memcpy(ctx->profile_steps, planned, ctx->profile_count * sizeof *planned);
     ctx->step_open = planned[0].action != EMA_ACTION_SKIP;
     if (info != NULL) {
         *info = planned[0];
@@ -828,7 +847,7 @@ ema_status ema_update_resident_at(ema_ctx* ctx, int64_t step, ema_step_info* inf
     }
     commit_step(ctx, planned, info);
     if (ctx->step_open) {
-        if (ctx->copy_slots == 0 && ctx->steps[0].action == EMA_ACTION_AVERAGE) {
+        if (ctx->copy_slots == 0 && ctx->profile_steps[0].action == EMA_ACTION_AVERAGE) {
             /* One kernel call over the whole region: padding is zero in both
              * (0 - w*(0-0) = 0, and likewise for every rounding). */
             average_into(ctx, ctx->shadows.byte_size / sizeof(float), ctx->params,
@@ -839,7 +858,7 @@ ema_status ema_update_resident_at(ema_ctx* ctx, int64_t step, ema_step_info* inf
                               ctx->params + ctx->shadows.offsets[i]);
             }
         }
-        if (ctx->steps[0].overwrite) {
+        if (ctx->profile_steps[0].overwrite) {
             /* Keras: the model's variables take their averages. */
             memcpy(ctx->params, ctx->shadows.base, ctx->shadows.byte_size);
         }

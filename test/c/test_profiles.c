@@ -142,6 +142,11 @@ static void test_direct(int64_t batch) {
             break;
         }
     }
+    CHECK(ema_steps(f.multi) == 24, "24 steps: %lld", (long long)ema_steps(f.multi));
+    CHECK_STATUS(ema_set_steps(f.multi, -1), EMA_ERROR_INVALID_COUNTER);
+    CHECK_STATUS(ema_set_steps(f.multi, EMA_MAX_COUNTER + 1), EMA_ERROR_COUNTER_OVERFLOW);
+    CHECK_STATUS(ema_set_steps(f.multi, 5), EMA_OK);
+    CHECK(ema_steps(f.multi) == 5, "steps set");
     fixture_close(&f);
 }
 
@@ -272,6 +277,7 @@ static void test_nonfinite(void) {
     CHECK(memcmp(before[0], ema_profile_shadow(ctx, 0, 0), sizeof before[0]) == 0, "profile 0 unchanged");
     CHECK(memcmp(before[1], ema_profile_shadow(ctx, 1, 0), sizeof before[1]) == 0, "profile 1 unchanged");
     CHECK(ema_counter(ctx) == 1, "counter unchanged: %lld", (long long)ema_counter(ctx));
+    CHECK(ema_steps(ctx) == 1, "steps unchanged: %lld", (long long)ema_steps(ctx));
     ema_destroy(ctx);
 }
 

@@ -1,0 +1,60 @@
+// IEEE 754 binary16 from and to float32, for snapshots saved at half size.
+// Node 20 has no Float16Array, so the conversion is done on the bits:
+// float32 -> float16 rounds to nearest, ties to even (as PyTorch's .half()
+// and numpy's astype(float16) do), with overflow to infinity, gradual
+// underflow to subnormals, and NaN kept NaN; float16 -> float32 is exact.
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** The binary16 bits of `value` rounded to nearest, ties to even. */
+export function float16Bits(value) {
+  f32[0] = value;
+  const bits = u32[0];
+  const sign = (bits >>> 16) & 0x8000;
+  const exponent = (bits >>> 23) & 0xff;
+  const mantissa = bits & 0x7fffff;
+  if (exponent === 0xff) return sign | 0x7c00 | (mantissa !== 0 ? 0x200 | (mantissa >>> 13) : 0); // inf, NaN (quiet)
+  const unbiased = exponent - 127;
+  if (unbiased > 15) return sign | 0x7c00; // past the largest finite half: infinity
+  if (unbiased >= -14) {
+    // Normal: 10 mantissa bits kept, 13 rounded away (ties to even). A carry
+    // out of the mantissa bumps the exponent, up to infinity: still right.
+    const half = ((unbiased + 15) << 10) | (mantissa >>> 13);
+    const rest = mantissa & 0x1fff;
+    const roundUp = rest > 0x1000 || (rest === 0x1000 && (half & 1) === 1);
+    return sign | (half + (roundUp ? 1 : 0));
+  }
+  if (unbiased < -25) return sign; // below half the smallest subnormal: zero (ties too: even is 0)
+  // Subnormal half: the 24-bit significand shifted right, rounded to nearest even.
+  const significand = mantissa | 0x800000;
+  const shift = -unbiased - 1; // 14..24: keeps (significand >> shift) as units of 2^-24
+  const kept = significand >>> shift;
+  const rest = significand & ((1 << shift) - 1);
+  const halfway = 1 << (shift - 1);
+  const roundUp = rest > halfway || (rest === halfway && (kept & 1) === 1);
+  return sign | (kept + (roundUp ? 1 : 0));
+}
+
+/** The float32 (exact) of binary16 bits. */
+export function float16Value(bits) {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >>> 10) & 0x1f;
+  const mantissa = bits & 0x3ff;
+  if (exponent === 0) return sign * mantissa * 2 ** -24;
+  if (exponent === 0x1f) return mantissa === 0 ? sign * Infinity : NaN;
+  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+}
+
+/** A Uint16Array of the binary16 bits of every float32 in `values`. */
+export function toFloat16(values) {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = float16Bits(values[i]);
+  return out;
+}
+
+/** Float32 values of binary16 bits (a Uint16Array), written into `out` from `at`. */
+export function fromFloat16(bits, out = new Float32Array(bits.length), at = 0) {
+  for (let i = 0; i < bits.length; i++) out[at + i] = float16Value(bits[i]);
+  return out;
+}

@@ -1,0 +1,161 @@
+// Post-hoc EMA (Karras et al. 2024, Section 3 and Appendix C.2): the EMA of
+// any relative width, at any time, reconstructed after training from
+// snapshots of a few power-function profiles. The coefficients come from a
+// float64 least-squares solve of the profiles' inner products in closed form
+// (src/posthoc.c); the weights are the snapshots' sum with them, in float64
+// in snapshot order, rounded once to float32, in Wasm.
+
+import { describe } from './describe.js';
+import { fromFloat16 } from './float16.js';
+import { gammaOfSigmaRel, PosthocSolver } from './boundary.js';
+import { loadModule } from './loader.js';
+import { readOptions } from './resolve.js';
+import { RULES } from './recipes.js';
+import { MAX_SNAPSHOTS, parseSnapshot } from './snapshots.js';
+import { windowOf } from './typed-arrays.js';
+import { adoptWasmSource } from './wasm-source.js';
+
+/**
+ * Beyond this condition number the float64 solve itself loses digits that
+ * matter (about cond x 2^-53 of relative error in the coefficients).
+ */
+export const CONDITION_WARNING = 1e12;
+/**
+ * Beyond this, the snapshots' own rounding (float32: 2^-24, float16: 2^-11
+ * of each weight) summed with the coefficients' magnitudes may reach this
+ * fraction of a weight's size.
+ */
+export const NOISE_WARNING = 1e-3;
+const UNIT_ROUNDOFF = Object.freeze({ F32: 2 ** -24, F16: 2 ** -11 });
+
+/**
+ * The weights of the power-function EMA of relative width `sigmaRel` (or
+ * exponent `gamma`) at time `at` (in samples, as the snapshots count them;
+ * default: the last snapshot's), reconstructed from `snapshots` (each a
+ * snapshot()'s or readSnapshots()'s object, or a snapshot file's bytes).
+ * Returns { weights: Map(name -> Float32Array), shapes: Map(name -> shape),
+ * coefficients: Float64Array (one per snapshot, in the order given, summing
+ * to 1), conditionNumber, amplification (the sum of the coefficients'
+ * magnitudes), sigmaRel, gamma, at, warning (a string, or null) }; the
+ * warning is also printed with console.warn unless options.warn is false.
+ */
+export async function reconstruct(snapshots, options = {}) {
+  const method = 'reconstruct';
+  const values = readOptions(options, ['sigmaRel', 'gamma', 'at', 'warn', 'simd', 'wasm'], method);
+  const { sigmaRel, gamma, at, warn = true, simd = 'auto' } = values;
+  const wasm = adoptWasmSource(values.wasm);
+  if ((sigmaRel === undefined) === (gamma === undefined)) {
+    throw new TypeError(`ema-wasm: ${method}: give options.sigmaRel (the EMA's relative width) or options.gamma, one of them`);
+  }
+  if (sigmaRel !== undefined && !(typeof sigmaRel === 'number' && RULES.sigmaRel.check(sigmaRel) && sigmaRel !== null)) {
+    const what = RULES.sigmaRel.what.replace(/^null or /, '');
+    throw typeof sigmaRel === 'number' ? new RangeError(`ema-wasm: ${method}: options.sigmaRel must be ${what}, got ${sigmaRel}`)
+      : new TypeError(`ema-wasm: ${method}: options.sigmaRel must be ${what}, got ${describe(sigmaRel)}`);
+  }
+  if (gamma !== undefined && !RULES.nonNegative.check(gamma)) {
+    throw typeof gamma === 'number' ? new RangeError(`ema-wasm: ${method}: options.gamma must be ${RULES.nonNegative.what}, got ${gamma}`)
+      : new TypeError(`ema-wasm: ${method}: options.gamma must be ${RULES.nonNegative.what}, got ${describe(gamma)}`);
+  }
+  if (at !== undefined && !(typeof at === 'number' && at > 0 && Number.isFinite(at))) {
+    throw typeof at === 'number' ? new RangeError(`ema-wasm: ${method}: options.at must be a time above 0 (in samples), got ${at}`)
+      : new TypeError(`ema-wasm: ${method}: options.at must be a number (a time in samples), got ${describe(at)}`);
+  }
+  if (typeof warn !== 'boolean') throw new TypeError(`ema-wasm: ${method}: options.warn must be a boolean, got ${describe(warn)}`);
+  if (!Array.isArray(snapshots)) {
+    throw new TypeError(`ema-wasm: ${method}: snapshots must be an array of snapshots (from snapshot() or readSnapshots()), got ${describe(snapshots)}`);
+  }
+  const given = Array.from(snapshots); // read once
+  if (given.length === 0 || given.length > MAX_SNAPSHOTS) {
+    throw new RangeError(`ema-wasm: ${method}: snapshots must hold 1 to ${MAX_SNAPSHOTS} snapshots, got ${given.length}`);
+  }
+  const { module } = await loadModule(simd, wasm, method);
+  const parsed = [];
+  for (let i = 0; i < given.length; i++) parsed.push(await parseSnapshot(given[i], method, module, `snapshots[${i}]`));
+  const layout = checkSameWeights(parsed, method);
+
+  const targetGamma = gamma ?? gammaOfSigmaRel(module, sigmaRel);
+  const targetTime = at ?? Math.max(...parsed.map((snapshot) => snapshot.samples));
+  const solver = new PosthocSolver(module, parsed.length);
+  const { coefficients, condition } = solver.solve(
+    parsed.map((snapshot) => snapshot.gamma), parsed.map((snapshot) => snapshot.samples), targetGamma, targetTime,
+  );
+
+  const weights = new Map();
+  for (const { name, elements } of layout) {
+    const out = new Float32Array(elements);
+    for (let start = 0; start < elements; start += solver.chunk) {
+      const n = Math.min(solver.chunk, elements - start);
+      solver.weightedSum(n, (index, view) => readElements(parsed[index], name, start, n, view), out.subarray(start, start + n));
+    }
+    weights.set(name, out);
+  }
+
+  let amplification = 0;
+  for (const c of coefficients) amplification += Math.abs(c);
+  const roundoff = Math.max(...parsed.map((snapshot) => UNIT_ROUNDOFF[snapshot.dtype]));
+  const warning = warningFor(condition, amplification, roundoff);
+  if (warning !== null && warn) console.warn(`ema-wasm: ${method}: ${warning}`);
+  return {
+    weights,
+    shapes: new Map(layout.map(({ name, shape }) => [name, shape.slice()])),
+    coefficients,
+    conditionNumber: condition,
+    amplification,
+    sigmaRel: sigmaRel ?? null,
+    gamma: targetGamma,
+    at: targetTime,
+    warning,
+  };
+}
+
+function warningFor(condition, amplification, roundoff) {
+  if (condition > CONDITION_WARNING) {
+    return `the system is ill-conditioned (condition number ${condition.toPrecision(3)}): the coefficients are not reliable; ` +
+      'use fewer, more distinct snapshots (duplicate or very close times and widths make it so)';
+  }
+  if (amplification * roundoff > NOISE_WARNING) {
+    return `the coefficients' magnitudes sum to ${amplification.toPrecision(3)} (condition number ${condition.toPrecision(3)}): ` +
+      `the snapshots' rounding may reach ${(amplification * roundoff).toPrecision(2)} of each weight; ` +
+      'a target much narrower or wider than the tracked profiles, or outside the snapshots\' times, amplifies it (float16 snapshots more)';
+  }
+  return null;
+}
+
+/**
+ * Every snapshot has the same weights (names, shapes) as the first: [{ name,
+ * shape, elements }]. Gives each its `byName` map.
+ */
+function checkSameWeights(parsed, method) {
+  const first = parsed[0].tensors;
+  const layout = first.map(({ name, shape }) => ({ name, shape, elements: shape.reduce((product, d) => product * d, 1) }));
+  parsed.forEach((snapshot, index) => {
+    const byName = new Map(snapshot.tensors.map((tensor) => [tensor.name, tensor]));
+    snapshot.byName = byName;
+    const missing = layout.find(({ name }) => !byName.has(name));
+    const extra = snapshot.tensors.length !== layout.length;
+    if (missing !== undefined || extra) {
+      throw new Error(
+        `ema-wasm: ${method}: snapshots[${index}] holds other weights than snapshots[0]` +
+          (missing !== undefined ? ` (it has no '${missing.name}')` : ` (${snapshot.tensors.length} weights against ${layout.length})`) +
+          '; snapshots of one reconstruction must come from one model',
+      );
+    }
+    for (const { name, shape } of layout) {
+      const other = byName.get(name).shape;
+      if (other.join() !== shape.join()) {
+        throw new Error(`ema-wasm: ${method}: '${name}' has shape [${other.join(', ')}] in snapshots[${index}] and [${shape.join(', ')}] in snapshots[0]`);
+      }
+    }
+  });
+  return layout;
+}
+
+/** Writes elements [start, start + n) of weight `name` of a snapshot, as float32, into `view`. */
+function readElements(snapshot, name, start, n, view) {
+  const tensor = snapshot.byName.get(name);
+  const width = snapshot.dtype === 'F16' ? 2 : 4;
+  const bytes = new Uint8Array(n * width);
+  bytes.set(windowOf(snapshot.bytes, tensor.offset + start * width, n * width, Uint8Array));
+  if (width === 4) view.set(new Float32Array(bytes.buffer));
+  else fromFloat16(new Uint16Array(bytes.buffer), view);
+}

@@ -1,0 +1,115 @@
+// Snapshots of power-function EMA profiles, for post-hoc EMA (Karras et al.
+// 2024): each is one profile's weights at one step as a safetensors file,
+// float32 or float16, with what reconstruction needs in its metadata. A
+// float32 snapshot is also a one-profile checkpoint that loadEma reads.
+
+import { clip, describe } from './describe.js';
+import { toFloat16 } from './float16.js';
+import { loadModule } from './loader.js';
+import { readOptions } from './resolve.js';
+import { MAX_PROFILES, RULES } from './recipes.js';
+import { RECIPE_METADATA_KEY } from './recipe-state.js';
+import { parseSafetensors } from './safetensors.js';
+import { adoptWasmSource } from './wasm-source.js';
+
+/** The metadata entry of a snapshot: JSON of { step, samples, profile, sigmaRel, gamma, batchSize, dtype }. */
+export const SNAPSHOT_METADATA_KEY = 'ema_wasm.snapshot';
+
+/** Element types a snapshot may be saved in, by option value. */
+export const SNAPSHOT_DTYPES = Object.freeze({ float32: 'F32', float16: 'F16' });
+
+/** The most snapshots one reconstruction takes (EMA_MAX_POSTHOC_SNAPSHOTS). */
+export const MAX_SNAPSHOTS = 1024;
+
+/**
+ * A snapshot's file name: the step (zero-padded, so names sort by time) and
+ * the profile. The same step and profile always give the same name.
+ */
+export function snapshotName(step, profile) {
+  return `ema-snapshot-${String(step).padStart(10, '0')}-profile-${profile}.safetensors`;
+}
+
+const SNAPSHOT_NAME = /^ema-snapshot-(\d{10,})-profile-(\d{1,2})\.safetensors$/;
+
+/** Whether `name` is a snapshot's file name (see snapshotName). */
+export function isSnapshotName(name) {
+  return SNAPSHOT_NAME.test(name);
+}
+
+/** snapshot()'s options: { dtype: 'F32' | 'F16' }. */
+export function readSnapshotOptions(options, method) {
+  const { dtype = 'float32' } = options === undefined ? {} : readOptions(options, ['dtype'], method);
+  if (!Object.hasOwn(SNAPSHOT_DTYPES, dtype)) {
+    throw new TypeError(`ema-wasm: ${method}: options.dtype must be 'float32' or 'float16', got ${describe(dtype)}`);
+  }
+  return { dtype: SNAPSHOT_DTYPES[dtype] };
+}
+
+/**
+ * A one-profile state dict in a snapshot's element type: float16 shadows as
+ * their bits (Uint16Array), everything else as it is.
+ */
+export function snapshotStateDict(stateDict, names, dtype) {
+  if (dtype === 'F32') return stateDict;
+  const shadowNames = new Set(names);
+  return new Map([...stateDict].map(([key, value]) => [key, shadowNames.has(key) ? toFloat16(value) : value]));
+}
+
+const integerFrom = (min) => ({ what: `an integer, ${min} or more`, check: (v) => Number.isSafeInteger(v) && v >= min });
+/** What each field of a snapshot's metadata must be. */
+const SNAPSHOT_FIELDS = Object.freeze({
+  step: integerFrom(1),
+  samples: integerFrom(1),
+  profile: { what: `an integer from 0 to ${MAX_PROFILES - 1}`, check: (v) => Number.isInteger(v) && v >= 0 && v < MAX_PROFILES },
+  sigmaRel: { what: `null or ${RULES.sigmaRel.what.replace(/^null or /, '')}`, check: (v) => RULES.sigmaRel.check(v) },
+  gamma: { what: RULES.nonNegative.what, check: RULES.nonNegative.check },
+  batchSize: integerFrom(1),
+  dtype: { what: "'F32' or 'F16'", check: (v) => v === 'F32' || v === 'F16' },
+});
+
+/**
+ * Reads a snapshot (its bytes, a Uint8Array, or a snapshot object with
+ * `bytes`) and checks it: a safetensors file of the
+ * power recipe whose metadata says what the snapshot is, and whose weights
+ * are all of its dtype. Returns { step, samples, profile, sigmaRel, gamma,
+ * batchSize, dtype, tensors: [{ name, shape, offset, byteLength }], bytes }.
+ */
+export async function readSnapshot(snapshot, options = {}) {
+  const { simd = 'auto', wasm: given } = readOptions(options, ['simd', 'wasm'], 'readSnapshot');
+  const { module } = await loadModule(simd, adoptWasmSource(given), 'readSnapshot');
+  return parseSnapshot(snapshot, 'readSnapshot', module);
+}
+
+/** readSnapshot with a compiled module; `label` names the snapshot in messages. */
+export async function parseSnapshot(snapshot, method, module, label = 'the snapshot') {
+  // A snapshot object (from snapshot() or readSnapshots()) carries its bytes.
+  const isObject = snapshot !== null && typeof snapshot === 'object' && !ArrayBuffer.isView(snapshot);
+  const bytes = isObject && Object.hasOwn(snapshot, 'bytes') ? snapshot.bytes : snapshot;
+  const parsed = await parseSafetensors(bytes, `${method}: ${label}`, module);
+  const { tensors, metadata } = parsed;
+  const fail = (what) => new Error(`ema-wasm: ${method}: ${label} is not a snapshot of ema-wasm's power recipe: ${what}`);
+  if (metadata.get(RECIPE_METADATA_KEY) !== 'power') {
+    throw fail(`its metadata '${RECIPE_METADATA_KEY}' is ${metadata.has(RECIPE_METADATA_KEY) ? `'${clip(metadata.get(RECIPE_METADATA_KEY))}'` : 'missing'}`);
+  }
+  if (!metadata.has(SNAPSHOT_METADATA_KEY)) throw fail(`it has no metadata '${SNAPSHOT_METADATA_KEY}' (save() writes checkpoints; snapshot() writes snapshots)`);
+  let fields;
+  try {
+    fields = JSON.parse(metadata.get(SNAPSHOT_METADATA_KEY));
+  } catch {
+    fields = null;
+  }
+  if (fields === null || typeof fields !== 'object' || Array.isArray(fields)) throw fail(`metadata '${SNAPSHOT_METADATA_KEY}' must be a JSON object`);
+  const info = {};
+  for (const [field, rule] of Object.entries(SNAPSHOT_FIELDS)) {
+    if (!rule.check(fields[field])) throw fail(`metadata field '${field}' must be ${rule.what}, got ${describe(fields[field])}`);
+    info[field] = fields[field];
+  }
+  if (info.samples < info.step) throw fail(`it has ${info.samples} samples after ${info.step} steps; each step brings one or more`);
+  const scalars = new Set(['samples', 'sigma_rel', 'gamma', 'batch_size', 'steps']);
+  const weights = tensors.filter(({ name }) => !scalars.has(name));
+  for (const tensor of weights) {
+    if (tensor.dtype !== info.dtype) throw fail(`weight '${clip(tensor.name)}' is ${tensor.dtype}, not ${info.dtype} as its metadata says`);
+    if (!tensor.exactShape) throw new RangeError(`ema-wasm: ${method}: ${label}: '${clip(tensor.name)}' has a dimension past 2^53 - 1`);
+  }
+  return { ...info, tensors: weights.map(({ name, shape, offset, byteLength }) => ({ name, shape, offset, byteLength })), bytes: parsed.bytes };
+}
