@@ -434,6 +434,10 @@ export class Ema extends BaseEma {
    */
   static {
     adapterAccess = Object.freeze({
+      profileOf: (ema, options, method) => {
+        Ema.#check(ema, method);
+        return profileOf(ema, options, method);
+      },
       scopeOf: (ema) => {
         Ema.#check(ema, 'withEma');
         return scopeOf(ema);

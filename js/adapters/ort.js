@@ -55,9 +55,9 @@ export class OrtEma extends WeightSourceEma {
     return this.#size;
   }
 
-  /** A copy of the whole EMA vector, in getContiguousParameters order. */
-  shadow() {
-    return super.shadow(SLOT);
+  /** A copy of the whole EMA vector, in getContiguousParameters order; `options.profile` picks a profile. */
+  shadow(options) {
+    return super.shadow(SLOT, options);
   }
 
   // The session's calls return promises: so do these, refusals included.
@@ -70,8 +70,8 @@ export class OrtEma extends WeightSourceEma {
     return super.update(options);
   }
 
-  async copyTo() {
-    return super.copyTo();
+  async copyTo(options) {
+    return super.copyTo(options);
   }
 
   async store() {

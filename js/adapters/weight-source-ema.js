@@ -118,14 +118,29 @@ export class WeightSourceEma {
     return WeightSourceEma.#live(this, 'simd').simd;
   }
 
-  /** A copy of the EMA weights of one weight, by name. */
-  shadow(name) {
-    return WeightSourceEma.#live(this, 'shadow').shadow(name);
+  /** The power recipe's profiles (see Ema.profiles); null for other recipes. */
+  get profiles() {
+    return WeightSourceEma.#live(this, 'profiles').profiles;
+  }
+
+  /** Updates that averaged or copied (see Ema.steps). */
+  get steps() {
+    return WeightSourceEma.#live(this, 'steps').steps;
+  }
+
+  /** A copy of the EMA weights of one weight, by name; `options.profile` picks a profile. */
+  shadow(name, options) {
+    return WeightSourceEma.#live(this, 'shadow').shadow(name, options);
   }
 
   /** LitEma's state_dict (see Ema.stateDict); every value is a copy. */
-  stateDict() {
-    return WeightSourceEma.#live(this, 'stateDict').stateDict();
+  stateDict(options) {
+    return WeightSourceEma.#live(this, 'stateDict').stateDict(options);
+  }
+
+  /** Snapshots of every profile for post-hoc EMA (see Ema.snapshot). */
+  snapshot(options) {
+    return WeightSourceEma.#live(this, 'snapshot').snapshot(options);
   }
 
   /** LitEma.reset_num_updates(): the counter goes to 0, turning warmup on. */
@@ -173,9 +188,10 @@ export class WeightSourceEma {
     );
   }
 
-  /** LitEma.copy_to: writes the EMA weights into the weights. */
-  copyTo() {
-    return WeightSourceEma.#holding(this, 'copyTo', 'write', (source) => this.#writeShadows(source, 'copyTo'));
+  /** LitEma.copy_to: writes the EMA weights into the weights; `options.profile` picks a profile. */
+  copyTo(options = undefined) {
+    const profile = adapterAccess.profileOf(WeightSourceEma.#live(this, 'copyTo'), options, 'copyTo');
+    return WeightSourceEma.#holding(this, 'copyTo', 'write', (source) => this.#writeShadows(source, 'copyTo', profile));
   }
 
   /** LitEma.store: snapshots the weights' current values, replacing an earlier snapshot. */
@@ -195,17 +211,18 @@ export class WeightSourceEma {
    * LitEma's ema_scope: store, copyTo, `await fn()`, then restore even if fn
    * (or copyTo) throws. Returns what fn returns. The weights stay held until
    * the training weights are back, so no call of any EMA of them can land in
-   * between.
+   * between. `options.profile` picks the profile swapped in.
    */
-  async withEma(fn) {
+  async withEma(fn, options = undefined) {
     WeightSourceEma.#live(this, 'withEma');
     if (typeof fn !== 'function') {
       throw new TypeError(`ema-wasm: withEma: fn must be a function, got ${describe(fn)}`);
     }
+    const profile = adapterAccess.profileOf(WeightSourceEma.#live(this, 'withEma'), options, 'withEma');
     const source = this.#source;
     return this.#scope.run('withEma', source.owner, source.targets, {
       store: () => this.#storeFrom(source, 'withEma'),
-      swapIn: () => this.#writeShadows(source, 'withEma'),
+      swapIn: () => this.#writeShadows(source, 'withEma', profile),
       restore: () => this.#writeStored(source, 'withEma'),
     }, fn);
   }
@@ -247,10 +264,10 @@ export class WeightSourceEma {
    * asks for it; a weight the recipe does not keep (a buffer LitEma leaves
    * alone) gets undefined, and the source leaves it as it is.
    */
-  #writeShadows(source, method) {
+  #writeShadows(source, method, profile = 0) {
     const ema = WeightSourceEma.#live(this, method);
     const kept = new Set(ema.names);
-    return source.write((name) => (kept.has(name) ? WeightSourceEma.#live(this, method).shadow(name) : undefined), method);
+    return source.write((name) => (kept.has(name) ? WeightSourceEma.#live(this, method).shadow(name, { profile }) : undefined), method);
   }
 
   #writeStored(source, method) {
