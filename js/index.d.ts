@@ -98,10 +98,14 @@ export interface EmaOptions {
   emaOverwriteFrequency?: number | null;
   /** debiased: the bias correction. Default true. */
   debias?: boolean;
-  /** power: the profile's relative width, in (0, sqrt(1/12)]; sets gamma. Default 0.05 when gamma is not given. */
-  sigmaRel?: number | null;
-  /** power: the profile's exponent (0 or more), instead of sigmaRel. */
-  gamma?: number | null;
+  /**
+   * power: the profile's relative width, in (0, sqrt(1/12)]; sets gamma.
+   * Default 0.05 when gamma is not given. A list (1 to 16 widths) keeps one
+   * profile per width in one EMA, all updated in one pass (post-hoc EMA).
+   */
+  sigmaRel?: number | readonly number[] | null;
+  /** power: the profile's exponent (0 or more), instead of sigmaRel; a list for several profiles. */
+  gamma?: number | readonly number[] | null;
   /** power: samples per step when update() gives none. Default 1. */
   batchSize?: number;
   /** `'auto'` (default) picks the SIMD128 build when the runtime supports it; true/false force one. */
@@ -154,7 +158,92 @@ export interface UpdateResult {
   readonly overwrote: boolean;
   /** The step was skipped because a parameter held NaN or an infinity (`nonFinite: 'skip'`). */
   readonly nonFinite: boolean;
+  /** Several power profiles: each one's decay and weight (`decay` and `weight` above are profile 0's). */
+  readonly profiles?: readonly { readonly decay: number; readonly weight: number }[];
 }
+
+/** Which profile of a power EMA of several a call reads (default 0, the first listed). */
+export interface ProfileOptions {
+  profile?: number;
+}
+
+/** One power-function profile of an EMA. */
+export interface Profile {
+  /** The relative width given, or null when the profile was given by gamma. */
+  readonly sigmaRel: number | null;
+  /** The profile's exponent (derived from sigmaRel when that was given). */
+  readonly gamma: number;
+}
+
+/** One profile's weights at one step, as a safetensors file (ema.snapshot()). */
+export interface Snapshot {
+  /** The file name writeSnapshots() gives it: step and profile, e.g. 'ema-snapshot-0000001000-profile-0.safetensors'. */
+  readonly name: string;
+  readonly profile: number;
+  readonly sigmaRel: number | null;
+  readonly gamma: number;
+  /** Updates so far (ema.steps). */
+  readonly step: number;
+  /** Samples so far (the power recipe's counter): the time reconstruct() works in. */
+  readonly samples: number;
+  /** 'F32' or 'F16'. */
+  readonly dtype: 'F32' | 'F16';
+  /** The safetensors file. */
+  readonly bytes: Uint8Array;
+}
+
+/** A snapshot as readSnapshot() and readSnapshots() read it back, checked. */
+export interface ReadSnapshot extends Omit<Snapshot, 'name'> {
+  readonly name?: string;
+  readonly batchSize: number;
+  readonly tensors: readonly { readonly name: string; readonly shape: readonly number[]; readonly offset: number; readonly byteLength: number }[];
+}
+
+export interface SnapshotOptions {
+  /** 'float32' (default) or 'float16' (half the size; rounding of 2^-11 of each weight). */
+  dtype?: 'float32' | 'float16';
+}
+
+export interface ReconstructOptions {
+  /** The relative width of the EMA to reconstruct, in (0, sqrt(1/12)]; or give `gamma`. */
+  sigmaRel?: number;
+  /** The exponent of the EMA to reconstruct, instead of sigmaRel. */
+  gamma?: number;
+  /** The time to reconstruct it at, in samples (default: the last snapshot's). */
+  at?: number;
+  /** Print the warning (if any) with console.warn. Default true. */
+  warn?: boolean;
+  simd?: 'auto' | boolean;
+  wasm?: WasmSource;
+}
+
+/** What reconstruct() found. */
+export interface Reconstruction {
+  /** The reconstructed EMA weights, by name (fresh arrays). */
+  readonly weights: Map<string, Float32Array>;
+  readonly shapes: Map<string, number[]>;
+  /** One coefficient per snapshot, in the order given; they sum to 1. */
+  readonly coefficients: Float64Array;
+  /** The ratio of the largest to the smallest kept singular value of the snapshots' Gram matrix. */
+  readonly conditionNumber: number;
+  /** The sum of the coefficients' magnitudes: how much the snapshots' own rounding is amplified. */
+  readonly amplification: number;
+  readonly sigmaRel: number | null;
+  readonly gamma: number;
+  readonly at: number;
+  /** Why the result may be unreliable, or null. */
+  readonly warning: string | null;
+}
+
+/**
+ * Post-hoc EMA (Karras et al. 2024): the weights of the power-function EMA of
+ * any width at any time, from snapshots of a few profiles.
+ */
+export declare function reconstruct(snapshots: readonly (Snapshot | ReadSnapshot | Uint8Array)[], options: ReconstructOptions): Promise<Reconstruction>;
+/** Reads and checks one snapshot's bytes. */
+export declare function readSnapshot(snapshot: Uint8Array | Snapshot, options?: { simd?: 'auto' | boolean; wasm?: WasmSource }): Promise<ReadSnapshot>;
+/** The file name of a snapshot of `step` and `profile`. */
+export declare function snapshotName(step: number, profile: number): string;
 
 /**
  * An EMA's state: LitEma's `decay`, `num_updates`, then each shadow under its
@@ -189,6 +278,10 @@ export declare abstract class BaseEma {
   readonly byteLength: number;
   /** True for a ResidentEma (created with `resident: true`). */
   readonly resident: boolean;
+  /** The power recipe's profiles, one per width given; null for other recipes. */
+  readonly profiles: Profile[] | null;
+  /** Updates that averaged or copied (the training step); the power recipe saves it. */
+  readonly steps: number;
 
   /** Sets the update counter to 0, turning warmup on (LitEma.reset_num_updates). */
   resetNumUpdates(): void;
@@ -196,11 +289,17 @@ export declare abstract class BaseEma {
    * A copy of one shadow (debiased: bias-corrected). An integer buffer's
    * comes back in its own type: name it, `ema.shadow<BigInt64Array>(name)`.
    */
-  shadow<T extends Float32Array | Int32Array | BigInt64Array = Float32Array>(name: string): T;
+  shadow<T extends Float32Array | Int32Array | BigInt64Array = Float32Array>(name: string, options?: ProfileOptions): T;
   /** The shape given for a tracked parameter (a copy). */
   shape(name: string): number[];
-  /** LitEma's state_dict; every value is a copy. */
-  stateDict(): StateDict;
+  /**
+   * LitEma's state_dict; every value is a copy. Several power profiles:
+   * every profile's (sigma_rel and gamma lists, shadows under
+   * 'profiles.<k>.'), or with `profile` that profile's alone.
+   */
+  stateDict(options?: ProfileOptions): StateDict;
+  /** Power recipe: one snapshot per profile of the weights now, for reconstruct(). */
+  snapshot(options?: SnapshotOptions): Snapshot[];
   /**
    * LitEma's load_state_dict. `state` is a Map or object as stateDict() returns
    * (decay and num_updates may also be plain numbers). strict (default true):
@@ -231,8 +330,8 @@ export declare class Ema extends BaseEma {
    * Returns what the step did, its decay included.
    */
   update(params: Params, options?: UpdateOptions): UpdateResult;
-  /** Writes every shadow into its array in place (LitEma.copy_to). */
-  copyTo(params: Params): void;
+  /** Writes every shadow (of `profile`) into its array in place (LitEma.copy_to). */
+  copyTo(params: Params, options?: ProfileOptions): void;
   /** Snapshots every given array, trainable or not (LitEma.store). Replaces an earlier snapshot. */
   store(params: Params): void;
   /**
@@ -249,7 +348,7 @@ export declare class Ema extends BaseEma {
    * restore cannot write an array, the promise rejects with an Error naming
    * it (and fn's error, if any, as its `cause`).
    */
-  withEma<T>(params: Params, fn: () => T | Promise<T>): Promise<T>;
+  withEma<T>(params: Params, fn: () => T | Promise<T>, options?: ProfileOptions): Promise<T>;
 }
 
 /**
@@ -269,14 +368,14 @@ export declare class ResidentEma extends BaseEma {
   param(name: string): Float32Array;
   /** One EMA step from the resident parameters, with no copy-in; returns what it did, as Ema.update(). */
   update(params?: undefined, options?: UpdateOptions): UpdateResult;
-  /** Shadows into the resident parameters. */
-  copyTo(): void;
+  /** Shadows (of `profile`) into the resident parameters. */
+  copyTo(options?: ProfileOptions): void;
   /** Snapshot of the resident parameters (no allocation). */
   store(): void;
   /** The snapshot back into the resident parameters; throws if nothing was stored. */
   restore(): void;
   /** Runs fn with the EMA weights in the resident parameters, then puts the training weights back. */
-  withEma<T>(fn: () => T | Promise<T>): Promise<T>;
+  withEma<T>(fn: () => T | Promise<T>, options?: ProfileOptions): Promise<T>;
 }
 
 /** What loadStateDict accepts: what stateDict() gives; scalars may also be plain numbers or booleans. */
@@ -289,6 +388,8 @@ export interface SaveOptions {
   prefix?: string;
   /** Extra `__metadata__` entries; values must be strings; keys starting with 'ema_wasm.' are reserved. */
   metadata?: Record<string, string>;
+  /** Several power profiles: save this one alone, as a one-profile EMA's file (default: every profile). */
+  profile?: number;
 }
 
 /**

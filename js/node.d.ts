@@ -1,5 +1,5 @@
 // Types for ema-wasm/node: files on disk.
-import type { Ema, LoadOptions, SaveOptions } from './index.js';
+import type { Ema, LoadOptions, ReadSnapshot, SaveOptions, Snapshot, WasmSource } from './index.js';
 
 /** Writes bytes to path atomically: temporary file in the same folder, fsync, rename. */
 export declare function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void>;
@@ -9,3 +9,7 @@ export declare function saveEmaFile(ema: Ema, path: string, options?: SaveOption
 export declare function loadEmaFile(path: string, options?: LoadOptions): Promise<Ema>;
 /** Loads a safetensors file into an existing EMA; all or nothing. */
 export declare function loadEmaStateFile(ema: Ema, path: string, options?: { prefix?: string; strict?: boolean }): Promise<void>;
+/** Writes snapshots (ema.snapshot()'s) into `folder` (created when missing), each atomically under its name; resolves to the paths. */
+export declare function writeSnapshots(folder: string, snapshots: readonly Snapshot[]): Promise<string[]>;
+/** Reads and checks every snapshot in `folder`, in name order (step, then profile). */
+export declare function readSnapshots(folder: string, options?: { simd?: 'auto' | boolean; wasm?: WasmSource }): Promise<(ReadSnapshot & { readonly name: string })[]>;

@@ -43,13 +43,14 @@ export declare class OrtEma extends WeightSourceEma {
    */
   update(options?: UpdateOptions): Promise<UpdateResult>;
   /** Loads the EMA weights into the session (LitEma.copy_to). */
-  copyTo(): Promise<void>;
+  copyTo(options?: import('../index.js').ProfileOptions): Promise<void>;
   /** Snapshots the session's trainable parameters, replacing an earlier snapshot (LitEma.store). */
   store(): Promise<void>;
   /** Loads the snapshot back into the session. Throws if nothing was stored. */
   restore(): Promise<void>;
   /** A copy of the whole EMA vector, in `getContiguousParameters` order. */
-  shadow(): Float32Array;
+  // @ts-expect-error: the whole vector, not one weight by name
+  shadow(options?: import('../index.js').ProfileOptions): Float32Array;
 }
 
 /**

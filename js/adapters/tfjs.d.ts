@@ -41,7 +41,7 @@ export declare class TfjsEma extends WeightSourceEma {
    */
   update(options?: UpdateOptions): UpdateResult;
   /** Writes the EMA weights into the variables (assign of a fresh tensor, disposed after). */
-  copyTo(): void;
+  copyTo(options?: import('../index.js').ProfileOptions): void;
   /** Snapshots the variables' current values. */
   store(): void;
   /**

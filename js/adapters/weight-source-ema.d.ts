@@ -2,7 +2,7 @@
 // js/adapters/weight-source-ema.js): ema-wasm/tfjs's TfjsEma and ema-wasm/ort's
 // OrtEma extend this class and add the calls that read or write the weights,
 // synchronous for TF.js, asynchronous for onnxruntime-web.
-import type { Ema, SaveOptions, StateDict } from '../index.js';
+import type { Ema, Profile, ProfileOptions, SaveOptions, Snapshot, SnapshotOptions, StateDict } from '../index.js';
 
 /** An EMA of weights that live outside it (TF.js variables, an onnxruntime-web session). */
 export declare abstract class WeightSourceEma {
@@ -17,6 +17,10 @@ export declare abstract class WeightSourceEma {
   readonly names: string[];
   /** True when the SIMD128 build runs, false for the scalar build. */
   readonly simd: boolean;
+  /** The power recipe's profiles; null for other recipes. */
+  readonly profiles: Profile[] | null;
+  /** Updates that averaged or copied. */
+  readonly steps: number;
 
   /**
    * store, copyTo, `await fn()`, then restore even if fn throws (LitEma's
@@ -24,11 +28,13 @@ export declare abstract class WeightSourceEma {
    * training weights are back: meanwhile every call of any EMA of them that
    * reads or writes them is refused.
    */
-  withEma<T>(fn: () => T | Promise<T>): Promise<T>;
-  /** A copy of the EMA weights of one tracked weight, by name. */
-  shadow(name: string): Float32Array;
+  withEma<T>(fn: () => T | Promise<T>, options?: ProfileOptions): Promise<T>;
+  /** A copy of the EMA weights of one tracked weight, by name (of `profile`). */
+  shadow(name: string, options?: ProfileOptions): Float32Array;
   /** LitEma's state_dict: `decay`, `num_updates`, then each shadow; every value is a copy. */
-  stateDict(): StateDict;
+  stateDict(options?: ProfileOptions): StateDict;
+  /** Power recipe: one snapshot per profile, for reconstruct(). */
+  snapshot(options?: SnapshotOptions): Snapshot[];
   /** Sets the update counter to 0, turning warmup on (LitEma.reset_num_updates). */
   resetNumUpdates(): void;
   /** The EMA as a safetensors file, as Ema.save writes it. */
