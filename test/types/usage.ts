@@ -168,3 +168,34 @@ async function residentUsage(): Promise<void> {
   void either.save();
 }
 void residentUsage;
+
+// Post-hoc EMA: several profiles, snapshots, reconstruction (README "Post-hoc EMA").
+import { readSnapshot, reconstruct, snapshotName, type Profile, type Reconstruction, type Snapshot } from 'ema-wasm';
+import { readSnapshots, writeSnapshots } from 'ema-wasm/node';
+
+async function posthoc(): Promise<void> {
+  const weight = new Float32Array(6);
+  const params = { 'layer.weight': weight };
+  const ema = await createEma(params, { recipe: 'power', sigmaRel: [0.05, 0.1] });
+  const result = ema.update(params, { samples: 32 });
+  const weights: number[] | undefined = result.profiles?.map(({ weight: w }) => w);
+  const profiles: Profile[] | null = ema.profiles;
+  ema.copyTo(params, { profile: 1 });
+  await ema.withEma(params, () => 0, { profile: 1 });
+  const shadow: Float32Array = ema.shadow('layer.weight', { profile: 1 });
+  const one: Uint8Array = ema.save({ profile: 1 });
+  const snapshots: Snapshot[] = ema.snapshot({ dtype: 'float16' });
+  const paths: string[] = await writeSnapshots('run/snapshots', snapshots);
+  const read = await readSnapshots('run/snapshots');
+  const checked = await readSnapshot(snapshots[0].bytes);
+  const rebuilt: Reconstruction = await reconstruct(read, { sigmaRel: 0.08, at: checked.samples, warn: false });
+  const fromSnapshots: Reconstruction = await reconstruct(snapshots, { gamma: 7 });
+  const out: [Float32Array | undefined, number, number, string | null, string, number] =
+    [rebuilt.weights.get('layer.weight'), rebuilt.conditionNumber, fromSnapshots.amplification, rebuilt.warning, snapshotName(1000, 0), ema.steps];
+  // @ts-expect-error: a profile is a number
+  ema.copyTo(params, { profile: 'narrow' });
+  // @ts-expect-error: reconstruct takes snapshots, not an EMA
+  await reconstruct(ema, { sigmaRel: 0.1 });
+  void [weights, profiles, shadow, one, paths, out];
+}
+void posthoc;
