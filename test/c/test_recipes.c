@@ -12,7 +12,10 @@
  *
  * The options of a case are JSON; this file maps them onto struct
  * ema_schedule and decides what each recipe keeps, as js/recipes.js does
- * (a second, independent reading of the same rules).
+ * (a second, independent reading of the same rules). A power case whose
+ * sigmaRel or gamma is a list keeps one profile per width
+ * (ema_create_profiles); each profile's weight and shadows are compared with
+ * the run PyTorch made of it alone.
  */
 #include <math.h>
 #include <stdint.h>
@@ -96,6 +99,25 @@ static int option_lists(const options* o, const char* key, const char* name, int
     return 0;
 }
 
+/* The numbers of the array under `key` ([a,b,...]) into out[0..capacity):
+ * how many there are, 0 when `key` is absent or not an array. */
+static uint32_t option_numbers(const options* o, const char* key, double* out, uint32_t capacity) {
+    const char* value = option_value(o, key);
+    if (value == NULL || *value != '[') {
+        return 0;
+    }
+    uint32_t count = 0;
+    for (const char* at = value + 1; *at != ']' && *at != '\0' && count < capacity;) {
+        char* end = NULL;
+        out[count++] = strtod(at, &end);
+        if (end == at) {
+            return 0;
+        }
+        at = *end == ',' ? end + 1 : end;
+    }
+    return count;
+}
+
 static int recipe_of(const char* name) {
     static const char* const kNames[EMA_RECIPE_LIMIT] = {"litema", "torch_ema", "diffusers", "timm",
                                                         "ema-pytorch", "keras", "debiased", "power"};
@@ -162,6 +184,27 @@ static ema_schedule schedule_of(int recipe, const options* o) {
             break;
     }
     return s;
+}
+
+/* Each profile's schedule into schedules[]: one, or for a power case with a
+ * list of widths one per width (sigmaRel: sigma_rel, from which the core
+ * derives gamma; gamma: power, with sigma_rel 0), as js/recipes.js makes
+ * them. Returns how many. */
+static uint32_t schedules_of(int recipe, const options* o, ema_schedule* schedules) {
+    const ema_schedule shared = schedule_of(recipe, o);
+    double widths[EMA_MAX_PROFILES];
+    const uint32_t by_sigma_rel = option_numbers(o, "sigmaRel", widths, EMA_MAX_PROFILES);
+    const uint32_t count = by_sigma_rel != 0 ? by_sigma_rel : option_numbers(o, "gamma", widths, EMA_MAX_PROFILES);
+    if (recipe != EMA_RECIPE_POWER || count == 0) {
+        schedules[0] = shared;
+        return 1;
+    }
+    for (uint32_t k = 0; k < count; k++) {
+        schedules[k] = shared;
+        schedules[k].sigma_rel = by_sigma_rel != 0 ? widths[k] : 0.0;
+        schedules[k].power = by_sigma_rel != 0 ? 0.0 : widths[k];
+    }
+    return count;
 }
 
 /* What `recipe` does with an entry: an ema_slot_mode, or KEEP_SKIP. */
@@ -244,9 +287,10 @@ static int same_words(const float* a, const float* b, uint32_t words) {
     return words == 0 || memcmp(a, b, (size_t)words * sizeof(float)) == 0;
 }
 
-/* What the user reads of a slot: the shadow, divided for a debiased EMA. */
-static void read_shadow(ema_ctx* ctx, const entry* e, float* out) {
-    const float* shadow = ema_shadow(ctx, (uint32_t)e->slot);
+/* What the user reads of a slot in a profile: the shadow, divided for a
+ * debiased EMA. */
+static void read_shadow(ema_ctx* ctx, uint32_t profile, const entry* e, float* out) {
+    const float* shadow = ema_profile_shadow(ctx, profile, (uint32_t)e->slot);
     const float divisor = ema_read_divisor(ctx);
     for (uint32_t i = 0; i < e->words; i++) {
         out[i] = e->dtype == 'f' && divisor != 1.0f ? shadow[i] / divisor : shadow[i];
@@ -299,11 +343,12 @@ static int replay_case(fixture_reader* r, uint32_t case_index) {
             return 0;
         }
     }
-    const ema_schedule schedule = schedule_of(recipe, &o);
+    ema_schedule schedules[EMA_MAX_PROFILES];
+    const uint32_t profiles = schedules_of(recipe, &o, schedules);
     ema_ctx* contexts[2] = {NULL, NULL};
     const char* const paths[2] = {"direct", "staged"};
     for (int c = 0; c < 2; c++) {
-        CHECK_STATUS(ema_create_scheduled(&contexts[c], &schedule, slots, lengths), EMA_OK);
+        CHECK_STATUS(ema_create_profiles(&contexts[c], profiles, schedules, slots, lengths), EMA_OK);
         for (uint32_t i = 0; i < count; i++) {
             const entry* e = &entries[i];
             if (e->slot < 0) {
@@ -312,7 +357,9 @@ static int replay_case(fixture_reader* r, uint32_t case_index) {
             CHECK_STATUS(ema_set_slot_mode(contexts[c], (uint32_t)e->slot, (uint32_t)e->mode), EMA_OK);
             /* Keras's averages and the debiased EMA start at zero. */
             if (recipe != EMA_RECIPE_KERAS && recipe != EMA_RECIPE_DEBIASED && e->words != 0) {
-                memcpy(ema_shadow(contexts[c], (uint32_t)e->slot), e->values, e->words * sizeof(float));
+                for (uint32_t k = 0; k < profiles; k++) {
+                    memcpy(ema_profile_shadow(contexts[c], k, (uint32_t)e->slot), e->values, e->words * sizeof(float));
+                }
             }
         }
     }
@@ -339,15 +386,25 @@ static int replay_case(fixture_reader* r, uint32_t case_index) {
                 parsed = 0;
             }
         }
+        /* Several profiles: a decay and a weight each (profile 0 first). */
         const char* action;
-        uint32_t weight_bits;
+        uint32_t weight_bits[EMA_MAX_PROFILES];
         const char* counter_text;
         const char* decay_hex;
         uint32_t has_shadows;
         if (!parsed || !fixture_expect(r, "result") || !fixture_read_word(r, &action) ||
-            !fixture_expect(r, "decay") || !fixture_read_word(r, &decay_hex) ||
-            !fixture_expect(r, "weight") || !fixture_read_hex32(r, &weight_bits) ||
-            !fixture_expect(r, "counter") || !fixture_read_word(r, &counter_text) ||
+            !fixture_expect(r, "decay")) {
+            parsed = 0;
+            break;
+        }
+        for (uint32_t k = 0; k < profiles; k++) {
+            parsed &= fixture_read_word(r, &decay_hex);
+        }
+        parsed = parsed && fixture_expect(r, "weight");
+        for (uint32_t k = 0; k < profiles && parsed; k++) {
+            parsed &= fixture_read_hex32(r, &weight_bits[k]);
+        }
+        if (!parsed || !fixture_expect(r, "counter") || !fixture_read_word(r, &counter_text) ||
             !fixture_expect(r, "shadows") || !fixture_read_u32(r, &has_shadows)) {
             parsed = 0;
             break;
@@ -366,16 +423,24 @@ static int replay_case(fixture_reader* r, uint32_t case_index) {
         CHECK_STATUS(ema_update_at(contexts[0], params, step, &infos[0]), EMA_OK);
         CHECK_STATUS(staged_update(contexts[1], entries, count, step, &infos[1]), EMA_OK);
         for (int c = 0; c < 2; c++) {
-            uint32_t weight;
-            memcpy(&weight, &infos[c].weight, sizeof weight);
-            ok &= CHECK((int)infos[c].action == expected_action && infos[c].counter == counter &&
-                            (expected_action != EMA_ACTION_AVERAGE || weight == weight_bits),
-                        "%s call %u (%s): action %u counter %lld weight %08x; PyTorch %s %lld %08x", id,
-                        call + 1, paths[c], infos[c].action, (long long)infos[c].counter, weight,
-                        action, counter, weight_bits);
+            for (uint32_t k = 0; k < profiles; k++) {
+                ema_step_info info = infos[c];
+                if (k > 0) {
+                    CHECK_STATUS(ema_profile_step(contexts[c], k, &info), EMA_OK);
+                }
+                uint32_t weight;
+                memcpy(&weight, &info.weight, sizeof weight);
+                ok &= CHECK((int)info.action == expected_action && info.counter == counter &&
+                                (expected_action != EMA_ACTION_AVERAGE || weight == weight_bits[k]),
+                            "%s call %u (%s, profile %u): action %u counter %lld weight %08x; PyTorch %s %lld %08x",
+                            id, call + 1, paths[c], k, info.action, (long long)info.counter, weight, action,
+                            counter, weight_bits[k]);
+            }
         }
-        for (uint32_t i = 0; i < count && has_shadows; i++) {
-            entry* e = &entries[i];
+        /* With shadows: a set per profile, one array (or -) per entry in each. */
+        for (uint32_t n = 0; n < count * profiles && has_shadows; n++) {
+            const uint32_t profile = n / count;
+            entry* e = &entries[n % count];
             if (e->words > capacity) {
                 capacity = e->words;
                 expected = realloc(expected, capacity * sizeof(float));
@@ -395,9 +460,9 @@ static int replay_case(fixture_reader* r, uint32_t case_index) {
                 continue;
             }
             for (int c = 0; c < 2; c++) {
-                read_shadow(contexts[c], e, read);
-                ok &= CHECK(same_words(read, expected, e->words), "%s call %u (%s): shadow of '%s'", id,
-                            call + 1, paths[c], e->name);
+                read_shadow(contexts[c], profile, e, read);
+                ok &= CHECK(same_words(read, expected, e->words), "%s call %u (%s): shadow of '%s' (profile %u)", id,
+                            call + 1, paths[c], e->name, profile);
             }
         }
         uint32_t has_model;
@@ -420,7 +485,7 @@ static int replay_case(fixture_reader* r, uint32_t case_index) {
             }
             const float* model = e->values;
             if (infos[0].overwrite && e->slot >= 0) {
-                read_shadow(contexts[0], e, read);
+                read_shadow(contexts[0], 0, e, read);
                 model = read;
             }
             ok &= CHECK(same_words(model, expected, e->words), "%s call %u: model '%s' after the step", id,

@@ -141,17 +141,30 @@ export function callOptions(call) {
 /**
  * Checks what update() returned against the fixture call: the action, the
  * counter and, when it averaged, the float32 weight's bits and the decay
- * (within an ulp where Python's pow and musl's may differ).
+ * (within an ulp where Python's pow and musl's may differ). With several
+ * profiles, `result.profiles` lists each one's decay and weight (the top
+ * level is profile 0's); with one, there is no such list.
  */
 export function assertStepResult(result, call, recipe, where) {
   assert.equal(result.action, call.action, `${where}: action`);
   assert.equal(result.counter, call.counter, `${where}: counter`);
-  if (call.action !== 'averaged') return;
-  assert.equal(f32Bits(result.weight), call.weightBits, `${where}: the float32 weight applied`);
-  if (POW_SCHEDULES.has(recipe)) {
-    assert.ok(ulpsApart(result.decay, call.decay) <= 1, `${where}: decay ${result.decay}, PyTorch ${call.decay}`);
+  const several = call.profiles.length > 1;
+  if (several) {
+    assert.equal(result.profiles?.length, call.profiles.length, `${where}: update() lists every profile`);
   } else {
-    assert.equal(result.decay, call.decay, `${where}: decay`);
+    assert.equal(result.profiles, undefined, `${where}: one profile, no list`);
+  }
+  if (call.action !== 'averaged') return;
+  const steps = several ? result.profiles.map((profile, k) => [profile, call.profiles[k], ` (profile ${k})`]) : [[result, call, '']];
+  assert.equal(result.weight, steps[0][0].weight, `${where}: the top-level weight is profile 0's`);
+  assert.equal(result.decay, steps[0][0].decay, `${where}: the top-level decay is profile 0's`);
+  for (const [got, expected, which] of steps) {
+    assert.equal(f32Bits(got.weight), expected.weightBits, `${where}: the float32 weight applied${which}`);
+    if (POW_SCHEDULES.has(recipe)) {
+      assert.ok(ulpsApart(got.decay, expected.decay) <= 1, `${where}: decay ${got.decay}, PyTorch ${expected.decay}${which}`);
+    } else {
+      assert.equal(got.decay, expected.decay, `${where}: decay${which}`);
+    }
   }
 }
 
@@ -160,14 +173,25 @@ function float64FromBits(bits) {
 }
 
 /**
- * Returns [{ id, recipe, options, entries: [{ name, kind, dtype, length, init }],
- * calls: [{ call, values, action, decay, decayBits, weightBits, weight, counter,
- * shadows, model }] }]. Arrays are Float32Array (f32), Int32Array (i32) or
- * BigInt64Array (i64); `shadows` is null when the call has none written, else
- * one array per entry or null where the EMA keeps nothing; `model` is null or
- * one array per entry. `decay` is the float64 the reference used (`decayBits`
- * its bits as a BigInt), `weightBits` the float32 weight's bits, `weight` its
- * value.
+ * How many profiles a case's EMA keeps: the length of the power recipe's
+ * sigmaRel or gamma list, else 1.
+ */
+export function profileCountOf(recipe, options) {
+  const widths = options.sigmaRel ?? options.gamma;
+  return recipe === 'power' && Array.isArray(widths) ? widths.length : 1;
+}
+
+/**
+ * Returns [{ id, recipe, options, profileCount, entries: [{ name, kind, dtype,
+ * length, init }], calls: [{ call, values, action, decay, decayBits,
+ * weightBits, weight, counter, shadows, model, profiles }] }]. Arrays are
+ * Float32Array (f32), Int32Array (i32) or BigInt64Array (i64); `shadows` is
+ * null when the call has none written, else one array per entry or null where
+ * the EMA keeps nothing; `model` is null or one array per entry. `decay` is
+ * the float64 the reference used (`decayBits` its bits as a BigInt),
+ * `weightBits` the float32 weight's bits, `weight` its value. `profiles`
+ * holds { decay, decayBits, weightBits, weight, shadows } of each of the
+ * case's `profileCount` profiles; the call's own are profile 0's.
  */
 export function readRecipeFixtures(path = RECIPE_FIXTURE_PATH) {
   const tokens = new FixtureTokens(readFileSync(path, 'utf8'), 'recipes.txt');
@@ -183,6 +207,7 @@ export function readRecipeFixtures(path = RECIPE_FIXTURE_PATH) {
     ids.add(id);
     const recipe = tokens.next();
     const options = tokens.json();
+    const profileCount = profileCountOf(recipe, options);
     const entryCount = tokens.int();
     const callCount = tokens.int();
 
@@ -205,34 +230,36 @@ export function readRecipeFixtures(path = RECIPE_FIXTURE_PATH) {
       const values = entries.map((entry) => tokens.array(entry));
       tokens.expect('result');
       const action = tokens.oneOf(ACTIONS, 'an action');
+      // Several profiles: a decay and a weight each, then a set of shadows each.
+      const profiles = Array.from({ length: profileCount }, () => ({}));
       tokens.expect('decay');
-      const decayHex = tokens.next();
-      if (!/^[0-9a-f]{16}$/.test(decayHex)) tokens.fail(`expected 16 hex digits, got '${decayHex}'`);
-      const decayBits = BigInt(`0x${decayHex}`);
+      for (const profile of profiles) {
+        const decayHex = tokens.next();
+        if (!/^[0-9a-f]{16}$/.test(decayHex)) tokens.fail(`expected 16 hex digits, got '${decayHex}'`);
+        profile.decayBits = BigInt(`0x${decayHex}`);
+        profile.decay = float64FromBits(profile.decayBits);
+      }
       tokens.expect('weight');
-      const weightHex = tokens.next();
-      if (!/^[0-9a-f]{8}$/.test(weightHex)) tokens.fail(`expected 8 hex digits, got '${weightHex}'`);
+      for (const profile of profiles) {
+        const weightHex = tokens.next();
+        if (!/^[0-9a-f]{8}$/.test(weightHex)) tokens.fail(`expected 8 hex digits, got '${weightHex}'`);
+        profile.weightBits = Number.parseInt(weightHex, 16);
+        profile.weight = bitsToFloat(weightHex);
+      }
       tokens.expect('counter');
       const counter = tokens.int();
       tokens.expect('shadows');
-      const shadows = tokens.flag() ? entries.map((entry) => tokens.array(entry, { allowNone: true })) : null;
+      const written = tokens.flag();
+      for (const profile of profiles) {
+        profile.shadows = written ? entries.map((entry) => tokens.array(entry, { allowNone: true })) : null;
+      }
       tokens.expect('model');
       const model = tokens.flag() ? entries.map((entry) => tokens.array(entry)) : null;
-      calls.push({
-        call,
-        values,
-        action,
-        decay: float64FromBits(decayBits),
-        decayBits,
-        weightBits: Number.parseInt(weightHex, 16),
-        weight: bitsToFloat(weightHex),
-        counter,
-        shadows,
-        model,
-      });
+      const { decay, decayBits, weightBits, weight, shadows } = profiles[0];
+      calls.push({ call, values, action, decay, decayBits, weightBits, weight, counter, shadows, model, profiles });
     }
     tokens.where = 'the header';
-    cases.push({ id, recipe, options, entries, calls });
+    cases.push({ id, recipe, options, profileCount, entries, calls });
   }
   return cases;
 }

@@ -2,7 +2,8 @@
 // written by test/fixtures/generate_recipes.py) through the JS API on both
 // Wasm builds, and compares every bit of every shadow, of the float32 weight
 // each step applied, of the counter and of the model after the step (Keras
-// overwrites it).
+// overwrites it). A power case with a list of widths is one EMA of several
+// profiles, each of which PyTorch ran on its own: every profile is compared.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
@@ -19,6 +20,8 @@ test('the recipe fixtures cover every recipe', () => {
   }
   const actions = new Set(cases.flatMap((c) => c.calls.map((call) => call.action)));
   for (const action of ['averaged', 'copied', 'skipped']) assert.ok(actions.has(action), `no call that ${action}`);
+  const profileCounts = new Set(cases.map((c) => c.profileCount));
+  for (const count of [2, 3, 16]) assert.ok(profileCounts.has(count), `no case of ${count} profiles`);
 });
 
 for (const simd of BUILDS) {
@@ -34,6 +37,7 @@ for (const simd of BUILDS) {
         const ema = await createEma(params, { recipe: fixture.recipe, ...fixture.options, simd });
         assert.equal(ema.simd, simd);
         assert.equal(ema.recipe, fixture.recipe);
+        assert.equal(ema.profiles?.length ?? 1, fixture.profileCount);
 
         fixture.calls.forEach((call, index) => {
           const where = `${fixture.id} call ${index + 1}`;
@@ -42,13 +46,17 @@ for (const simd of BUILDS) {
           assertStepResult(result, call, fixture.recipe, where);
           assert.equal(ema.counter, call.counter, `${where}: ema.counter`);
           if (call.shadows !== null) {
-            fixture.entries.forEach((entry, e) => {
-              const expected = call.shadows[e];
-              if (expected === null) {
-                assert.throws(() => ema.shadow(entry.name), /no tracked parameter/, `${where}: '${entry.name}' is not kept`);
-              } else {
-                assertSameBits(ema.shadow(entry.name), expected, `${where}: shadow of '${entry.name}'`);
-              }
+            call.profiles.forEach(({ shadows }, profile) => {
+              const options = fixture.profileCount > 1 ? { profile } : undefined;
+              const which = fixture.profileCount > 1 ? ` (profile ${profile})` : '';
+              fixture.entries.forEach((entry, e) => {
+                const expected = shadows[e];
+                if (expected === null) {
+                  assert.throws(() => ema.shadow(entry.name, options), /no tracked parameter/, `${where}: '${entry.name}' is not kept`);
+                } else {
+                  assertSameBits(ema.shadow(entry.name, options), expected, `${where}: shadow of '${entry.name}'${which}`);
+                }
+              });
             });
           }
           if (call.model !== null) {

@@ -10,6 +10,9 @@
 //   order (an elementwise EMA of a concatenation is the concatenation of the
 //   EMAs) and the one shadow is compared with the concatenated expected ones.
 //
+// A power case of several profiles compares every profile's shadows
+// (shadow(name, { profile }), and the session's shadow({ profile })).
+//
 // What an adapter cannot hold (frozen parameters and integer buffers in
 // TF.js; anything but trainable parameters in the session) is left out when
 // the recipe ignores it anyway, and otherwise the case is skipped, by name.
@@ -46,12 +49,12 @@ function plan(fixture, holds) {
 const tfjsPlans = cases.map((fixture) => plan(fixture, (entry) => entry.dtype === 'f32' && entry.kind !== 'frozen'));
 const ortPlans = cases.map((fixture) => plan(fixture, (entry) => entry.dtype === 'f32' && entry.kind === 'param'));
 
-// Counted when written, of 73 cases; a change in the fixtures or the plans
+// Counted when written, of 78 cases; a change in the fixtures or the plans
 // must show here. The other cases (33 and 35) are skipped because torch_ema,
 // diffusers, timm and ema-pytorch keep frozen parameters, integer buffers and
 // (in a session) buffers, and most of their cases have one.
-const TFJS_REPLAYED = 40;
-const ORT_REPLAYED = 38;
+const TFJS_REPLAYED = 45;
+const ORT_REPLAYED = 43;
 
 function concat(arrays) {
   const out = new Float32Array(arrays.reduce((sum, array) => sum + array.length, 0));
@@ -119,13 +122,16 @@ for (const simd of BUILDS) {
             checkCall(replay, ema.update(callOptions(call)), call, where);
             // By name: the adapter orders trainable weights before buffers.
             if (call.shadows !== null) {
-              variables.forEach((variable, v) => {
-                const expected = call.shadows[used[v]];
-                if (expected === null) {
-                  assert.throws(() => ema.shadow(variable.name), /no tracked parameter/, `${where}: '${variable.name}' is not kept`);
-                } else {
-                  assertSameBits(ema.shadow(variable.name), expected, `${where}: shadow of '${variable.name}'`);
-                }
+              call.profiles.forEach(({ shadows }, profile) => {
+                const options = fixture.profileCount > 1 ? { profile } : undefined;
+                variables.forEach((variable, v) => {
+                  const expected = shadows[used[v]];
+                  if (expected === null) {
+                    assert.throws(() => ema.shadow(variable.name, options), /no tracked parameter/, `${where}: '${variable.name}' is not kept`);
+                  } else {
+                    assertSameBits(ema.shadow(variable.name, options), expected, `${where}: shadow of '${variable.name}' (profile ${profile})`);
+                  }
+                });
               });
             }
             if (call.model !== null) {
@@ -175,7 +181,10 @@ for (const simd of BUILDS) {
             checkCall(replay, await ema.update(callOptions(call)), call, where);
             if (call.shadows !== null) {
               for (const e of used) assert.notEqual(call.shadows[e], null, `${where}: '${fixture.entries[e].name}' is not kept`);
-              assertSameBits(ema.shadow(), pick(call.shadows), `${where}: the shadow`);
+              call.profiles.forEach(({ shadows }, profile) => {
+                const options = fixture.profileCount > 1 ? { profile } : undefined;
+                assertSameBits(ema.shadow(options), pick(shadows), `${where}: the shadow (profile ${profile})`);
+              });
             }
             if (call.model !== null) assertSameBits(session.weights, pick(call.model), `${where}: the session's parameters`);
           }
