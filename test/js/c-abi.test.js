@@ -340,6 +340,17 @@ for (const simd of BUILDS) {
       exports.ema_destroy(single);
     });
 
+    test('ema_profile_inner_product: the closed form in Wasm', async () => {
+      const { exports } = await moduleOf(simd);
+      // <p, p> = (g + 1)^2 / ((2g + 1) t); NaN for a profile that is not one.
+      for (const [gamma, time] of [[0, 1], [6.94, 1000], [16.97, 37]]) {
+        const want = (gamma + 1) ** 2 / ((2 * gamma + 1) * time);
+        const got = exports.ema_profile_inner_product(gamma, time, gamma, time);
+        assert.ok(Math.abs(got - want) <= 1e-15 * want, `gamma ${gamma}, t ${time}: ${got} vs ${want}`);
+      }
+      assert.ok(Number.isNaN(exports.ema_profile_inner_product(-1, 1, 1, 1)));
+    });
+
     test('the module exports exactly src/wasm_exports.txt', async () => {
       const { module } = await moduleOf(simd);
       const exported = new Set(WebAssembly.Module.exports(module).map(({ name }) => name));
