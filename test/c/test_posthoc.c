@@ -1,11 +1,13 @@
 /*
  * test_posthoc.c - the post-hoc EMA reconstruction (src/posthoc.c): the
- * profiles' inner product, and the coefficients against numpy's
+ * profiles' inner product, the coefficients against numpy's
  * np.linalg.lstsq on the same system (the script that computed them is in
- * the comment below), within a tolerance derived from the condition number.
+ * the comment below), within a tolerance derived from the condition number,
+ * the edge cases and refusals, and the largest count.
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -82,26 +84,38 @@ static void test_coefficients_match_numpy(void) {
     CHECK(fabs(sum - 1.0) <= 16 * 0x1p-52, "the coefficients sum to 1 (%.17g)", sum);
 }
 
-static void test_edges(void) {
+static void test_coefficient_edges(void) {
     double x[4], condition = 0.0;
     /* One snapshot that is the target: coefficient 1. */
     const double g = gamma_of(0.1), t = 500.0;
     CHECK_STATUS(ema_posthoc_coefficients(1, &g, &t, g, t, x, &condition), EMA_OK);
     CHECK(x[0] == 1.0 && condition == 1.0, "one snapshot: x = 1 (%.17g), cond 1", x[0]);
-    /* The target among the snapshots: that snapshot alone. */
+    /* Two and three snapshots: the paths of the reduction without and with
+     * a reflection. The target among the snapshots: that snapshot alone. */
     const double gammas[] = {gamma_of(0.05), gamma_of(0.10), gamma_of(0.05)};
     const double times[] = {1000.0, 1000.0, 2000.0};
-    CHECK_STATUS(ema_posthoc_coefficients(3, gammas, times, gammas[1], times[1], x, &condition), EMA_OK);
-    CHECK(fabs(x[0]) < 1e-9 && fabs(x[1] - 1.0) < 1e-9 && fabs(x[2]) < 1e-9,
-          "a snapshot's own profile: %.3g %.3g %.3g", x[0], x[1], x[2]);
+    for (uint32_t count = 2; count <= 3; count++) {
+        CHECK_STATUS(ema_posthoc_coefficients(count, gammas, times, gammas[1], times[1], x, &condition), EMA_OK);
+        CHECK(fabs(x[0]) < 1e-9 && fabs(x[1] - 1.0) < 1e-9 && (count == 2 || fabs(x[2]) < 1e-9),
+              "%u snapshots, a snapshot's own profile: %.3g %.3g", count, x[0], x[1]);
+    }
     /* Duplicate snapshots: A is singular; the minimum-norm solution splits evenly. */
     const double dup_gammas[] = {g, g};
     const double dup_times[] = {t, t};
     CHECK_STATUS(ema_posthoc_coefficients(2, dup_gammas, dup_times, g, t, x, &condition), EMA_OK);
-    CHECK(fabs(x[0] - 0.5) < 1e-12 && fabs(x[1] - 0.5) < 1e-12, "duplicates share: %.17g %.17g", x[0], x[1]);
-    /* A target past the last snapshot is still a least-squares mix. */
-    CHECK_STATUS(ema_posthoc_coefficients(3, gammas, times, gamma_of(0.07), 4000.0, x, &condition), EMA_OK);
-    CHECK(fabs(x[0] + x[1] + x[2] - 1.0) < 1e-12, "a target outside the range: coefficients still sum to 1");
+    CHECK(fabs(x[0] - 0.5) < 1e-12 && fabs(x[1] - 0.5) < 1e-12 && condition == condition,
+          "duplicates share: %.17g %.17g", x[0], x[1]);
+    /* The times' unit does not matter (A and b are scaled by powers of 2
+     * before the reduction): seconds or 1e-300 of them. */
+    const double big_times[] = {1e300, 1e300, 2e300}, small_times[] = {1e-300, 1e-300, 2e-300};
+    double y[3], z[3];
+    CHECK_STATUS(ema_posthoc_coefficients(3, gammas, times, gamma_of(0.07), 2000.0, x, NULL), EMA_OK);
+    CHECK_STATUS(ema_posthoc_coefficients(3, gammas, big_times, gamma_of(0.07), 2e300, y, NULL), EMA_OK);
+    CHECK_STATUS(ema_posthoc_coefficients(3, gammas, small_times, gamma_of(0.07), 2e-300, z, NULL), EMA_OK);
+    for (int i = 0; i < 3; i++) {
+        CHECK(fabs(x[i] - y[i]) <= 1e-9 && fabs(x[i] - z[i]) <= 1e-9, "x[%d] %.17g at 1e300 %.17g at 1e-300 %.17g",
+              i, x[i], y[i], z[i]);
+    }
     /* Refusals, and nothing written. */
     memset(x, 0, sizeof x);
     CHECK_STATUS(ema_posthoc_coefficients(0, gammas, times, g, t, x, NULL), EMA_ERROR_INVALID_ARGUMENT);
@@ -111,13 +125,42 @@ static void test_edges(void) {
     CHECK_STATUS(ema_posthoc_coefficients(1, &g, &t, -2.0, t, x, NULL), EMA_ERROR_INVALID_ARGUMENT);
     CHECK_STATUS(ema_posthoc_coefficients(EMA_MAX_POSTHOC_SNAPSHOTS + 1, gammas, times, g, t, x, NULL),
                  EMA_ERROR_INVALID_ARGUMENT);
+    /* A target the snapshots cannot express: b underflows to 0, the target
+     * ending 1e306 times earlier than the snapshot ((1e-306)^6.94 is 0). */
+    CHECK_STATUS(ema_posthoc_coefficients(1, &g, &t, g, t * 1e-306, x, NULL), EMA_ERROR_INVALID_ARGUMENT);
     CHECK(x[0] == 0.0, "a refused call writes nothing");
+}
+
+/* The largest count: it runs, the coefficients sum to 1, the condition
+ * number is what REFERENCES.md leads one to expect (~5e8 at 512). */
+static void test_largest(void) {
+    const uint32_t n = EMA_MAX_POSTHOC_SNAPSHOTS;
+    double* gammas = malloc(n * sizeof(double));
+    double* times = malloc(n * sizeof(double));
+    double* x = malloc(n * sizeof(double));
+    if (!CHECK(gammas != NULL && times != NULL && x != NULL, "out of memory")) {
+        free(gammas), free(times), free(x);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        gammas[i] = gamma_of(i % 2 == 0 ? 0.05 : 0.10);
+        times[i] = 8.0 * (i / 2 + 1);
+    }
+    double condition = 0.0, sum = 0.0;
+    CHECK_STATUS(ema_posthoc_coefficients(n, gammas, times, gamma_of(0.08), times[n - 1], x, &condition), EMA_OK);
+    for (uint32_t i = 0; i < n; i++) {
+        sum += x[i];
+    }
+    CHECK(fabs(sum - 1.0) < 1e-9 && condition > 1e9 && condition < 1e11, "%u snapshots: sum %.17g, condition %.4g",
+          n, sum, condition);
+    free(gammas), free(times), free(x);
 }
 
 int main(void) {
     check_begin("test_posthoc");
     test_inner_product();
     test_coefficients_match_numpy();
-    test_edges();
+    test_coefficient_edges();
+    test_largest();
     return check_end();
 }
