@@ -13,8 +13,9 @@ extern "C" {
  * src/posthoc.c.
  *
  * After training with snapshots of power-function profiles, the EMA of any
- * other width is a mix of the snapshots (Karras et al. 2024). These find the
- * mix; summing the snapshots with it is the caller's. */
+ * other width is a mix of the snapshots (Karras et al. 2024).
+ * ema_posthoc_coefficients finds the mix; ema_posthoc_weighted_sum applies
+ * it to float32 snapshots. */
 
 /* Most snapshots one reconstruction takes. The solve is cubic in the count:
  * 4/3 count^3 flops, and about 16 count^2 bytes of memory while it runs (A,
@@ -27,14 +28,14 @@ extern "C" {
  *     Wasm scalar      1/0.5 ms  15/3 ms   29/10 ms   140/90 ms  0.42/0.38 s */
 #define EMA_MAX_POSTHOC_SNAPSHOTS 1024u
 
-/* Native only. The inner product of the profiles (gamma_a, t_a) and
+/* The inner product of the profiles (gamma_a, t_a) and
  * (gamma_b, t_b), p(tau) = (g + 1) tau^g / t^(g + 1) on [0, t]:
  * (ga + 1)(gb + 1) / ((ga + gb + 1) max(ta, tb)) * (ta / tb)^(ta < tb ? gb : -ga).
  * NaN unless both gammas are >= 0 and both times finite and > 0. */
 double ema_profile_inner_product(double gamma_a, double t_a, double gamma_b, double t_b);
 
-/* Native only. The coefficients of the snapshots (gammas[i], times[i]), i <
- * count, whose mix best stands for the profile (target_gamma, target_time): the
+/* The coefficients of the snapshots (gammas[i], times[i]), i < count, whose
+ * mix best stands for the profile (target_gamma, target_time): the
  * minimum-norm least-squares solution of A x = b (A_ij and b_i the inner
  * products above), from a float64 symmetric eigen-decomposition of A,
  * normalised to sum to 1, written to coefficients[0..count). *condition,
@@ -51,6 +52,20 @@ double ema_profile_inner_product(double gamma_a, double t_a, double gamma_b, dou
 ema_status ema_posthoc_coefficients(uint32_t count, const double* gammas, const double* times,
                                     double target_gamma, double target_time, double* coefficients,
                                     double* condition);
+
+/* The snapshots mixed: for j < n,
+ *     out[j] = (float)(sum over i = 0, 1, ..., count - 1 of coefficients[i] * (double)inputs[i * stride + j])
+ * summed in float64 in that order from +0.0 (each product and each sum
+ * rounded, no fused multiply-add), then rounded to float32 once (ties to
+ * even): the same bits in every build. Snapshot i is the n floats at
+ * inputs + i * stride. `out` must not overlap the inputs. Non-finite values
+ * go through as IEEE arithmetic has them (a NaN's bits are unspecified).
+ * EMA_ERROR_NULL_ARGUMENT for a NULL pointer when n > 0;
+ * EMA_ERROR_INVALID_ARGUMENT for count 0 or stride < n; EMA_ERROR_TOO_LARGE
+ * when the inputs' span, (count - 1) * stride + n floats, would not fit in
+ * the address space. n == 0 writes nothing. */
+ema_status ema_posthoc_weighted_sum(size_t n, uint32_t count, const float* inputs, size_t stride,
+                                    const double* coefficients, float* out);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,8 @@
 /*
  * posthoc.c - the reconstruction of EDM2's post-hoc EMA (Karras et al.
  * 2024, Section 3 and its appendix): which mix of snapshots of
- * power-function EMA profiles best stands for the profile of another width.
+ * power-function EMA profiles best stands for the profile of another width,
+ * and the mix itself.
  *
  * A profile (gamma, t) weighs training time tau in [0, t] by
  * p(tau) = (gamma + 1) tau^gamma / t^(gamma + 1). Two profiles' inner product
@@ -31,6 +32,7 @@
 #include <string.h>
 
 #include "ema_posthoc.h"
+#include "f32-vweighted-sum.h"
 
 double ema_profile_inner_product(double gamma_a, double t_a, double gamma_b, double t_b) {
     if (!(gamma_a >= 0.0 && gamma_b >= 0.0 && t_a > 0.0 && t_b > 0.0) || isinf(t_a) || isinf(t_b)) {
@@ -490,4 +492,24 @@ ema_status ema_posthoc_coefficients(uint32_t count, const double* gammas, const 
     free(log.steps);
     free(work);
     return status;
+}
+
+ema_status ema_posthoc_weighted_sum(size_t n, uint32_t count, const float* inputs, size_t stride,
+                                    const double* coefficients, float* out) {
+    if (n != 0 && (inputs == NULL || coefficients == NULL || out == NULL)) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    if (count == 0 || stride < n) {
+        return EMA_ERROR_INVALID_ARGUMENT;
+    }
+    if (n == 0) {
+        return EMA_OK;
+    }
+    /* The inputs span (count - 1) * stride + n floats; a span past the
+     * address space is no buffer anyone has. */
+    if ((size_t)(count - 1) > (SIZE_MAX / sizeof(float) - n) / stride) {
+        return EMA_ERROR_TOO_LARGE;
+    }
+    ema_f32_vweighted_sum_ukernel_best(n, count, inputs, stride, coefficients, out);
+    return EMA_OK;
 }

@@ -1,25 +1,33 @@
 /*
- * test_posthoc.c - the post-hoc EMA reconstruction (src/posthoc.c): the
- * profiles' inner product, the coefficients against numpy's
- * np.linalg.lstsq on the same system (the script that computed them is in
- * the comment below), within a tolerance derived from the condition number,
- * the edge cases and refusals, and the largest count.
+ * test_posthoc.c - the post-hoc EMA reconstruction (src/posthoc.c and the
+ * f32-vweighted-sum kernels):
+ *   - the profiles' inner product against its closed form and quadrature;
+ *   - every f32-vweighted-sum kernel this build has against a plain C
+ *     reference, bit for bit, over the lengths, strides, counts and special
+ *     values that reach every path;
+ *   - ema_posthoc_weighted_sum's and ema_posthoc_coefficients' refusals and
+ *     edge cases;
+ *   - the coefficients against numpy's np.linalg.lstsq on EDM2's setup,
+ *     within a tolerance derived from the condition number.
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "ema_posthoc.h"
-
-#define COUNT_OF(array) (sizeof(array) / sizeof((array)[0]))
+#include "f32-vweighted-sum.h"
+#include "test_util.h"
 
 static double gamma_of(double sigma_rel) {
     double gamma = -1.0;
     CHECK_STATUS(ema_gamma_of_sigma_rel(sigma_rel, &gamma), EMA_OK);
     return gamma;
 }
+
+/* ---- the inner product ------------------------------------------------------ */
 
 static void test_inner_product(void) {
     const double g = 6.94, t = 1000.0;
@@ -44,44 +52,203 @@ static void test_inner_product(void) {
     CHECK(isnan(ema_profile_inner_product(1.0, INFINITY, 1.0, 1.0)), "t infinite: NaN");
 }
 
-/* EDM2's setup: profiles sigma_rel 0.05 and 0.10, snapshots at t = 1000 ...
- * 8000 (16 in all, alternating), target sigma_rel 0.07 at t = 8000. numpy's
- * answer (x = lstsq(A, b)[0]; x /= x.sum()), condition number 535.29:
- *
- *   g1, g2 = gamma_of(0.05), gamma_of(0.10)   # the fixed Newton iteration
- *   snaps = [(g, t * 1000.0) for t in range(1, 9) for g in (g1, g2)]
- *   A = [[ip(a, b) for b in snaps] for a in snaps]; b = [ip(a, target) for a in snaps]
- */
-static const double kNumpyCoefficients[] = {
-    3.8922757519890035e-12, -9.56128314966501e-11, 1.7380077587586893e-08,
-    -1.1822569160756104e-07, 2.22398245729886e-06, -9.141160436767402e-06,
-    6.608857533548856e-05, -0.00021443138302108637, 0.0008865974514008443,
-    -0.0025444840586683125, 0.0072521780242083824, -0.019405441994358685,
-    0.04239791331066357, -0.10864094698057092, 0.3870821304001592,
-    0.6931274147701655,
+/* ---- the f32-vweighted-sum kernels ------------------------------------------ */
+
+typedef struct kernel_info {
+    const char* name;
+    size_t tile;
+    ema_f32_vweighted_sum_ukernel_fn fn;
+} kernel_info;
+
+/* The entries of f32-vweighted-sum.inc whose arch flag is 1 in this build
+ * (test_kernels.c's trick: the extra level lets `arch` expand first). */
+#define KERNEL_ENTRY_IF_0(name, unroll)
+#define KERNEL_ENTRY_IF_1(name, unroll) {#name, (unroll), name},
+#define KERNEL_ENTRY_PASTE(arch, name, unroll) KERNEL_ENTRY_IF_##arch(name, unroll)
+#define KERNEL_ENTRY(arch, name, unroll) KERNEL_ENTRY_PASTE(arch, name, unroll)
+static const kernel_info kKernels[] = {
+#define EMA_UKERNEL(arch, name, unroll) KERNEL_ENTRY(arch, name, unroll)
+#include "f32-vweighted-sum.inc"
+#undef EMA_UKERNEL
+};
+#define KERNEL_COUNT COUNT_OF(kKernels)
+
+/* The definition, one element: from +0.0, each product and sum rounded to
+ * float64 (volatile: nothing fused, reordered or vectorised), then one
+ * rounding to float32. Not inlined, as test_kernels.c's references. */
+static __attribute__((noinline)) float reference_element(size_t count, const float* inputs, size_t stride,
+                                                          const double* coefficients) {
+    volatile double acc = 0.0;
+    for (size_t i = 0; i < count; i++) {
+        volatile double product = coefficients[i] * (double)inputs[i * stride];
+        acc = acc + product;
+    }
+    volatile float rounded = (float)acc;
+    return rounded;
+}
+
+static const uint32_t kSentinelBits = 0x7fa5a5a5u;
+#define GUARD 8
+
+static const double kSpecialCoefficients[] = {
+    0.0, -0.0, 1.0, -1.0, 0.5, 1e-310, -4.9e-324, 1e300, -1e300, 0x1p-60, 3.0e38, 0.1,
 };
 
-static void test_coefficients_match_numpy(void) {
-    double gammas[16], times[16], x[16];
-    for (int t = 1; t <= 8; t++) {
-        gammas[2 * (t - 1)] = gamma_of(0.05);
-        gammas[2 * (t - 1) + 1] = gamma_of(0.10);
-        times[2 * (t - 1)] = times[2 * (t - 1) + 1] = t * 1000.0;
+static double random_coefficient(int allow_nonfinite) {
+    const uint32_t pick = next_random() % 8;
+    if (pick == 0) {
+        return kSpecialCoefficients[next_random() % COUNT_OF(kSpecialCoefficients)];
     }
-    double condition = 0.0;
-    CHECK_STATUS(ema_posthoc_coefficients(16, gammas, times, gamma_of(0.07), 8000.0, x, &condition), EMA_OK);
-    CHECK(fabs(condition - 535.29) < 0.5, "condition number %.6g (numpy: 535.29)", condition);
-    /* Both solves are backward stable: they may differ by about cond * eps
-     * in each coefficient (REFERENCES.md); 64x that leaves room for the two
-     * algorithms' different constants. */
-    const double tolerance = 64.0 * condition * 0x1p-52;
-    double sum = 0.0;
-    for (size_t i = 0; i < COUNT_OF(kNumpyCoefficients); i++) {
-        CHECK(fabs(x[i] - kNumpyCoefficients[i]) <= tolerance, "x[%zu] = %.17g, numpy %.17g (tolerance %.3g)", i,
-              x[i], kNumpyCoefficients[i], tolerance);
-        sum += x[i];
+    if (pick == 1 && allow_nonfinite) {
+        const uint32_t which = next_random() % 3;
+        return which == 0 ? INFINITY : which == 1 ? -INFINITY : NAN;
     }
-    CHECK(fabs(sum - 1.0) <= 16 * 0x1p-52, "the coefficients sum to 1 (%.17g)", sum);
+    /* Coefficients of a reconstruction: both signs, magnitudes 2^-30 .. 2^4. */
+    const double unit = (double)(int32_t)next_random() * 0x1p-31;
+    return ldexp(unit, (int)(next_random() % 34) - 30);
+}
+
+/* One kernel on n elements of `count` rows `stride` apart. The inputs are
+ * allocated to exactly (count - 1) * stride + n floats, so that ASan sees a
+ * read past the last row; the floats between rows are a NaN that would
+ * show in the results if read; `out` starts `misalign` floats into a block
+ * of sentinels that must stay untouched. */
+static void test_case(const kernel_info* kernel, size_t n, size_t count, size_t stride, size_t misalign,
+                      int allow_nonfinite) {
+    const size_t span = (count - 1) * stride + n;
+    float* inputs = malloc((span == 0 ? 1 : span) * sizeof(float));
+    double* coefficients = malloc(count * sizeof(double));
+    float* block = malloc((n + misalign + 2 * GUARD) * sizeof(float));
+    float* expected = malloc((n == 0 ? 1 : n) * sizeof(float));
+    if (!CHECK(inputs != NULL && coefficients != NULL && block != NULL && expected != NULL, "out of memory")) {
+        free(inputs), free(coefficients), free(block), free(expected);
+        return;
+    }
+    for (size_t k = 0; k < span; k++) {
+        inputs[k] = k % stride < n ? test_random_value(allow_nonfinite) : f32_from_bits(0x7fc0beefu);
+    }
+    for (size_t i = 0; i < count; i++) {
+        coefficients[i] = random_coefficient(allow_nonfinite);
+    }
+    for (size_t k = 0; k < n + misalign + 2 * GUARD; k++) {
+        block[k] = f32_from_bits(kSentinelBits);
+    }
+    float* out = block + GUARD + misalign;
+    for (size_t j = 0; j < n; j++) {
+        expected[j] = reference_element(count, inputs + j, stride, coefficients);
+    }
+    kernel->fn(n, count, inputs, stride, coefficients, out);
+
+    size_t wrong = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (!same_f32(out[j], expected[j]) && wrong++ < 4) {
+            CHECK(0, "%s n=%zu count=%zu stride=%zu misalign=%zu: out[%zu] = %a (0x%08x), expected %a (0x%08x); "
+                  "c0 %a x0 %a", kernel->name, n, count, stride, misalign, j, (double)out[j], f32_bits(out[j]),
+                  (double)expected[j], f32_bits(expected[j]), coefficients[0], (double)inputs[j]);
+        }
+    }
+    int guards = 1;
+    for (size_t k = 0; k < GUARD + misalign; k++) {
+        guards &= f32_bits(block[k]) == kSentinelBits;
+    }
+    for (size_t k = GUARD + misalign + n; k < n + misalign + 2 * GUARD; k++) {
+        guards &= f32_bits(block[k]) == kSentinelBits;
+    }
+    CHECK(wrong == 0 && guards, "%s n=%zu count=%zu stride=%zu misalign=%zu: %zu wrong, guards %s", kernel->name,
+          n, count, stride, misalign, wrong, guards ? "intact" : "overwritten");
+    free(inputs), free(coefficients), free(block), free(expected);
+}
+
+static void test_kernels(void) {
+    for (size_t k = 0; k < KERNEL_COUNT; k++) {
+        const kernel_info* kernel = &kKernels[k];
+        for (size_t n = 0; n <= 67; n++) {
+            for (size_t count = 1; count <= 5; count++) {
+                /* Rows back to back, and odd gaps between them. */
+                const size_t strides[] = {n, n + 1, n + 3, 2 * n + 5};
+                for (size_t s = 0; s < COUNT_OF(strides); s++) {
+                    const size_t stride = strides[s] == 0 ? 1 : strides[s];
+                    test_case(kernel, n, count, stride, (n + s) % 4, (n + count + s) % 3 == 0);
+                }
+            }
+        }
+        /* Many rows (a reconstruction's hundreds of snapshots). */
+        test_case(kernel, 37, 300, 41, 1, 0);
+        test_case(kernel, 4 * kernel->tile + 3, 64, 4 * kernel->tile + 3, 0, 1);
+    }
+}
+
+/* Values whose rounding the definition pins down: signed zeros (a sum
+ * starts at +0), subnormal inputs and results, overflow to infinity,
+ * cancellation, and non-finite inputs and coefficients. */
+static void test_kernels_special(void) {
+    /* Column j of two rows: inputs[j], inputs[8 + j]. */
+    const float inputs[16] = {
+        -0.0f, -0.0f, 1e-45f,  0x1p-126f, 3.4028235e38f, 1.0f,  INFINITY, 1.0f,
+        -0.0f, 0.0f,  1e-45f,  0x1p-126f, 3.4028235e38f, 0x1p-30f, -INFINITY, NAN,
+    };
+    const double coefficients[2] = {0.5, 0.5};
+    for (size_t k = 0; k < KERNEL_COUNT; k++) {
+        float out[8];
+        kKernels[k].fn(8, 2, inputs, 8, coefficients, out);
+        /* 0.5 * -0 + 0.5 * -0 from +0.0 is +0; 0.5 * 1e-45 twice is 1e-45
+         * exactly in float64; half the largest float twice is the largest
+         * float; 0.5 + 2^-31 is exact in float64 and rounds to 0.5 in float32
+         * (it is the float32 sums that would have lost it earlier); inf - inf
+         * is NaN. */
+        CHECK(f32_bits(out[0]) == 0x00000000u, "%s: -0 inputs sum to +0 (0x%08x)", kKernels[k].name, f32_bits(out[0]));
+        CHECK(f32_bits(out[1]) == 0x00000000u, "%s: -0 and +0 sum to +0", kKernels[k].name);
+        CHECK(f32_bits(out[2]) == 0x00000001u, "%s: the smallest subnormal survives (0x%08x)", kKernels[k].name,
+              f32_bits(out[2]));
+        CHECK(out[3] == 0x1p-126f, "%s: the smallest normal survives", kKernels[k].name);
+        CHECK(out[4] == 3.4028235e38f, "%s: no overflow in float64 (%a)", kKernels[k].name, (double)out[4]);
+        CHECK(out[5] == 0.5f, "%s: 0.5 + 2^-31 rounds once, to 0.5 (%a)", kKernels[k].name, (double)out[5]);
+        CHECK(isnan(out[6]) && isnan(out[7]), "%s: inf - inf and NaN give NaN", kKernels[k].name);
+        const double big[2] = {1e300, 1e300};
+        kKernels[k].fn(8, 2, inputs, 8, big, out);
+        CHECK(isinf(out[5]) && out[5] > 0.0f, "%s: a float64 sum past float32's range rounds to +inf (%a)",
+              kKernels[k].name, (double)out[5]);
+        const double cancel[2] = {1.0, -1.0};
+        kKernels[k].fn(8, 2, inputs, 8, cancel, out);
+        CHECK(out[5] == 1.0f && out[3] == 0.0f, "%s: 1 - 2^-30 rounds to 1 (%a), x - x is 0", kKernels[k].name,
+              (double)out[5]);
+        CHECK(f32_bits(out[0]) == 0x00000000u, "%s: -0 - -0 is +0", kKernels[k].name);
+    }
+}
+
+/* ---- the API: refusals and edges ---------------------------------------- */
+
+static void test_weighted_sum_api(void) {
+    const float inputs[6] = {1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f};
+    const double coefficients[2] = {0.25, 0.75};
+    float out[3] = {-1.0f, -1.0f, -1.0f};
+    CHECK_STATUS(ema_posthoc_weighted_sum(3, 2, inputs, 3, coefficients, out), EMA_OK);
+    CHECK(out[0] == 3.25f && out[1] == 4.25f && out[2] == 5.25f, "0.25 a + 0.75 b: %g %g %g", (double)out[0],
+          (double)out[1], (double)out[2]);
+    /* Rows with a gap: stride 4 over n 2 reads 1, 2 and 5, 6. */
+    CHECK_STATUS(ema_posthoc_weighted_sum(2, 2, inputs, 4, coefficients, out), EMA_OK);
+    CHECK(out[0] == 4.0f && out[1] == 5.0f && out[2] == 5.25f, "a stride past n: %g %g, out[2] untouched",
+          (double)out[0], (double)out[1]);
+
+    float kept[3] = {7.0f, 7.0f, 7.0f};
+    CHECK_STATUS(ema_posthoc_weighted_sum(3, 2, NULL, 3, coefficients, kept), EMA_ERROR_NULL_ARGUMENT);
+    CHECK_STATUS(ema_posthoc_weighted_sum(3, 2, inputs, 3, NULL, kept), EMA_ERROR_NULL_ARGUMENT);
+    CHECK_STATUS(ema_posthoc_weighted_sum(3, 2, inputs, 3, coefficients, NULL), EMA_ERROR_NULL_ARGUMENT);
+    CHECK_STATUS(ema_posthoc_weighted_sum(3, 0, inputs, 3, coefficients, kept), EMA_ERROR_INVALID_ARGUMENT);
+    CHECK_STATUS(ema_posthoc_weighted_sum(3, 2, inputs, 2, coefficients, kept), EMA_ERROR_INVALID_ARGUMENT);
+    CHECK_STATUS(ema_posthoc_weighted_sum(3, 0x80000000u, inputs, SIZE_MAX / 8, coefficients, kept),
+                 EMA_ERROR_TOO_LARGE);
+    CHECK_STATUS(ema_posthoc_weighted_sum(2, 2, inputs, SIZE_MAX / sizeof(float) - 1, coefficients, kept),
+                 EMA_ERROR_TOO_LARGE);
+    CHECK(kept[0] == 7.0f && kept[1] == 7.0f && kept[2] == 7.0f, "a refused call writes nothing");
+    /* n 0: nothing to read or write, NULLs allowed; count 0 is still refused. */
+    CHECK_STATUS(ema_posthoc_weighted_sum(0, 1, NULL, 0, NULL, NULL), EMA_OK);
+    CHECK_STATUS(ema_posthoc_weighted_sum(0, 0, NULL, 0, NULL, NULL), EMA_ERROR_INVALID_ARGUMENT);
+    /* One snapshot, coefficient 1: a copy, -0 becoming +0 (0.0 + -0.0). */
+    const float single[3] = {-0.0f, 1e-45f, -3.5f};
+    const double one = 1.0;
+    CHECK_STATUS(ema_posthoc_weighted_sum(3, 1, single, 3, &one, out), EMA_OK);
+    CHECK(f32_bits(out[0]) == 0u && f32_bits(out[1]) == 1u && out[2] == -3.5f, "coefficient 1 copies (but -0 is +0)");
 }
 
 static void test_coefficient_edges(void) {
@@ -156,11 +323,57 @@ static void test_largest(void) {
     free(gammas), free(times), free(x);
 }
 
+/* ---- against NumPy ------------------------------------------------------- */
+
+/* EDM2's setup: profiles sigma_rel 0.05 and 0.10, snapshots at t = 1000 ...
+ * 8000 (16 in all, alternating), target sigma_rel 0.07 at t = 8000. numpy's
+ * answer (x = lstsq(A, b)[0]; x /= x.sum()), condition number 535.29:
+ *
+ *   g1, g2 = gamma_of(0.05), gamma_of(0.10)   # the fixed Newton iteration
+ *   snaps = [(g, t * 1000.0) for t in range(1, 9) for g in (g1, g2)]
+ *   A = [[ip(a, b) for b in snaps] for a in snaps]; b = [ip(a, target) for a in snaps]
+ */
+static const double kNumpyCoefficients[] = {
+    3.8922757519890035e-12, -9.56128314966501e-11, 1.7380077587586893e-08,
+    -1.1822569160756104e-07, 2.22398245729886e-06, -9.141160436767402e-06,
+    6.608857533548856e-05, -0.00021443138302108637, 0.0008865974514008443,
+    -0.0025444840586683125, 0.0072521780242083824, -0.019405441994358685,
+    0.04239791331066357, -0.10864094698057092, 0.3870821304001592,
+    0.6931274147701655,
+};
+
+static void test_coefficients_match_numpy(void) {
+    double gammas[16], times[16], x[16];
+    for (int t = 1; t <= 8; t++) {
+        gammas[2 * (t - 1)] = gamma_of(0.05);
+        gammas[2 * (t - 1) + 1] = gamma_of(0.10);
+        times[2 * (t - 1)] = times[2 * (t - 1) + 1] = t * 1000.0;
+    }
+    double condition = 0.0;
+    CHECK_STATUS(ema_posthoc_coefficients(16, gammas, times, gamma_of(0.07), 8000.0, x, &condition), EMA_OK);
+    CHECK(fabs(condition - 535.29) < 0.5, "condition number %.6g (numpy: 535.29)", condition);
+    /* Both solves are backward stable: they may differ by about cond * eps
+     * in each coefficient (REFERENCES.md); 64x that leaves room for the two
+     * algorithms' different constants. */
+    const double tolerance = 64.0 * condition * 0x1p-52;
+    double sum = 0.0;
+    for (size_t i = 0; i < COUNT_OF(kNumpyCoefficients); i++) {
+        CHECK(fabs(x[i] - kNumpyCoefficients[i]) <= tolerance, "x[%zu] = %.17g, numpy %.17g (tolerance %.3g)", i,
+              x[i], kNumpyCoefficients[i], tolerance);
+        sum += x[i];
+    }
+    CHECK(fabs(sum - 1.0) <= 16 * 0x1p-52, "the coefficients sum to 1 (%.17g)", sum);
+}
+
 int main(void) {
     check_begin("test_posthoc");
+    seed_random(0x5eed0c0fu);
     test_inner_product();
-    test_coefficients_match_numpy();
+    test_kernels();
+    test_kernels_special();
+    test_weighted_sum_api();
     test_coefficient_edges();
     test_largest();
+    test_coefficients_match_numpy();
     return check_end();
 }
