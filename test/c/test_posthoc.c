@@ -7,10 +7,17 @@
  *     values that reach every path;
  *   - ema_posthoc_weighted_sum's and ema_posthoc_coefficients' refusals and
  *     edge cases;
- *   - the coefficients against numpy's np.linalg.lstsq on EDM2's setup,
- *     within a tolerance derived from the condition number.
+ *   - test/fixtures/posthoc.txt (NumPy's reconstructions, written by
+ *     test/fixtures/generate_posthoc.py, whose docstring has the format):
+ *     the gammas to the bit, the coefficients and the condition number
+ *     within tolerances derived from the condition number (see
+ *     check_coefficients), and the weighted sums bit for bit.
+ *
+ * Usage: test_posthoc [fixture]  (default test/fixtures/posthoc.txt; "-"
+ * reads stdin, which is how the WebAssembly builds get it).
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,12 +26,27 @@
 #include "check.h"
 #include "ema_posthoc.h"
 #include "f32-vweighted-sum.h"
+#include "fixture.h"
 #include "test_util.h"
+
+#define DEFAULT_FIXTURE "test/fixtures/posthoc.txt"
 
 static double gamma_of(double sigma_rel) {
     double gamma = -1.0;
     CHECK_STATUS(ema_gamma_of_sigma_rel(sigma_rel, &gamma), EMA_OK);
     return gamma;
+}
+
+static uint64_t f64_bits(double value) {
+    uint64_t bits;
+    memcpy(&bits, &value, sizeof(bits));
+    return bits;
+}
+
+static double f64_from_bits(uint64_t bits) {
+    double value;
+    memcpy(&value, &bits, sizeof(value));
+    return value;
 }
 
 /* ---- the inner product ------------------------------------------------------ */
@@ -323,49 +345,301 @@ static void test_largest(void) {
     free(gammas), free(times), free(x);
 }
 
-/* ---- against NumPy ------------------------------------------------------- */
+/* ---- test/fixtures/posthoc.txt ---------------------------------------------- */
 
-/* EDM2's setup: profiles sigma_rel 0.05 and 0.10, snapshots at t = 1000 ...
- * 8000 (16 in all, alternating), target sigma_rel 0.07 at t = 8000. numpy's
- * answer (x = lstsq(A, b)[0]; x /= x.sum()), condition number 535.29:
- *
- *   g1, g2 = gamma_of(0.05), gamma_of(0.10)   # the fixed Newton iteration
- *   snaps = [(g, t * 1000.0) for t in range(1, 9) for g in (g1, g2)]
- *   A = [[ip(a, b) for b in snaps] for a in snaps]; b = [ip(a, target) for a in snaps]
- */
-static const double kNumpyCoefficients[] = {
-    3.8922757519890035e-12, -9.56128314966501e-11, 1.7380077587586893e-08,
-    -1.1822569160756104e-07, 2.22398245729886e-06, -9.141160436767402e-06,
-    6.608857533548856e-05, -0.00021443138302108637, 0.0008865974514008443,
-    -0.0025444840586683125, 0.0072521780242083824, -0.019405441994358685,
-    0.04239791331066357, -0.10864094698057092, 0.3870821304001592,
-    0.6931274147701655,
-};
+/* The file, line by line: records are lines of words separated by spaces;
+ * `#` lines are comments. */
+typedef struct lines {
+    char* next;
+    const char* path;
+    size_t number; /* of the current line */
+    char* words;   /* the rest of the current line */
+    int failed;
+} lines;
 
-static void test_coefficients_match_numpy(void) {
-    double gammas[16], times[16], x[16];
-    for (int t = 1; t <= 8; t++) {
-        gammas[2 * (t - 1)] = gamma_of(0.05);
-        gammas[2 * (t - 1) + 1] = gamma_of(0.10);
-        times[2 * (t - 1)] = times[2 * (t - 1) + 1] = t * 1000.0;
+static int lines_fail(lines* l, const char* fmt, ...) CHECK_PRINTF(2, 3);
+static int lines_fail(lines* l, const char* fmt, ...) {
+    if (!l->failed) {
+        l->failed = 1;
+        printf("%s:%zu: ", l->path, l->number);
+        va_list args;
+        va_start(args, fmt);
+        vprintln(fmt, args);
+        va_end(args);
+        check_result(0, __FILE__, __LINE__, "fixture", "%s parses", l->path);
     }
-    double condition = 0.0;
-    CHECK_STATUS(ema_posthoc_coefficients(16, gammas, times, gamma_of(0.07), 8000.0, x, &condition), EMA_OK);
-    CHECK(fabs(condition - 535.29) < 0.5, "condition number %.6g (numpy: 535.29)", condition);
-    /* Both solves are backward stable: they may differ by about cond * eps
-     * in each coefficient (REFERENCES.md); 64x that leaves room for the two
-     * algorithms' different constants. */
-    const double tolerance = 64.0 * condition * 0x1p-52;
-    double sum = 0.0;
-    for (size_t i = 0; i < COUNT_OF(kNumpyCoefficients); i++) {
-        CHECK(fabs(x[i] - kNumpyCoefficients[i]) <= tolerance, "x[%zu] = %.17g, numpy %.17g (tolerance %.3g)", i,
-              x[i], kNumpyCoefficients[i], tolerance);
-        sum += x[i];
-    }
-    CHECK(fabs(sum - 1.0) <= 16 * 0x1p-52, "the coefficients sum to 1 (%.17g)", sum);
+    return 0;
 }
 
-int main(void) {
+/* The next record's first word, or NULL at the end. */
+static const char* next_record(lines* l) {
+    while (!l->failed && l->next != NULL && *l->next != '\0') {
+        char* line = l->next;
+        char* end = strchr(line, '\n');
+        if (end != NULL) {
+            *end = '\0';
+            l->next = end + 1;
+        } else {
+            l->next = NULL;
+        }
+        l->number++;
+        if (line[0] == '#' || line[0] == '\0') {
+            continue;
+        }
+        char* space = strchr(line, ' ');
+        l->words = space != NULL ? (*space = '\0', space + 1) : line + strlen(line);
+        return line;
+    }
+    return NULL;
+}
+
+static const char* next_word(lines* l) {
+    if (l->failed) {
+        return NULL;
+    }
+    if (*l->words == '\0') {
+        lines_fail(l, "the line ends early");
+        return NULL;
+    }
+    char* word = l->words;
+    char* space = strchr(word, ' ');
+    l->words = space != NULL ? (*space = '\0', space + 1) : word + strlen(word);
+    return word;
+}
+
+/* The next record, which must be `expected`. */
+static int expect_record(lines* l, const char* expected) {
+    const char* record = next_record(l);
+    if (l->failed) {
+        return 0;
+    }
+    if (record == NULL) {
+        return lines_fail(l, "expected '%s', found the end of the file", expected);
+    }
+    return strcmp(record, expected) == 0 || lines_fail(l, "expected '%s', found '%s'", expected, record);
+}
+
+static int expect_word(lines* l, const char* expected) {
+    const char* word = next_word(l);
+    return word != NULL && (strcmp(word, expected) == 0 || lines_fail(l, "expected '%s', found '%s'", expected, word));
+}
+
+static int end_of_line(lines* l) {
+    return l->failed || *l->words == '\0' || lines_fail(l, "more words than expected: '%s'", l->words);
+}
+
+static int read_hex(lines* l, unsigned digits, uint64_t* bits) {
+    const char* word = next_word(l);
+    if (word == NULL) {
+        return 0;
+    }
+    uint64_t value = 0;
+    for (unsigned i = 0; i < digits; i++) {
+        const char c = word[i];
+        const int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (digit < 0) {
+            return lines_fail(l, "bad %u-digit hex word '%s'", digits, word);
+        }
+        value = value << 4 | (uint64_t)digit;
+    }
+    if (word[digits] != '\0') {
+        return lines_fail(l, "bad %u-digit hex word '%s'", digits, word);
+    }
+    *bits = value;
+    return 1;
+}
+
+static int read_f64(lines* l, double* value) {
+    uint64_t bits = 0;
+    return read_hex(l, 16, &bits) && (*value = f64_from_bits(bits), 1);
+}
+
+static int read_f32s(lines* l, size_t count, float* values) {
+    for (size_t i = 0; i < count; i++) {
+        uint64_t bits = 0;
+        if (!read_hex(l, 8, &bits)) {
+            return 0;
+        }
+        values[i] = f32_from_bits((uint32_t)bits);
+    }
+    return 1;
+}
+
+static int read_size(lines* l, size_t max, size_t* value) {
+    const char* word = next_word(l);
+    if (word == NULL) {
+        return 0;
+    }
+    char* end = NULL;
+    const unsigned long long parsed = strtoull(word, &end, 10);
+    if (end == word || *end != '\0' || word[0] == '-' || parsed > max) {
+        return lines_fail(l, "bad count '%s'", word);
+    }
+    *value = (size_t)parsed;
+    return 1;
+}
+
+/* A profile record: sigma_rel, gamma, time; gamma must be this library's
+ * gamma of that sigma_rel, to the bit (the generator repeats the Newton
+ * iteration of src/schedule.c). */
+static int read_profile(lines* l, const char* record, const char* name, double* gamma, double* time) {
+    double sigma_rel = 0.0;
+    if (!expect_record(l, record) || !read_f64(l, &sigma_rel) || !read_f64(l, gamma) || !read_f64(l, time) ||
+        !end_of_line(l)) {
+        return 0;
+    }
+    double ours = -1.0;
+    CHECK_STATUS(ema_gamma_of_sigma_rel(sigma_rel, &ours), EMA_OK);
+    CHECK(f64_bits(ours) == f64_bits(*gamma), "%s: gamma of sigma_rel %.17g: %.17g, the generator's %.17g", name,
+          sigma_rel, ours, *gamma);
+    return 1;
+}
+
+/* How far the coefficients may be from NumPy's. Let y be the exact
+ * unnormalised solution, s its sum and x = y / s. Both sides compute
+ * y + d with ||d||_2 <= cond * e * ||y||_2: each solve is backward stable
+ * (Householder tridiagonalisation and QR steps here, the SVD of LAPACK's
+ * gelsd there; a backward error e ||A||, bounded by O(n) u in theory, a
+ * small multiple of u in practice), each side computes A's entries with its
+ * own pow (an ulp or two per entry; A is entrywise positive, so that too is
+ * a perturbation of norm an ulp or two of ||A||), and the condition number
+ * turns a relative perturbation of A or b into a relative error in y.
+ * Normalising, (y + d) / (s + sum d) - x = (d - x sum d) / s to first
+ * order. |sum d| can reach sqrt(n) ||d||_2 only if the errors line up with
+ * (1, ..., 1); rounding errors do not, and |sum d| ~ ||d||_2, so each
+ * coefficient moves by about cond * e * ||x||_2 * (1 + ||x||_inf), and the
+ * two sides differ by at most twice that. With e = 2u the bound below is
+ * 4 u cond ||x||_2 (1 + ||x||_inf). Measured, the two differ by at most
+ * 0.34 u cond ||x||_2 (the worst ratio to the bound is printed at the end:
+ * 0.042), and a change of 1e-9 in one coefficient of a case with condition
+ * number 6e3 is caught.
+ *
+ * The condition number: Weyl's theorem moves each eigenvalue by at most
+ * e ||A||, so the smallest kept one by a relative e cond and the largest by
+ * e; the ratio moves by at most 2 e (cond + 1) relative on the two sides
+ * together: 4 u (cond + 1) (measured: up to 1/45 of it). */
+#define POSTHOC_BACKWARD_ERROR (2.0 * 0x1p-53)
+
+/* The largest error / tolerance seen, for the coefficients and the condition number. */
+static double g_worst_ratio = 0.0, g_worst_condition_ratio = 0.0;
+
+static void check_coefficients(const char* name, uint32_t count, const double* x, const double* expected,
+                               double condition, double expected_condition) {
+    double norm2 = 0.0, norm_inf = 0.0, norm1 = 0.0, sum = 0.0;
+    for (uint32_t i = 0; i < count; i++) {
+        norm2 += expected[i] * expected[i];
+        norm_inf = fmax(norm_inf, fabs(expected[i]));
+        norm1 += fabs(x[i]);
+        sum += x[i];
+    }
+    norm2 = sqrt(norm2);
+    const double tolerance = 2.0 * POSTHOC_BACKWARD_ERROR * expected_condition * norm2 * (1.0 + norm_inf);
+    size_t wrong = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        const double error = fabs(x[i] - expected[i]);
+        g_worst_ratio = fmax(g_worst_ratio, error / tolerance);
+        if (!(error <= tolerance) && wrong++ < 4) {
+            CHECK(0, "%s: x[%u] = %.17g, NumPy %.17g: %.3g apart, tolerance %.3g (cond %.4g)", name, i, x[i],
+                  expected[i], error, tolerance, expected_condition);
+        }
+    }
+    CHECK(wrong == 0, "%s: %zu of %u coefficients within %.3g of NumPy's", name, wrong, count, tolerance);
+    /* The normalisation: n divisions and the sum's n roundings. */
+    CHECK(fabs(sum - 1.0) <= 2.0 * (count + 1) * 0x1p-53 * norm1, "%s: the coefficients sum to 1 (%.17g)", name,
+          sum);
+    const double condition_tolerance = 2.0 * POSTHOC_BACKWARD_ERROR * (expected_condition + 1.0);
+    g_worst_condition_ratio =
+        fmax(g_worst_condition_ratio, fabs(condition - expected_condition) / (condition_tolerance * expected_condition));
+    CHECK(fabs(condition - expected_condition) <= condition_tolerance * expected_condition,
+          "%s: condition number %.17g, NumPy %.17g (relative tolerance %.3g)", name, condition, expected_condition,
+          condition_tolerance);
+}
+
+/* A `sum` record: the API and every kernel against NumPy's float32 bits. */
+static void check_sum(lines* l, const char* name, uint32_t count, const double* coefficients) {
+    size_t n = 0, stride = 0;
+    if (!read_size(l, 1u << 20, &n) || !read_size(l, 1u << 20, &stride)) {
+        return;
+    }
+    const size_t span = (size_t)count * stride;
+    float* inputs = malloc((span == 0 ? 1 : span) * sizeof(float));
+    float* expected = malloc((n == 0 ? 1 : n) * sizeof(float));
+    float* out = malloc((n == 0 ? 1 : n) * sizeof(float));
+    if (!CHECK(inputs != NULL && expected != NULL && out != NULL, "out of memory")) {
+        free(inputs), free(expected), free(out);
+        return;
+    }
+    if (read_f32s(l, span, inputs) && expect_word(l, "expect") && read_f32s(l, n, expected) && end_of_line(l)) {
+        for (size_t k = 0; k <= KERNEL_COUNT; k++) {
+            const char* who = k < KERNEL_COUNT ? kKernels[k].name : "ema_posthoc_weighted_sum";
+            for (size_t j = 0; j < n; j++) {
+                out[j] = f32_from_bits(kSentinelBits);
+            }
+            if (k < KERNEL_COUNT) {
+                if (n != 0) {
+                    kKernels[k].fn(n, count, inputs, stride, coefficients, out);
+                }
+            } else {
+                CHECK_STATUS(ema_posthoc_weighted_sum(n, count, inputs, stride, coefficients, out), EMA_OK);
+            }
+            size_t wrong = 0;
+            for (size_t j = 0; j < n; j++) {
+                if (!same_f32(out[j], expected[j]) && wrong++ < 4) {
+                    CHECK(0, "%s: %s n=%zu stride=%zu: out[%zu] = 0x%08x, NumPy 0x%08x", name, who, n, stride, j,
+                          f32_bits(out[j]), f32_bits(expected[j]));
+                }
+            }
+            CHECK(wrong == 0, "%s: %s n=%zu: %zu of %zu differ from NumPy", name, who, n, wrong, n);
+        }
+    }
+    free(inputs), free(expected), free(out);
+}
+
+/* One case: its snapshots and target, NumPy's answer, then the sums. */
+static int replay_case(lines* l) {
+    const char* name = next_word(l);
+    size_t count = 0;
+    if (name == NULL || !read_size(l, EMA_MAX_POSTHOC_SNAPSHOTS, &count) || !end_of_line(l) || count == 0) {
+        return count == 0 ? lines_fail(l, "a case needs snapshots") : 0;
+    }
+    double* gammas = malloc(count * sizeof(double));
+    double* times = malloc(count * sizeof(double));
+    double* expected = malloc(count * sizeof(double));
+    double* x = malloc(count * sizeof(double));
+    if (!CHECK(gammas != NULL && times != NULL && expected != NULL && x != NULL, "out of memory")) {
+        free(gammas), free(times), free(expected), free(x);
+        return 0;
+    }
+    double target_gamma = 0.0, target_time = 0.0, expected_condition = 0.0;
+    int ok = read_profile(l, "target", name, &target_gamma, &target_time);
+    for (size_t i = 0; ok && i < count; i++) {
+        ok = read_profile(l, "snapshot", name, &gammas[i], &times[i]);
+    }
+    ok = ok && expect_record(l, "coefficients");
+    for (size_t i = 0; ok && i < count; i++) {
+        ok = read_f64(l, &expected[i]);
+    }
+    ok = ok && end_of_line(l) && expect_record(l, "condition") && read_f64(l, &expected_condition) &&
+         end_of_line(l);
+    if (ok) {
+        double condition = 0.0;
+        CHECK_STATUS(ema_posthoc_coefficients((uint32_t)count, gammas, times, target_gamma, target_time, x,
+                                              &condition),
+                     EMA_OK);
+        check_coefficients(name, (uint32_t)count, x, expected, condition, expected_condition);
+        const char* record;
+        while ((record = next_record(l)) != NULL && strcmp(record, "sum") == 0) {
+            check_sum(l, name, (uint32_t)count, expected);
+        }
+        ok = !l->failed && (record != NULL && strcmp(record, "end") == 0 && end_of_line(l)
+                                ? 1
+                                : lines_fail(l, "expected 'sum' or 'end', found '%s'", record ? record : "the end"));
+    }
+    free(gammas), free(times), free(expected), free(x);
+    return ok;
+}
+
+int main(int argc, char** argv) {
     check_begin("test_posthoc");
     seed_random(0x5eed0c0fu);
     test_inner_product();
@@ -374,6 +648,32 @@ int main(void) {
     test_weighted_sum_api();
     test_coefficient_edges();
     test_largest();
-    test_coefficients_match_numpy();
+
+    fixture_reader reader;
+    if (fixture_open(&reader, argc > 1 ? argv[1] : DEFAULT_FIXTURE) != 0) {
+        CHECK(0, "the fixture opens");
+        return check_end();
+    }
+    lines l = {.next = reader.text, .path = reader.path};
+    unsigned cases = 0;
+    const char* record = next_record(&l);
+    if (record != NULL && strcmp(record, "emaposthoc") == 0 && expect_word(&l, "1") && end_of_line(&l)) {
+        while ((record = next_record(&l)) != NULL) {
+            if (strcmp(record, "case") != 0) {
+                lines_fail(&l, "expected 'case', found '%s'", record);
+                break;
+            }
+            if (!replay_case(&l)) {
+                break;
+            }
+            cases++;
+        }
+    } else {
+        lines_fail(&l, "not an emaposthoc 1 file");
+    }
+    CHECK(!l.failed && cases >= 20, "%u fixture cases replayed", cases);
+    printf("test_posthoc: against NumPy, the worst error / tolerance %.3g (coefficients), %.3g (condition number)\n",
+           g_worst_ratio, g_worst_condition_ratio);
+    fixture_close(&reader);
     return check_end();
 }
