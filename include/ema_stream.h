@@ -126,7 +126,9 @@ typedef enum ema_abi {
     EMA_ABI_ST_TENSOR_BYTES = 11,       /* parser memory per tensor entry (its table row) */
     EMA_ABI_INITIAL_MEMORY_BYTES = 12,  /* the module's initial memory (0 natively) */
     EMA_ABI_SCHEDULE_BYTES = 13,        /* sizeof(ema_schedule) (include/ema.h), which JS writes */
-    EMA_ABI_STEP_INFO_BYTES = 14        /* sizeof(ema_step_info), which JS reads */
+    EMA_ABI_STEP_INFO_BYTES = 14,       /* sizeof(ema_step_info), which JS reads */
+    EMA_ABI_MAX_PROFILES = 15,          /* EMA_MAX_PROFILES */
+    EMA_ABI_MAX_POSTHOC_SNAPSHOTS = 16  /* EMA_MAX_POSTHOC_SNAPSHOTS (include/ema_posthoc.h) */
 } ema_abi;
 
 /* The value `which` names, or 0 for an unknown id. Pure; exported so that JS

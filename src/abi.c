@@ -6,6 +6,7 @@
 
 #include "arena.h"
 #include "ema.h"
+#include "ema_posthoc.h"
 #include "ema_safetensors.h"
 #include "ema_stream.h"
 #include "kernels/f32-vupdate.h"
@@ -46,6 +47,8 @@ uint32_t ema_abi_value(uint32_t which) {
         case EMA_ABI_INITIAL_MEMORY_BYTES: return EMA_WASM_INITIAL_MEMORY_BYTES;
         case EMA_ABI_SCHEDULE_BYTES: return (uint32_t)sizeof(ema_schedule);
         case EMA_ABI_STEP_INFO_BYTES: return (uint32_t)sizeof(ema_step_info);
+        case EMA_ABI_MAX_PROFILES: return EMA_MAX_PROFILES;
+        case EMA_ABI_MAX_POSTHOC_SNAPSHOTS: return EMA_MAX_POSTHOC_SNAPSHOTS;
     }
     return 0;
 }

@@ -136,6 +136,8 @@ function expectedConstants(abi) {
     MIN_PAGES: abi('INITIAL_MEMORY_BYTES') / 65536, // loader/boundary: -sINITIAL_MEMORY in pages
     SCHEDULE_BYTES: abi('SCHEDULE_BYTES'), // boundary.js: struct ema_schedule
     STEP_INFO_BYTES: abi('STEP_INFO_BYTES'), // boundary.js: struct ema_step_info
+    MAX_PROFILES: abi('MAX_PROFILES'), // recipes.js, boundary.js: EMA_MAX_PROFILES
+    MAX_SNAPSHOTS: abi('MAX_POSTHOC_SNAPSHOTS'), // snapshots.js: EMA_MAX_POSTHOC_SNAPSHOTS
   };
 }
 
