@@ -148,7 +148,8 @@ export function callOptions(call) {
 export function assertStepResult(result, call, recipe, where) {
   assert.equal(result.action, call.action, `${where}: action`);
   assert.equal(result.counter, call.counter, `${where}: counter`);
-  const several = call.profiles.length > 1;
+  // The interop continuation file's calls (recipe-interop.test.js) list no profiles: one.
+  const several = (call.profiles?.length ?? 1) > 1;
   if (several) {
     assert.equal(result.profiles?.length, call.profiles.length, `${where}: update() lists every profile`);
   } else {
