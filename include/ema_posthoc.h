@@ -20,12 +20,13 @@ extern "C" {
 /* Most snapshots one reconstruction takes. The solve is cubic in the count:
  * 4/3 count^3 flops, and about 16 count^2 bytes of memory while it runs (A,
  * and the rotations of the eigenvalue iteration; 17 MB at 1024). Measured
- * on a 2-core AMD EPYC VM, natively (gcc -O2) and in Node 20 (the first
- * call in a fresh process / later calls, once V8 has optimised the code):
- *     snapshots        64        128       256        512        1024
- *     native           0.3 ms    1.6 ms    8 ms       34 ms      0.19 s
- *     Wasm SIMD128     5/0.5 ms  9/2 ms    18/8 ms    130/40 ms  0.57/0.25 s
- *     Wasm scalar      1/0.5 ms  15/3 ms   29/10 ms   140/90 ms  0.42/0.38 s */
+ * on a 2-core AMD EPYC VM (the best of several runs; the VM was shared),
+ * natively (gcc -O2) and in Node 20: in Wasm the first call in a fresh
+ * process / later calls, once V8 has optimised the code:
+ *     snapshots        64           128         256         512         1024
+ *     native           0.33 ms      1.4 ms      6.5 ms      32 ms       0.19 s
+ *     Wasm SIMD128     1.1/0.34 ms  5.9/1.5 ms  17/7.5 ms   89/43 ms    0.32/0.24 s
+ *     Wasm scalar      1.7/0.38 ms  7.2/1.8 ms  21/9.8 ms   113/59 ms   0.42/0.38 s */
 #define EMA_MAX_POSTHOC_SNAPSHOTS 1024u
 
 /* The inner product of the profiles (gamma_a, t_a) and
@@ -40,8 +41,9 @@ double ema_profile_inner_product(double gamma_a, double t_a, double gamma_b, dou
  * products above), from a float64 symmetric eigen-decomposition of A,
  * normalised to sum to 1, written to coefficients[0..count). *condition,
  * when not NULL, receives A's condition number on the directions kept: the
- * ratio of its largest eigenvalue to its smallest kept one (eigenvalues
- * below 1e-14 of the largest are dropped: duplicate snapshots). The result
+ * ratio of its largest eigenvalue to its smallest kept one, in magnitude
+ * (eigenvalues below 1e-14 of the largest are dropped: duplicate
+ * snapshots). The result
  * depends only on the arguments (one fixed order of operations), but is
  * only as accurate as A is conditioned: about condition * 2^-52 relative to
  * the largest coefficient. Allocates about 16 count^2 bytes while it runs.

@@ -24,7 +24,6 @@
  * Everything is float64, in one fixed order of operations. Implemented from
  * the paper and the textbook; EDM2's code is not used.
  */
-#include <assert.h>
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -49,8 +48,8 @@ double ema_profile_inner_product(double gamma_a, double t_a, double gamma_b, dou
 #define EMA_POSTHOC_RANK_TOLERANCE (1e-14)
 
 /* QR steps allowed per eigenvalue before giving up. With Wilkinson's shift
- * an eigenvalue takes two or three (the shift converges globally, and
- * cubically in the end); the limit only bounds the loop. */
+ * the iteration converges globally, and cubically in the end: measured, 1.3
+ * steps per eigenvalue on average; the limit only bounds the loop. */
 #define EMA_POSTHOC_MAX_STEPS_PER_EIGENVALUE 64
 
 /* ---- Householder tridiagonalisation --------------------------------------- */
@@ -117,9 +116,10 @@ typedef struct solver {
  * optimises a WebAssembly function only for its later calls (there is no
  * on-stack replacement), so the loop that does nearly all the work must be
  * a function called often, not part of the one long call: measured at 1024
- * snapshots, 0.33 s inlined against 0.19 s here once optimised. */
-__attribute__((noinline)) static double reflect_column(double* c, size_t j, size_t n, const double* u, const double* w,
-                             const double* v, double* next_av) {
+ * snapshots in the SIMD128 build, the reduction took 0.6 s with this loop
+ * inlined, 0.2 s without (0.44 s in a process's first call). */
+__attribute__((noinline)) static double reflect_column(double* c, size_t j, size_t n, const double* u,
+                                                       const double* w, const double* v, double* next_av) {
     const double uj = u[j], wj = w[j], vj = v[j];
     const double diagonal = c[j] - (u[j] * wj + w[j] * uj);
     c[j] = diagonal;

@@ -30,10 +30,12 @@ typedef void (*ema_f32_vweighted_sum_ukernel_fn)(size_t n, size_t count, const f
 #undef EMA_UKERNEL
 
 /* The kernel this build uses. At a million elements every variant streams
- * (count + 1) x 4 bytes per element from memory and runs at its speed, so
- * the choice matters only for inputs that fit in cache: there u8 (two f32x4
- * loads, four f64x2 accumulators per row) beat u4 and was level with u16
- * (2-core AMD EPYC VM, Node 20, n = 8192, count 2 to 8). */
+ * (count + 1) x 4 bytes per element from memory and they run alike (2-core
+ * AMD EPYC VM, Node 20, best of 3 runs, G elements/s for count 2 to 8: u8
+ * 1.6 0.9 0.8 0.55 0.45 0.41 0.34, u16 1.4 0.9 0.8 0.53 0.40 0.32 0.28,
+ * u4 1.0 0.73 0.62 0.47 0.33 0.31 0.24, the scalar build 0.88 to 0.21). In
+ * L2 (n = 8192) u8 and u16 are within noise of each other and 30-50% ahead
+ * of u4; u8 holds half as many accumulators. */
 #if EMA_ARCH_WASMSIMD
 #define ema_f32_vweighted_sum_ukernel_best ema_f32_vweighted_sum_ukernel__wasmsimd_u8
 #else
