@@ -11,6 +11,7 @@
     backend: null,
     updateMs: { mean: NaN, last: NaN },
     error: null,
+    posthoc: null, // the post-hoc EMA section's state, once main.js runs
   };
 
   function setStatus(status) {

@@ -6,16 +6,22 @@
 //   /demo/?steps=300&backend=wasm&decay=0.99&warmup=1
 // The page reports its state for tests and scripts on
 //   document.body.dataset.status  'idle' | 'running' | 'done' | 'error'
-//   window.emaDemo  { status, results, simd, backend, updateMs, error, ... }
+//   window.emaDemo  { status, results, simd, backend, updateMs, error,
+//                     posthoc, ... }
+// where posthoc (see resetPosthoc) describes the post-hoc EMA section; a run
+// is 'done' once its sweep is drawn and the slider is live.
 
 import uPlot from '../../node_modules/uplot/dist/uPlot.esm.js';
 
+import { lowestLoss, SWEEP_SIGMA_RELS, TRACKED_SIGMA_RELS } from '../lib/posthoc.mjs';
 import { evalInterval, runTraining } from './train.js';
 
 const WASM_PATHS = '/node_modules/@tensorflow/tfjs-backend-wasm/dist/';
 const BACKENDS = ['cpu', 'wasm', 'webgl'];
 const MAX_STEPS = 100000;
-const COLORS = { raw: '#ea7a28', ema: '#2563eb' };
+const COLORS = { raw: '#ea7a28', ema: '#2563eb', tracked: '#15803d', best: '#b91c1c' };
+// The slider re-evaluates this long after it stops moving.
+const POSTHOC_DEBOUNCE_MS = 120;
 const URL_KEYS = ['steps', 'backend', 'decay', 'warmup'];
 
 const demo = window.emaDemo;
@@ -25,6 +31,7 @@ const fail = window.emaDemoFail;
 const $ = (id) => document.getElementById(id);
 const form = $('controls');
 const inputs = { decay: $('decay'), steps: $('steps'), backend: $('backend'), warmup: $('warmup') };
+const slider = $('posthoc-slider');
 
 // ---- configuration ------------------------------------------------------------
 
@@ -145,6 +152,105 @@ function setUpCharts() {
     format: (v) => `${Math.round(v)}%`,
     range: (u, min) => [min == null || !Number.isFinite(min) ? 0 : Math.max(0, Math.floor(min / 10) * 10 - 10), 100],
   });
+  charts.posthoc = makePosthocChart($('chart-posthoc'));
+}
+
+/**
+ * Held-out loss against sigma_rel: the sweep's reconstructions, the final
+ * raw weights as a flat line, and (drawn by the hook) the tracked profiles,
+ * the lowest loss and the slider's current width.
+ */
+function makePosthocChart(element) {
+  const format = (v) => v.toFixed(3);
+  const valueOf = (u, v) => (v == null ? '—' : format(v));
+  const toCanvas = (u, value, scale) => u.valToPos(value, scale, true);
+  const markers = (u) => {
+    const { ctx } = u;
+    const { top, height } = u.bbox;
+    const state = demo.posthoc;
+    const ratio = window.devicePixelRatio || 1;
+    ctx.save();
+    ctx.lineWidth = 1.5 * ratio;
+    ctx.setLineDash([5 * ratio, 4 * ratio]);
+    ctx.strokeStyle = COLORS.tracked;
+    for (const sigmaRel of TRACKED_SIGMA_RELS) {
+      const x = toCanvas(u, sigmaRel, 'x');
+      ctx.beginPath();
+      ctx.moveTo(x, top);
+      ctx.lineTo(x, top + height);
+      ctx.stroke();
+    }
+    ctx.setLineDash([]);
+    const dot = (sigmaRel, loss, color, radius) => {
+      ctx.beginPath();
+      ctx.fillStyle = color;
+      ctx.arc(toCanvas(u, sigmaRel, 'x'), toCanvas(u, loss, 'y'), radius * ratio, 0, 2 * Math.PI);
+      ctx.fill();
+    };
+    if (state.best !== null) dot(state.best.sigmaRel, state.best.loss, COLORS.best, 5);
+    if (Number.isFinite(state.loss)) {
+      const x = toCanvas(u, state.sigmaRel, 'x');
+      ctx.strokeStyle = COLORS.ema;
+      ctx.lineWidth = 1 * ratio;
+      ctx.beginPath();
+      ctx.moveTo(x, top);
+      ctx.lineTo(x, top + height);
+      ctx.stroke();
+      ctx.lineWidth = 2.5 * ratio;
+      ctx.fillStyle = '#fff';
+      ctx.beginPath();
+      ctx.arc(x, toCanvas(u, state.loss, 'y'), 6 * ratio, 0, 2 * Math.PI);
+      ctx.fill();
+      ctx.stroke();
+    }
+    ctx.restore();
+  };
+  const chart = new uPlot(
+    {
+      width: Math.max(240, element.clientWidth),
+      height: 240,
+      scales: { x: { time: false, range: [0, 0.26] }, y: { range: (u, min, max) => paddedRange(min, max) } },
+      series: [
+        { label: 'sigma_rel', value: (u, v) => (v == null ? '—' : v.toFixed(2)) },
+        { label: 'post-hoc EMA', stroke: COLORS.ema, width: 2.5, points: { size: 5 }, value: valueOf },
+        { label: 'raw', stroke: COLORS.raw, width: 1.5, dash: [6, 4], points: { show: false }, value: valueOf },
+      ],
+      axes: [
+        {
+          label: 'σ_rel (EMA width relative to training time)',
+          stroke: '#475569',
+          grid: { stroke: '#e2e8f0' },
+          ticks: { stroke: '#cbd5e1' },
+          splits: () => [0, 0.05, 0.1, 0.15, 0.2, 0.25],
+          values: (u, values) => values.map((v) => v.toFixed(2)),
+        },
+        {
+          stroke: '#475569',
+          grid: { stroke: '#e2e8f0' },
+          ticks: { stroke: '#cbd5e1' },
+          size: 52,
+          values: (u, values) => values.map(format),
+        },
+      ],
+      cursor: { drag: { x: false, y: false } },
+      legend: { show: false },
+      hooks: { draw: [markers] },
+    },
+    [[], [], []],
+    element,
+  );
+  new ResizeObserver(() => {
+    const width = Math.max(240, element.clientWidth);
+    if (width !== chart.width) chart.setSize({ width, height: chart.height });
+  }).observe(element);
+  return chart;
+}
+
+/** [min, max] with some room around, so that no point sits on the edge. */
+function paddedRange(min, max) {
+  if (min == null || max == null || !Number.isFinite(min) || !Number.isFinite(max)) return [0, 1];
+  const pad = Math.max(0.08 * (max - min), 0.005);
+  return [Math.max(0, min - pad), max + pad];
 }
 
 function drawCharts(results) {
@@ -232,6 +338,151 @@ function summarize(results, config, seconds) {
   );
 }
 
+// ---- post-hoc EMA ----------------------------------------------------------------
+
+// The explorer of the last finished run (train.js), and the slider's latest request.
+const posthoc = { explorer: null, request: 0, timer: null };
+
+/** Forgets the last run's post-hoc state: frees its model, closes the slider. */
+function resetPosthoc() {
+  clearTimeout(posthoc.timer);
+  posthoc.request += 1; // answers to earlier requests are dropped
+  posthoc.explorer?.dispose();
+  posthoc.explorer = null;
+  slider.disabled = true;
+  demo.posthoc = {
+    status: 'idle', // 'idle' | 'sweeping' | 'ready'
+    pending: false, // a slider value waits for its reconstruction
+    sigmaRel: null,
+    gamma: NaN,
+    loss: NaN,
+    accuracy: NaN,
+    conditionNumber: NaN,
+    amplification: NaN,
+    warning: null,
+    evaluations: 0,
+    best: null, // { sigmaRel, loss, accuracy } of the sweep's lowest loss
+    raw: null, // { loss, accuracy } of the final raw weights
+    tracked: [], // [{ sigmaRel, loss, accuracy }] of the power EMA's own profiles
+    snapshots: 0,
+    sweep: [], // [{ sigmaRel, loss, accuracy, amplification, conditionNumber }]
+  };
+  charts.posthoc?.setData([[], [], []]);
+  for (const id of ['posthoc-loss', 'posthoc-acc', 'posthoc-best', 'posthoc-coef']) setText(id, '—');
+  $('posthoc-warning').hidden = true;
+  setText('posthoc-status', 'The slider opens when a training run is done.');
+}
+
+const sigmaText = (sigmaRel) => sigmaRel.toFixed(3);
+
+/** A readout: the value, and a small note on the line below. */
+function valueWithNote(id, value, note) {
+  const small = document.createElement('small');
+  small.textContent = note;
+  $(id).replaceChildren(document.createTextNode(`${value}\n`), small);
+}
+
+/** The coefficients' amplification (the sum of their magnitudes) and condition number. */
+function showCoefficients(result, snapshots) {
+  const { conditionNumber } = result;
+  const condition = conditionNumber < 1e4 ? conditionNumber.toFixed(0) : conditionNumber.toExponential(1);
+  valueWithNote('posthoc-coef', `Σ|c| ${result.amplification.toFixed(2)}`, `cond ${condition}, ${snapshots} snapshots`);
+}
+
+/** Shows a reconstruction's result (and keeps it on window.emaDemo.posthoc). */
+function showPosthoc(result) {
+  const state = demo.posthoc;
+  Object.assign(state, {
+    pending: false,
+    sigmaRel: result.sigmaRel,
+    gamma: result.gamma,
+    loss: result.loss,
+    accuracy: result.accuracy,
+    conditionNumber: result.conditionNumber,
+    amplification: result.amplification,
+    warning: result.warning,
+    evaluations: state.evaluations + 1,
+  });
+  const change = result.loss / state.raw.loss - 1;
+  const sign = change <= 0 ? '−' : '+';
+  const lossChange = `${sign}${Math.abs(100 * change).toFixed(1)}% vs raw ${state.raw.loss.toFixed(3)}`;
+  valueWithNote('posthoc-loss', result.loss.toFixed(3), lossChange);
+  valueWithNote('posthoc-acc', percent(result.accuracy), `raw ${percent(state.raw.accuracy)}`);
+  showCoefficients(result, state.snapshots);
+  const warning = $('posthoc-warning');
+  warning.hidden = result.warning === null;
+  warning.textContent = result.warning === null ? '' : `reconstruct() warns: ${result.warning}`;
+  charts.posthoc.redraw(false, false);
+}
+
+/** Reconstructs and evaluates the EMA of the slider's width; only the latest request is shown. */
+async function evaluateSlider() {
+  if (posthoc.explorer === null) return;
+  const sigmaRel = Number(slider.value);
+  const request = ++posthoc.request;
+  demo.posthoc.pending = true;
+  const result = await posthoc.explorer.evaluate(sigmaRel);
+  if (result === null || request !== posthoc.request) return;
+  showPosthoc(result);
+}
+
+function onSlider() {
+  $('posthoc-sigma').textContent = sigmaText(Number(slider.value));
+  if (posthoc.explorer === null) return;
+  demo.posthoc.pending = true;
+  clearTimeout(posthoc.timer);
+  posthoc.timer = setTimeout(() => evaluateSlider().catch(fail), POSTHOC_DEBOUNCE_MS);
+}
+
+/**
+ * After a run, with its explorer in posthoc.explorer: reconstructs and
+ * evaluates the EMA of every width of the sweep (the chart's curve and the
+ * best width), then the slider's, and opens the slider.
+ */
+async function preparePosthoc(results) {
+  const { explorer } = posthoc;
+  const last = results[results.length - 1];
+  const state = demo.posthoc;
+  Object.assign(state, {
+    status: 'sweeping',
+    raw: { loss: last.rawLoss, accuracy: last.rawAcc },
+    tracked: explorer.tracked.map(({ sigmaRel, loss, accuracy }) => ({ sigmaRel, loss, accuracy })),
+    snapshots: explorer.snapshots,
+  });
+  setText(
+    'posthoc-status',
+    `Reconstructing ${SWEEP_SIGMA_RELS.length} EMA widths from ${explorer.snapshots} snapshots…`,
+  );
+  const sweep = [];
+  for (const sigmaRel of SWEEP_SIGMA_RELS) {
+    // Within the run: no new run can dispose the explorer meanwhile.
+    sweep.push(await explorer.evaluate(sigmaRel));
+  }
+  const best = lowestLoss(sweep);
+  Object.assign(state, {
+    status: 'ready',
+    best: { sigmaRel: best.sigmaRel, loss: best.loss, accuracy: best.accuracy },
+    sweep: sweep.map(({ sigmaRel, loss, accuracy, amplification, conditionNumber }) => ({
+      sigmaRel,
+      loss,
+      accuracy,
+      amplification,
+      conditionNumber,
+    })),
+  });
+  charts.posthoc.setData([sweep.map((r) => r.sigmaRel), sweep.map((r) => r.loss), sweep.map(() => state.raw.loss)]);
+  valueWithNote('posthoc-best', best.loss.toFixed(3), `at σ_rel ${best.sigmaRel.toFixed(2)}`);
+  const tracked = state.tracked.map(({ sigmaRel, loss }) => `${sigmaRel.toFixed(2)}: ${loss.toFixed(3)}`).join(', ');
+  const every = explorer.snapshotEvery === 1 ? 'step' : `${explorer.snapshotEvery} steps`;
+  setText(
+    'posthoc-status',
+    `${explorer.snapshots} snapshots (${TRACKED_SIGMA_RELS.length} profiles, every ${every}). ` +
+      `The tracked profiles themselves score ${tracked}; the red dot marks the lowest loss of the sweep.`,
+  );
+  slider.disabled = false;
+  await evaluateSlider();
+}
+
 // ---- a run --------------------------------------------------------------------
 
 let wasmPathsSet = false;
@@ -280,6 +531,7 @@ async function run(config) {
     error: null,
     config,
   });
+  resetPosthoc();
   setStatus('running');
   resetStats(config);
   drawCharts([]);
@@ -311,10 +563,13 @@ async function run(config) {
         showProgress(point, stats, config, startedAt);
       },
     });
+    // Owned here from now on: resetPosthoc() frees it (and its model).
+    posthoc.explorer = summary.posthoc;
     const seconds = (performance.now() - startedAt) / 1000;
-    Object.assign(demo, { updateMs: summary.updateMs, numUpdates: summary.numUpdates, seconds, status: 'done' });
+    Object.assign(demo, { updateMs: summary.updateMs, numUpdates: summary.numUpdates, seconds });
     setText('stat-step-sub', `backend ${demo.backend}\n${seconds.toFixed(1)} s`);
     setText('status-line', summarize(demo.results, config, seconds));
+    await preparePosthoc(demo.results);
     setStatus('done');
   } catch (error) {
     setText('status-line', 'The run stopped with an error (see above).');
@@ -328,6 +583,10 @@ async function run(config) {
 
 function main() {
   setUpCharts();
+  resetPosthoc();
+  // The browser may have kept the slider's value across a reload.
+  $('posthoc-sigma').textContent = sigmaText(Number(slider.value));
+  slider.addEventListener('input', onSlider);
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     let config;

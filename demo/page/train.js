@@ -7,9 +7,17 @@
 //
 // Same task, data and PRNG as the Node demo (demo/train-node.mjs); the
 // optimizer differs (TF.js's Adam rather than hand-written SGD).
+//
+// Post-hoc EMA (Karras et al. 2024, Section 3): a power-function EMA of two
+// profiles (sigma_rel 0.05 and 0.10) runs next to the first EMA and keeps
+// snapshots of both in memory; after the run, the explorer that
+// runTraining returns rebuilds the EMA of any sigma_rel from them with
+// reconstruct() and evaluates it on the held-out points.
 
 import { createTfjsEma } from '../../js/adapters/tfjs.js';
+import { reconstruct } from '../../js/index.js';
 import { makeSpiral } from '../lib/data.mjs';
+import { TRACKED_SIGMA_RELS, withWeights } from '../lib/posthoc.mjs';
 import { createRandom } from '../lib/random.mjs';
 
 export const TASK = Object.freeze({ classes: 3, turns: 1.25, jitter: 0.08, trainCount: 3000, testCount: 1000 });
@@ -23,6 +31,11 @@ const STREAMS = Object.freeze({ trainData: 0, testData: 1, training: 2 });
 /** How often to evaluate: about 100 points per run, at least every step. */
 export function evalInterval(steps) {
   return Math.max(1, Math.ceil(steps / 100));
+}
+
+/** How often to snapshot the power EMA: about 25 times per run (and at the last step). */
+export function snapshotInterval(steps) {
+  return Math.max(1, Math.ceil(steps / 25));
 }
 
 /** A tf.sequential MLP 2 -> hidden tanh -> classes (logits), seeded weights. */
@@ -71,11 +84,52 @@ function evaluate(tf, model, test) {
 const defaultYield = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 /**
+ * The post-hoc explorer of a finished run: it owns the model (holding the
+ * final raw weights) and the held-out tensors until dispose().
+ * evaluate(sigmaRel) reconstructs the EMA of that width at the last step
+ * from the snapshots and resolves to { sigmaRel, gamma, loss, accuracy,
+ * conditionNumber, amplification, warning }, or to null when the explorer
+ * was disposed meanwhile.
+ */
+function createPosthocExplorer({ tf, model, test, snapshots, snapshotEvery, tracked }) {
+  let disposed = false;
+  return {
+    snapshots: snapshots.length,
+    snapshotEvery,
+    tracked,
+    async evaluate(sigmaRel) {
+      if (disposed) return null;
+      // warn: false: the page shows the warning itself.
+      const result = await reconstruct(snapshots, { sigmaRel, warn: false });
+      if (disposed) return null;
+      const metrics = withWeights(tf, model, result.weights, () => evaluate(tf, model, test));
+      return {
+        sigmaRel,
+        gamma: result.gamma,
+        loss: metrics.loss,
+        accuracy: metrics.accuracy,
+        conditionNumber: result.conditionNumber,
+        amplification: result.amplification,
+        warning: result.warning,
+      };
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      tf.dispose([test.x, test.labels]);
+      model.dispose();
+    },
+  };
+}
+
+/**
  * Trains for `steps` optimizer steps. Calls onStart({ simd, parameters, ... }) once
  * the EMA exists, and onEval(point, stats) after each evaluation, where point
  * is { step, rawLoss, emaLoss, rawAcc, emaAcc } and stats carries the EMA
  * timings. Yields to the event loop after each evaluation (so a page can
- * repaint) through `yieldFn`. Returns { results, simd, updateMs, ... }.
+ * repaint) through `yieldFn`. Returns { results, simd, updateMs, posthoc,
+ * ... }, where posthoc is the run's post-hoc explorer (see
+ * createPosthocExplorer), which the caller disposes.
  */
 export async function runTraining({
   tf,
@@ -98,9 +152,14 @@ export async function runTraining({
   const optimizer = tf.train.adam(TRAINING.learningRate);
   const variables = model.trainableWeights.map((weight) => weight.read());
   let ema;
+  let powerEma;
+  let explorer = null;
   try {
     // Created after initialisation: the shadows start as copies of the weights.
     ema = await createTfjsEma(model, { decay, useNumUpdates: warmup, tf });
+    powerEma = await createTfjsEma(model, { recipe: 'power', sigmaRel: [...TRACKED_SIGMA_RELS], tf });
+    const snapshotEvery = snapshotInterval(steps);
+    const snapshots = [];
     const parameters = model.trainableWeights.reduce((total, w) => total + w.shape.reduce((a, b) => a * b, 1), 0);
     onStart({ simd: ema.simd, parameters, tensors: variables.length });
 
@@ -154,13 +213,28 @@ export async function runTraining({
       timing.total += timing.last;
       timing.count += 1;
 
+      // The power EMA's step, and its snapshots (float32, kept in memory).
+      powerEma.update();
+      if (step % snapshotEvery === 0 || step === steps) snapshots.push(...powerEma.snapshot());
+
       if (step % every === 0 || step === steps) await evaluateBoth(step);
     }
-    return { results, simd: ema.simd, parameters, ...stats(), decayUsed };
+    // The tracked profiles themselves, for comparison with their reconstructions.
+    const tracked = [];
+    for (const [profile, { sigmaRel }] of powerEma.profiles.entries()) {
+      const metrics = await powerEma.withEma(async () => evaluate(tf, model, test), { profile });
+      tracked.push({ sigmaRel, ...metrics });
+    }
+    explorer = createPosthocExplorer({ tf, model, test, snapshots, snapshotEvery, tracked });
+    return { results, simd: ema.simd, parameters, ...stats(), decayUsed, posthoc: explorer };
   } finally {
     ema?.dispose();
+    powerEma?.dispose();
     optimizer.dispose();
-    tf.dispose([test.x, test.labels]);
-    model.dispose();
+    // On success the explorer owns the model and the held-out tensors.
+    if (explorer === null) {
+      tf.dispose([test.x, test.labels]);
+      model.dispose();
+    }
   }
 }

@@ -2,7 +2,11 @@
 // Debian's Chromium (driven by playwright-core) runs demo/index.html on the
 // cpu and wasm TF.js backends. Each run must finish with finite raw and EMA
 // metrics, report the SIMD build and the requested backend, and log no
-// console error. Screenshots land in test-output/browser/.
+// console error. Then the post-hoc EMA section: the sweep of reconstructed
+// widths must be finite, its tracked widths must match the power EMA's own
+// profiles, and moving the sigma_rel slider must show the (different) loss
+// of the width chosen, the last one when it moves twice in a row.
+// Screenshots land in test-output/browser/.
 //
 // Skipped, with a message, when /usr/bin/chromium is missing:
 //   sudo apt-get install -y chromium
@@ -19,6 +23,32 @@ import { CHROMIUM, CHROMIUM_ARGS, skipWithoutChromium } from './chromium.js';
 const OUTPUT_DIR = fileURLToPath(new URL('../../test-output/browser/', import.meta.url));
 const RUN_TIMEOUT_MS = 60_000;
 const STEPS = 40;
+const SLIDER_TIMEOUT_MS = 10_000;
+
+/**
+ * Moves the post-hoc slider to each of `values` (as a user dragging it
+ * would: one input event each), then waits until the page has shown the
+ * last one's reconstruction. Returns window.emaDemo.posthoc and the
+ * readouts' text.
+ */
+async function slideTo(page, ...values) {
+  const evaluations = await page.evaluate(() => window.emaDemo.posthoc.evaluations);
+  for (const value of values) await page.locator('#posthoc-slider').fill(String(value));
+  const last = values[values.length - 1];
+  await page.waitForFunction(
+    ([sigmaRel, count]) => {
+      const state = window.emaDemo.posthoc;
+      return !state.pending && state.evaluations > count && state.sigmaRel === sigmaRel;
+    },
+    [last, evaluations],
+    { timeout: SLIDER_TIMEOUT_MS },
+  );
+  return page.evaluate(() => ({
+    ...JSON.parse(JSON.stringify(window.emaDemo.posthoc)),
+    sigmaText: document.getElementById('posthoc-sigma').textContent,
+    lossText: document.getElementById('posthoc-loss').textContent,
+  }));
+}
 
 /** A raw GET (no URL normalisation, so '/../x' reaches the server as is). */
 function rawGet(baseUrl, path) {
@@ -157,6 +187,43 @@ describe('demo page in headless Chromium', { skip: skipWithoutChromium }, () => 
         assert.equal(state.demo.backend, backend);
         assert.ok(state.demo.updateMs.mean > 0 && Number.isFinite(state.demo.updateMs.last), 'EMA update timed');
         assert.match(state.statusLine, /^Done:/);
+
+        // Post-hoc EMA: ready with the run, the sweep drawn, the slider's width shown.
+        const posthoc = state.demo.posthoc;
+        assert.equal(posthoc.status, 'ready');
+        assert.ok(posthoc.snapshots >= 2, `snapshots kept: ${posthoc.snapshots}`);
+        assert.equal(posthoc.sweep.length, 25);
+        for (const row of posthoc.sweep) {
+          assert.ok(Number.isFinite(row.loss) && row.loss > 0, `sigma_rel ${row.sigmaRel}: loss ${row.loss}`);
+          assert.ok(row.accuracy >= 0 && row.accuracy <= 1, `sigma_rel ${row.sigmaRel}: accuracy ${row.accuracy}`);
+        }
+        assert.ok(new Set(posthoc.sweep.map((row) => row.loss)).size > 1, 'the loss depends on sigma_rel');
+        const lowest = Math.min(...posthoc.sweep.map((row) => row.loss));
+        assert.equal(posthoc.best.loss, lowest, 'best is the lowest loss of the sweep');
+        assert.equal(posthoc.raw.loss, results.at(-1).rawLoss, 'raw: the final raw weights');
+        // A tracked width is rebuilt from its own last snapshot (float32): the same weights.
+        for (const profile of posthoc.tracked) {
+          const rebuilt = posthoc.sweep.find((row) => Math.abs(row.sigmaRel - profile.sigmaRel) < 1e-9);
+          assert.ok(
+            Math.abs(rebuilt.loss - profile.loss) <= 1e-5 * profile.loss,
+            `sigma_rel ${profile.sigmaRel}: ${rebuilt.loss} vs ${profile.loss}`,
+          );
+        }
+        assert.equal(posthoc.sigmaRel, 0.1, "the slider's initial width");
+        assert.ok(Number.isFinite(posthoc.loss));
+
+        const wide = await slideTo(page, 0.2);
+        assert.ok(Number.isFinite(wide.loss) && wide.loss > 0, `loss at 0.2: ${wide.loss}`);
+        assert.notEqual(wide.loss, posthoc.loss, 'another width, another loss');
+        assert.equal(wide.sigmaText, '0.200');
+        assert.ok(wide.lossText.startsWith(wide.loss.toFixed(3)), `shown: ${wide.lossText}`);
+        assert.ok(Number.isFinite(wide.amplification) && Number.isFinite(wide.conditionNumber));
+        // Two moves in a row: the second is what is shown, and it is the sweep's value there.
+        const narrow = await slideTo(page, 0.15, 0.03);
+        assert.equal(narrow.sigmaText, '0.030');
+        assert.notEqual(narrow.loss, wide.loss);
+        assert.equal(narrow.loss, posthoc.sweep.find((row) => row.sigmaRel === 0.03).loss, 'same width, same loss');
+        assert.deepEqual(problems, [], 'no console errors or page errors after the slider');
       } finally {
         await page.close();
       }
