@@ -218,7 +218,9 @@ export class BaseEma {
       }
       return recipeStateToFile({
         recipe: this.#recipe.recipe,
-        options: profile === undefined ? this.#recipe.options : profileOptions(this.#recipe.options, arena.profileSchedule(profile)),
+        // One profile of a power EMA saves as a one-profile EMA, with that profile's width.
+        options: profile === undefined || this.#recipe.recipe !== 'power' ? this.#recipe.options
+          : profileOptions(this.#recipe.options, arena.profileSchedule(profile)),
         stateDict,
         shapes,
         kinds: Object.fromEntries(this.#names.map((name, slot) => [name, this.#kinds[slot]])),

@@ -53,8 +53,15 @@ export function toFloat16(values) {
   return out;
 }
 
+/** Every binary16 value as float32, made on first use (256 KiB): a lookup is ~7x faster than decoding. */
+let table = null;
+
 /** Float32 values of binary16 bits (a Uint16Array), written into `out` from `at`. */
 export function fromFloat16(bits, out = new Float32Array(bits.length), at = 0) {
-  for (let i = 0; i < bits.length; i++) out[at + i] = float16Value(bits[i]);
+  if (table === null) {
+    table = new Float32Array(65536);
+    for (let b = 0; b < 65536; b++) table[b] = float16Value(b);
+  }
+  for (let i = 0; i < bits.length; i++) out[at + i] = table[bits[i]];
   return out;
 }

@@ -11,7 +11,7 @@ import { basename, dirname, join } from 'node:path';
 import { loadEma } from './ema.js';
 import { loadModule } from './loader.js';
 import { readOptions } from './resolve.js';
-import { isSnapshotName, MAX_SNAPSHOTS, parseSnapshot, snapshotName } from './snapshots.js';
+import { compareSnapshotNames, isSnapshotName, MAX_SNAPSHOTS, parseSnapshot, snapshotName } from './snapshots.js';
 import { adoptWasmSource } from './wasm-source.js';
 import { describe } from './describe.js';
 
@@ -106,7 +106,14 @@ export async function readSnapshots(folder, options = {}) {
   }
   const { simd = 'auto', wasm } = readOptions(options, ['simd', 'wasm'], 'readSnapshots');
   const { module } = await loadModule(simd, adoptWasmSource(wasm), 'readSnapshots');
-  const names = (await readdir(folder)).filter(isSnapshotName).sort();
+  let entries;
+  try {
+    entries = await readdir(folder);
+  } catch (error) {
+    throw new Error(`ema-wasm: readSnapshots: cannot read the folder '${folder}': ${error.message}`, { cause: error });
+  }
+  // By step, then profile, as numbers: reconstruct() sums in the order given.
+  const names = entries.filter(isSnapshotName).sort((a, b) => compareSnapshotNames(a, b));
   if (names.length === 0) throw new Error(`ema-wasm: readSnapshots: '${folder}' holds no snapshot (files named like ${snapshotName(1000, 0)})`);
   if (names.length > MAX_SNAPSHOTS) {
     throw new RangeError(`ema-wasm: readSnapshots: '${folder}' holds ${names.length} snapshots; one reconstruction takes at most ${MAX_SNAPSHOTS}`);
@@ -114,11 +121,11 @@ export async function readSnapshots(folder, options = {}) {
   const snapshots = [];
   for (const name of names) {
     const bytes = new Uint8Array(await readFile(join(folder, name)));
-    const snapshot = await parseSnapshot(bytes, 'readSnapshots', module, `'${name}'`);
+    const snapshot = await parseSnapshot(bytes, 'readSnapshots', module, `'${name}'`, { name });
     if (snapshotName(snapshot.step, snapshot.profile) !== name) {
       throw new Error(`ema-wasm: readSnapshots: '${name}' holds step ${snapshot.step} of profile ${snapshot.profile}, which its name does not say; was it renamed?`);
     }
-    snapshots.push({ name, ...snapshot });
+    snapshots.push(snapshot);
   }
   return snapshots;
 }

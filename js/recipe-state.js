@@ -362,7 +362,8 @@ export async function recipeStateFromFile(bytes, prefix, recipe, method, module)
     }
     const dtype = DTYPE_OF_SAFETENSORS[tensor.dtype];
     if (dtype === undefined) {
-      throw new Error(`ema-wasm: ${method}: shadow '${clip(tensor.name)}' must be F32, I32 or I64, got ${tensor.dtype}`);
+      const half = tensor.dtype === 'F16' && fileRecipe === 'power' ? ' (a float16 snapshot is for reconstruct(); save float32 snapshots to load one as an EMA)' : '';
+      throw new Error(`ema-wasm: ${method}: shadow '${clip(tensor.name)}' must be F32, I32 or I64, got ${tensor.dtype}${half}`);
     }
     if (!tensor.exactShape) {
       throw new RangeError(`ema-wasm: ${method}: shadow '${clip(tensor.name)}' has a dimension past 2^53 - 1, which a JavaScript number cannot hold exactly`);

@@ -112,13 +112,16 @@ export class ResidentEma extends BaseEma {
 
   /**
    * A resident call's first argument as params (refused) or not: options
-   * are undefined or an object whose only key is `profile`; anything else is
-   * taken for params, which a resident EMA does not take.
+   * are undefined or an object of `profile`; anything else is taken for
+   * params, which a resident EMA does not take.
    */
   static #paramsIn(argument) {
     if (argument === undefined) return undefined;
+    // An object with a numeric `profile` is options even with other keys
+    // (readOptions then names the unknown one); a params object maps names to arrays.
     const isOptions = argument !== null && typeof argument === 'object' && !Array.isArray(argument) &&
-      !(argument instanceof Map) && Object.keys(argument).every((key) => key === 'profile');
+      !(argument instanceof Map) &&
+      (Object.keys(argument).every((key) => key === 'profile') || typeof Object.getOwnPropertyDescriptor(argument, 'profile')?.value === 'number');
     return isOptions ? undefined : argument;
   }
 

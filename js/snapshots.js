@@ -36,6 +36,14 @@ export function isSnapshotName(name) {
   return SNAPSHOT_NAME.test(name);
 }
 
+/** Orders snapshot file names by step, then profile, as numbers. */
+export function compareSnapshotNames(a, b) {
+  const [, stepA, profileA] = SNAPSHOT_NAME.exec(a);
+  const [, stepB, profileB] = SNAPSHOT_NAME.exec(b);
+  const byStep = BigInt(stepA) - BigInt(stepB);
+  return byStep !== 0n ? (byStep < 0n ? -1 : 1) : Number(profileA) - Number(profileB);
+}
+
 /** snapshot()'s options: { dtype: 'F32' | 'F16' }. */
 export function readSnapshotOptions(options, method) {
   const { dtype = 'float32' } = options === undefined ? {} : readOptions(options, ['dtype'], method);
@@ -80,8 +88,19 @@ export async function readSnapshot(snapshot, options = {}) {
   return parseSnapshot(snapshot, 'readSnapshot', module);
 }
 
-/** readSnapshot with a compiled module; `label` names the snapshot in messages. */
-export async function parseSnapshot(snapshot, method, module, label = 'the snapshot') {
+/** The snapshot objects parseSnapshot made: checked once, frozen, reused as they are. */
+const CHECKED = new WeakSet();
+
+/** `value` when it is a snapshot parseSnapshot checked (readSnapshot's, readSnapshots'), else undefined. */
+export function checkedSnapshot(value) {
+  return value !== null && typeof value === 'object' && CHECKED.has(value) ? value : undefined;
+}
+
+/**
+ * readSnapshot with a compiled module; `label` names the snapshot in
+ * messages, `extra` adds fields (a file's name). The result is frozen.
+ */
+export async function parseSnapshot(snapshot, method, module, label = 'the snapshot', extra = {}) {
   // A snapshot object (from snapshot() or readSnapshots()) carries its bytes.
   const isObject = snapshot !== null && typeof snapshot === 'object' && !ArrayBuffer.isView(snapshot);
   const bytes = isObject && Object.hasOwn(snapshot, 'bytes') ? snapshot.bytes : snapshot;
@@ -111,5 +130,8 @@ export async function parseSnapshot(snapshot, method, module, label = 'the snaps
     if (tensor.dtype !== info.dtype) throw fail(`weight '${clip(tensor.name)}' is ${tensor.dtype}, not ${info.dtype} as its metadata says`);
     if (!tensor.exactShape) throw new RangeError(`ema-wasm: ${method}: ${label}: '${clip(tensor.name)}' has a dimension past 2^53 - 1`);
   }
-  return { ...info, tensors: weights.map(({ name, shape, offset, byteLength }) => ({ name, shape, offset, byteLength })), bytes: parsed.bytes };
+  const tensorList = weights.map(({ name, shape, offset, byteLength }) => Object.freeze({ name, shape: Object.freeze(shape), offset, byteLength }));
+  const checked = Object.freeze({ ...extra, ...info, tensors: Object.freeze(tensorList), bytes: parsed.bytes });
+  CHECKED.add(checked);
+  return checked;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "ema_posthoc.h"
 #include "ema_stream.h"
 #include "test_util.h"
 
@@ -205,7 +206,9 @@ static void test_abi_values(void) {
 #endif
     CHECK(ema_abi_value(EMA_ABI_SCHEDULE_BYTES) == sizeof(ema_schedule), "schedule bytes");
     CHECK(ema_abi_value(EMA_ABI_STEP_INFO_BYTES) == sizeof(ema_step_info), "step info bytes");
-    CHECK(ema_abi_value(0) == 0 && ema_abi_value(EMA_ABI_STEP_INFO_BYTES + 1) == 0 &&
+    CHECK(ema_abi_value(EMA_ABI_MAX_PROFILES) == EMA_MAX_PROFILES, "max profiles");
+    CHECK(ema_abi_value(EMA_ABI_MAX_POSTHOC_SNAPSHOTS) == EMA_MAX_POSTHOC_SNAPSHOTS, "max post-hoc snapshots");
+    CHECK(ema_abi_value(0) == 0 && ema_abi_value(EMA_ABI_MAX_POSTHOC_SNAPSHOTS + 1) == 0 &&
               ema_abi_value(UINT32_MAX) == 0,
           "unknown ids give 0");
 }
