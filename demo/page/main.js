@@ -132,11 +132,16 @@ function makeChart(element, { format, range }) {
     [[], [], []],
     element,
   );
+  followWidth(chart, element);
+  return chart;
+}
+
+/** Resizes `chart` with its element's width (at least 240 px). */
+function followWidth(chart, element) {
   new ResizeObserver(() => {
     const width = Math.max(240, element.clientWidth);
     if (width !== chart.width) chart.setSize({ width, height: chart.height });
   }).observe(element);
-  return chart;
 }
 
 function niceTop(value, step) {
@@ -239,10 +244,7 @@ function makePosthocChart(element) {
     [[], [], []],
     element,
   );
-  new ResizeObserver(() => {
-    const width = Math.max(240, element.clientWidth);
-    if (width !== chart.width) chart.setSize({ width, height: chart.height });
-  }).observe(element);
+  followWidth(chart, element);
   return chart;
 }
 
