@@ -124,6 +124,14 @@ export async function parseSnapshot(snapshot, method, module, label = 'the snaps
     info[field] = fields[field];
   }
   if (info.samples < info.step) throw fail(`it has ${info.samples} samples after ${info.step} steps; each step brings one or more`);
+  if (info.sigmaRel !== null) {
+    // gamma came from sigmaRel (ema_gamma_of_sigma_rel, to full precision): they must agree.
+    const g = info.gamma;
+    const width = Math.sqrt((g + 1) / ((g + 2) ** 2 * (g + 3)));
+    if (!(Math.abs(width - info.sigmaRel) <= 1e-12 * info.sigmaRel)) {
+      throw fail(`its gamma ${g} is the profile of sigma_rel ${width}, not of its sigmaRel ${info.sigmaRel}`);
+    }
+  }
   const scalars = new Set(['samples', 'sigma_rel', 'gamma', 'batch_size', 'steps']);
   const weights = tensors.filter(({ name }) => !scalars.has(name));
   for (const tensor of weights) {

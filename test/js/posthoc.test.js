@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { createEma, reconstruct } from '../../js/index.js';
+import { encodeSafetensors } from '../../js/safetensors.js';
 import { BUILDS, buildName } from './helpers.js';
 
 const LENGTH = 300;
@@ -174,5 +175,10 @@ describe('reconstruct refuses', () => {
     other.update({ v: new Float32Array(LENGTH) });
     await refuses([snapshots[0], other.snapshot()[0]], { sigmaRel: 0.1 }, Error, /snapshots\[1\] holds other weights than snapshots\[0\] \(it has no 'w'\)/);
     await refuses([new Uint8Array(8)], { sigmaRel: 0.1 }, Error, /snapshots\[0\]/);
+    // A snapshot whose gamma is not its sigmaRel's (edited metadata).
+    const info = { step: 5, samples: 5, profile: 0, sigmaRel: 0.05, gamma: 3, batchSize: 1, dtype: 'F32' };
+    const forged = encodeSafetensors([{ name: 'w', dtype: 'F32', shape: [LENGTH], data: new Float32Array(LENGTH) }],
+      [['ema_wasm.recipe', 'power'], ['ema_wasm.snapshot', JSON.stringify(info)]]);
+    await refuses([forged], { sigmaRel: 0.1 }, Error, /its gamma 3 is the profile of sigma_rel 0\.28.*, not of its sigmaRel 0\.05/);
   });
 });
