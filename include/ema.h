@@ -218,11 +218,15 @@ typedef struct ema_schedule {
     int64_t overwrite_every;   /* Keras ema_overwrite_frequency; 0 = never */
     int64_t batch_size;        /* the power recipe: samples per step when a step gives none; >= 1 */
     double sigma_rel;          /* the power recipe: the profile's width; 0, or in
-                                * (0, EMA_MAX_SIGMA_REL], when it sets gamma (`power`) */
+                                * [EMA_MIN_SIGMA_REL, EMA_MAX_SIGMA_REL], when it sets gamma (`power`) */
 } ema_schedule;
 
 /* The widest power-function profile, sqrt(1/12) (gamma 0). */
 #define EMA_MAX_SIGMA_REL 0.28867513459481287
+/* The narrowest profile a width may give: gamma about 1e6, an average over
+ * the last millionth of training. Narrower ones are no EMA any more, and
+ * their gamma would overflow the formulas that use it (ema_sigma_rel_of_gamma). */
+#define EMA_MIN_SIGMA_REL 1e-6
 
 /* The relative width of a power-function profile of exponent `gamma`:
  * sqrt((gamma + 1) / ((gamma + 2)^2 (gamma + 3))); NaN for gamma < 0 or NaN. */
@@ -232,8 +236,8 @@ double ema_sigma_rel_of_gamma(double gamma);
  * real root of g^3 + 7g^2 + (16 - s^-2) g + (12 - s^-2), by Newton's method
  * from 1/s (it decreases to the root on this convex cubic), in plain float64
  * operations in a fixed order, so that any IEEE implementation of the same
- * steps gets the same bits. EMA_ERROR_INVALID_SCHEDULE unless 0 < sigma_rel
- * <= EMA_MAX_SIGMA_REL. */
+ * steps gets the same bits. EMA_ERROR_INVALID_SCHEDULE unless EMA_MIN_SIGMA_REL
+ * <= sigma_rel <= EMA_MAX_SIGMA_REL. */
 ema_status ema_gamma_of_sigma_rel(double sigma_rel, double* gamma);
 
 /* What a step did (or, from ema_plan_step, will do). Layout pinned. */

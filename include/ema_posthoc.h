@@ -55,6 +55,16 @@ ema_status ema_posthoc_coefficients(uint32_t count, const double* gammas, const 
                                     double target_gamma, double target_time, double* coefficients,
                                     double* condition);
 
+/* How far the mix with `coefficients` is from the target profile: the
+ * relative L2 distance ||p_target - sum_i c_i p_i|| / ||p_target|| over
+ * training time, from the closed-form inner products. 0 is exact; a mix
+ * that stands for the target well is a few thousandths off; a target the
+ * snapshots cannot express (narrower than they can resolve, or at a time
+ * after the last snapshot) is 0.1 to 10 off. NaN for invalid profiles or
+ * count 0. Quadratic in count. */
+double ema_posthoc_fit_error(uint32_t count, const double* gammas, const double* times,
+                             double target_gamma, double target_time, const double* coefficients);
+
 /* The snapshots mixed: for j < n,
  *     out[j] = (float)(sum over i = 0, 1, ..., count - 1 of coefficients[i] * (double)inputs[i * stride + j])
  * summed in float64 in that order from +0.0 (each product and each sum

@@ -129,6 +129,12 @@ export class BaseEma {
         "ema-wasm: resetNumUpdates: a debiased EMA's count goes with its average; create a new EMA to start over",
       );
     }
+    if (this.#recipe.recipe === 'power') {
+      // A profile is defined from the start of training, and its snapshots are placed by samples and steps.
+      throw new Error(
+        "ema-wasm: resetNumUpdates: a power EMA's sample count is its profiles' time axis, which its snapshots are placed on; create a new EMA to start over",
+      );
+    }
     arena.resetNumUpdates('resetNumUpdates');
   }
 
@@ -239,7 +245,7 @@ export class BaseEma {
    * weights now as a safetensors file (`options.dtype` 'float32', the
    * default, or 'float16' at half the size) with the step, samples and
    * profile in its metadata. Returns [{ name, profile, sigmaRel, gamma,
-   * step, samples, dtype, bytes }]; `name` is the file name
+   * step, samples, batchSize, dtype, bytes }]; `name` is the file name
    * writeSnapshots() gives it. A float32 snapshot is also a one-profile
    * checkpoint loadEma() reads.
    */
@@ -268,8 +274,7 @@ export class BaseEma {
       const bytes = recipeStateToFile({
         recipe: 'power', options: profileOptions(this.#recipe.options, schedule), stateDict, shapes, kinds,
       }, { prefix: '', metadata: [[SNAPSHOT_METADATA_KEY, JSON.stringify(info)]] }, 'snapshot');
-      const { batchSize, ...described } = info;
-      return { name: snapshotName(step, profile), ...described, bytes };
+      return { name: snapshotName(step, profile), ...info, bytes };
     });
   }
 
@@ -313,6 +318,11 @@ export class BaseEma {
       recipeOf: (ema) => ema.#recipe,
       readDivisor: (arena, method) => BaseEma.#readDivisor(arena, method),
       profileOf: (ema, options, method) => ema.#profileOf(options, method),
+      // loadStateDict under another method's name (loadEma's own loading).
+      loadStateDictAs: (ema, state, strict, method) => {
+        const checked = recipeStateFromDict(state, ema.#recipe.recipe, method);
+        ema.#applyRecipeState(BaseEma.#arenaOf(ema, method), checked, strict, method);
+      },
       slotFor: (ema, name, method) => ema.#slotFor(name, method),
       checkCounter: (ema, arena, method) => BaseEma.#checkCounter(arena, ema.#recipe.recipe, method),
       owner: (ema) => `an EMA of ${quoteList(ema.#names)}`,
@@ -380,6 +390,31 @@ export class BaseEma {
           "LitEma's int32 (10 + num_updates) cannot overflow); call resetNumUpdates() or load a state with a smaller count",
       );
     }
+  }
+
+  /**
+   * A power state's widths: a gamma given with a sigma_rel must be its
+   * profile's (else one would be silently ignored); a gamma given alone sets
+   * the width by gamma (sigma_rel 0), as a state written by gamma has it.
+   * Completes `fields` in place.
+   */
+  static #checkWidths(fields, method) {
+    if (fields.power === undefined) return;
+    const gammas = [fields.power].flat();
+    if (fields.sigma_rel === undefined) {
+      fields.sigma_rel = Array.isArray(fields.power) ? gammas.map(() => 0) : 0;
+      return;
+    }
+    [fields.sigma_rel].flat().forEach((sigmaRel, k) => {
+      const g = gammas[k];
+      const width = Math.sqrt((g + 1) / (g + 3)) / (g + 2);
+      if (sigmaRel !== 0 && !(Math.abs(width - sigmaRel) <= 1e-12 * sigmaRel)) {
+        throw new Error(
+          `ema-wasm: ${method}: state 'gamma' ${g} is the profile of sigma_rel ${width}, not of state 'sigma_rel' ${sigmaRel}` +
+            (gammas.length > 1 ? ` (profile ${k})` : '') + '; give one of them, or both as save() writes them',
+        );
+      }
+    });
   }
 
   /** The schedule's fields, with every profile's width as a list when there are several. */
@@ -467,6 +502,15 @@ export class BaseEma {
       }
     }
     const { fields, counter, steps, initted } = stateTargets(scalars, recipe);
+    if (recipe === 'power') {
+      BaseEma.#checkWidths(fields, method);
+      // Every step brings one or more samples: snapshots rely on it.
+      const samples = counter ?? arena.counter;
+      const stepCount = steps ?? arena.steps;
+      if (stepCount > samples) {
+        throw new RangeError(`ema-wasm: ${method}: the state has ${samples} samples after ${stepCount} steps; each step brings one or more samples`);
+      }
+    }
     // Everything is checked: nothing below can fail. Per-profile fields are
     // lists: profile 0's value goes with the shared fields, then each other's.
     const widthOf = (profile) => Object.fromEntries(Object.entries(fields).filter(([, value]) => Array.isArray(value)).map(([field, values]) => [field, values[profile]]));

@@ -20,6 +20,7 @@ const STATUS = Object.freeze({
   TOO_LARGE: 9,
   COUNTER_OVERFLOW: 12,
   NONFINITE: 36,
+  INVALID_ARGUMENT: 37,
 });
 
 // struct ema_schedule and struct ema_step_info (include/ema.h): byte offsets
@@ -674,9 +675,9 @@ export class PosthocSolver {
 
   /**
    * Solves for the target (gamma, time) given each snapshot's: returns {
-   * coefficients: Float64Array, condition } (an Error naming the status when
-   * the core refuses, e.g. a target the snapshots cannot express), and keeps
-   * the coefficients for weightedSum.
+   * coefficients: Float64Array, condition, fitError }, or null when the
+   * core finds nothing of the target in the snapshots' span (other refusals
+   * throw, naming the status). Keeps the coefficients for weightedSum.
    */
   solve(gammas, times, targetGamma, targetTime) {
     const instance = this.#instance;
@@ -690,10 +691,12 @@ export class PosthocSolver {
       const status = exports.ema_posthoc_coefficients(
         count, arrays, arrays + count * 8, targetGamma, targetTime, this.#coefficients, arrays + count * 16,
       );
+      if (status === STATUS.INVALID_ARGUMENT) return null; // the caller checked the profiles: an inexpressible target
       instance.check(status, 'reconstruct: solving for the coefficients');
       const condition = new Float64Array(instance.memory.buffer, arrays + count * 16, 1)[0];
       const coefficients = new Float64Array(instance.memory.buffer, this.#coefficients, count).slice();
-      return { coefficients, condition };
+      const fitError = exports.ema_posthoc_fit_error(count, arrays, arrays + count * 8, targetGamma, targetTime, this.#coefficients);
+      return { coefficients, condition, fitError };
     } finally {
       instance.free(arrays);
     }

@@ -189,7 +189,21 @@ export async function loadEma(bytes, options = {}) {
   // The file's metadata may only name the recipe's own options (it is outside input).
   const ownKeys = Object.keys(RECIPES[state.recipe].options);
   const fromMetadata = Object.fromEntries(ownKeys.filter((key) => Object.hasOwn(state.options, key)).map((key) => [key, state.options[key]]));
-  const recipeOptions = { ...fromMetadata, ...optionsOfFields(state.recipe, fields), ...given };
+  // A width given (sigmaRel or gamma) replaces the file's, whichever way the file gave it.
+  const widthGiven = given.sigmaRel !== undefined || given.gamma !== undefined;
+  const fileOptions = { ...fromMetadata, ...optionsOfFields(state.recipe, fields) };
+  if (widthGiven) {
+    delete fileOptions.sigmaRel;
+    delete fileOptions.gamma;
+    const widths = [given.sigmaRel ?? given.gamma].flat().length;
+    if (widths !== state.profileCount) {
+      throw new Error(
+        `ema-wasm: loadEma: options.${given.sigmaRel !== undefined ? 'sigmaRel' : 'gamma'} gives ${widths} profile${widths === 1 ? '' : 's'}; ` +
+          `the file holds ${state.profileCount}`,
+      );
+    }
+  }
+  const recipeOptions = { ...fileOptions, ...given };
   // Several profiles: the model's entries are profile 0's shadows (each
   // profile has one per entry); every profile's is loaded below.
   const params = state.shadows.filter(({ profile }) => profile === 0).map(({ key, dtype, data, shape }) => {
@@ -247,16 +261,18 @@ export async function loadEma(bytes, options = {}) {
   // otherwise), and the counter.
   const stateDict = new Map(params.map(({ name, data }) => [name, data]));
   if (state.profileCount > 1) {
+    // Every profile's shadows, and the widths the EMA was made with (the
+    // file's, or those given), which say how many profiles the state holds.
     stateDict.clear();
     for (const { key, profile, dtype, data } of state.shadows) stateDict.set(`profiles.${profile}.${key}`, elementsView(data, dtype));
-    for (const { key, perProfile } of RECIPE_SCALARS[state.recipe]) {
-      if (perProfile && state.scalars.has(key)) stateDict.set(key, Float64Array.from(state.scalars.get(key)));
-    }
+    const widths = ema.profiles;
+    stateDict.set('sigma_rel', Float64Array.from(widths, ({ sigmaRel }) => sigmaRel ?? 0));
+    stateDict.set('gamma', Float64Array.from(widths, ({ gamma }) => gamma));
   }
   if (startCounter !== undefined) stateDict.set(counterSpec.key, startCounter);
   if (initted !== undefined) stateDict.set('initted', initted);
   if (steps !== undefined) stateDict.set('steps', steps);
-  ema.loadStateDict(stateDict, { strict: false });
+  loadStateDictAs(ema, stateDict, false, 'loadEma');
   return ema;
 }
 
@@ -285,7 +301,7 @@ async function loadLitEmaFile(bytes, prefix, simd, wasm, module, overrides = {})
 /** See Ema's static block: what the adapters may do inside their own scopes. */
 export let adapterAccess;
 
-const { arenaOf, enter, scopeOf, tracked, checkCounter, owner, recipeOf, readDivisor, profileOf } = emaInternals;
+const { arenaOf, enter, scopeOf, tracked, checkCounter, owner, recipeOf, readDivisor, profileOf, loadStateDictAs } = emaInternals;
 
 /** An EMA that takes the model's arrays on every call. */
 export class Ema extends BaseEma {

@@ -186,6 +186,8 @@ export interface Snapshot {
   readonly step: number;
   /** Samples so far (the power recipe's counter): the time reconstruct() works in. */
   readonly samples: number;
+  /** Samples per step when update() gives none. */
+  readonly batchSize: number;
   /** 'F32' or 'F16'. */
   readonly dtype: 'F32' | 'F16';
   /** The safetensors file. */
@@ -195,7 +197,6 @@ export interface Snapshot {
 /** A snapshot as readSnapshot() and readSnapshots() read it back, checked. */
 export interface ReadSnapshot extends Omit<Snapshot, 'name'> {
   readonly name?: string;
-  readonly batchSize: number;
   readonly tensors: readonly { readonly name: string; readonly shape: readonly number[]; readonly offset: number; readonly byteLength: number }[];
 }
 
@@ -204,18 +205,21 @@ export interface SnapshotOptions {
   dtype?: 'float32' | 'float16';
 }
 
-export interface ReconstructOptions {
-  /** The relative width of the EMA to reconstruct, in (0, sqrt(1/12)]; or give `gamma`. */
-  sigmaRel?: number;
-  /** The exponent of the EMA to reconstruct, instead of sigmaRel. */
-  gamma?: number;
+/** reconstruct()'s options: the target's width, as sigmaRel or as gamma (one of them). */
+export type ReconstructOptions = ReconstructTarget & {
   /** The time to reconstruct it at, in samples (default: the last snapshot's). */
   at?: number;
   /** Print the warning (if any) with console.warn. Default true. */
   warn?: boolean;
   simd?: 'auto' | boolean;
   wasm?: WasmSource;
-}
+};
+
+export type ReconstructTarget =
+  /** The relative width of the EMA to reconstruct, in [1e-6, sqrt(1/12)]. */
+  | { sigmaRel: number; gamma?: undefined }
+  /** The exponent of the EMA to reconstruct. */
+  | { gamma: number; sigmaRel?: undefined };
 
 /** What reconstruct() found. */
 export interface Reconstruction {
@@ -226,6 +230,11 @@ export interface Reconstruction {
   readonly coefficients: Float64Array;
   /** The ratio of the largest to the smallest kept singular value of the snapshots' Gram matrix. */
   readonly conditionNumber: number;
+  /**
+   * How far the snapshots' best mix is from the target profile (relative L2
+   * distance): a few thousandths for a good fit; above 0.1 it warns.
+   */
+  readonly fitError: number;
   /** The sum of the coefficients' magnitudes: how much the snapshots' own rounding is amplified. */
   readonly amplification: number;
   readonly sigmaRel: number | null;

@@ -16,6 +16,13 @@ import { windowOf } from './typed-arrays.js';
 import { adoptWasmSource } from './wasm-source.js';
 
 /**
+ * Beyond this relative distance between the target profile and the mix of
+ * the snapshots' profiles, the mix does not stand for the target: a good fit
+ * is a few thousandths off; a target narrower than the snapshots' spacing
+ * resolves, or at a time after the last snapshot, is 0.1 to 10 off.
+ */
+export const FIT_WARNING = 0.1;
+/**
  * Beyond this condition number the float64 solve itself loses digits that
  * matter (about cond x 2^-53 of relative error in the coefficients).
  */
@@ -36,7 +43,8 @@ const UNIT_ROUNDOFF = Object.freeze({ F32: 2 ** -24, F16: 2 ** -11 });
  * snapshot()'s or readSnapshots()'s object, or a snapshot file's bytes).
  * Returns { weights: Map(name -> Float32Array), shapes: Map(name -> shape),
  * coefficients: Float64Array (one per snapshot, in the order given, summing
- * to 1), conditionNumber, amplification (the sum of the coefficients'
+ * to 1), conditionNumber, fitError (how far the snapshots' mix is from the
+ * target profile), amplification (the sum of the coefficients'
  * magnitudes), sigmaRel, gamma, at, warning (a string, or null) }; the
  * warning is also printed with console.warn unless options.warn is false.
  */
@@ -80,9 +88,14 @@ export async function reconstruct(snapshots, options = {}) {
   const targetGamma = gamma ?? gammaOfSigmaRel(module, sigmaRel);
   const targetTime = at ?? Math.max(...parsed.map((snapshot) => snapshot.samples));
   const solver = new PosthocSolver(module, parsed.length);
-  const { coefficients, condition } = solver.solve(
-    parsed.map((snapshot) => snapshot.gamma), parsed.map((snapshot) => snapshot.samples), targetGamma, targetTime,
-  );
+  const solved = solver.solve(parsed.map((snapshot) => snapshot.gamma), parsed.map((snapshot) => snapshot.samples), targetGamma, targetTime);
+  if (solved === null) {
+    throw new RangeError(
+      `ema-wasm: ${method}: the snapshots cannot express the profile of gamma ${targetGamma} at ${targetTime} samples: ` +
+        'nothing of it lies in their span (a time or width far outside theirs)',
+    );
+  }
+  const { coefficients, condition, fitError } = solved;
 
   const weights = new Map();
   for (const { name, elements } of layout) {
@@ -97,13 +110,15 @@ export async function reconstruct(snapshots, options = {}) {
   let amplification = 0;
   for (const c of coefficients) amplification += Math.abs(c);
   const roundoff = Math.max(...parsed.map((snapshot) => UNIT_ROUNDOFF[snapshot.dtype]));
-  const warning = warningFor(condition, amplification, roundoff);
+  const last = Math.max(...parsed.map((snapshot) => snapshot.samples));
+  const warning = warningFor({ fitError, condition, amplification, roundoff, after: targetTime > last ? last : null });
   if (warning !== null && warn) console.warn(`ema-wasm: ${method}: ${warning}`);
   return {
     weights,
     shapes: new Map(layout.map(({ name, shape }) => [name, shape.slice()])),
     coefficients,
     conditionNumber: condition,
+    fitError,
     amplification,
     sigmaRel: sigmaRel ?? null,
     gamma: targetGamma,
@@ -112,7 +127,13 @@ export async function reconstruct(snapshots, options = {}) {
   };
 }
 
-function warningFor(condition, amplification, roundoff) {
+function warningFor({ fitError, condition, amplification, roundoff, after }) {
+  if (!(fitError <= FIT_WARNING)) {
+    const why = after !== null
+      ? `options.at is after the last snapshot (${after} samples): nothing after it was recorded`
+      : 'the target is narrower (or wider) than these snapshots can resolve: take snapshots more often, or of profiles nearer the target';
+    return `the snapshots cannot stand for this EMA: their best mix is ${fitError.toPrecision(2)} off its profile (relative L2 distance); ${why}`;
+  }
   if (condition > CONDITION_WARNING) {
     return `the system is ill-conditioned (condition number ${condition.toPrecision(3)}): the coefficients are not reliable; ` +
       'use fewer, more distinct snapshots (duplicate or very close times and widths make it so)';

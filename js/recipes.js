@@ -18,6 +18,8 @@ export const NONFINITE = Object.freeze({ allow: 0, skip: 1, throw: 2 });
 
 // EMA_MAX_SIGMA_REL (include/ema.h): sqrt(1/12), the widest profile (gamma 0).
 const MAX_SIGMA_REL = Math.sqrt(1 / 12);
+// EMA_MIN_SIGMA_REL: the narrowest (gamma about 1e6).
+const MIN_SIGMA_REL = 1e-6;
 /** The most profiles one EMA keeps (EMA_MAX_PROFILES in include/ema.h). */
 export const MAX_PROFILES = 16;
 
@@ -38,13 +40,13 @@ export const RULES = Object.freeze({
   everyOrNull: { what: 'null or an integer, 1 or more', check: (v) => v === null || (Number.isSafeInteger(v) && v >= 1) },
   names: { what: 'an array of strings', check: (v) => Array.isArray(v) && v.every((name) => typeof name === 'string') },
   sigmaRel: {
-    what: `null or a number in (0, ${MAX_SIGMA_REL}] (the profile's relative width)`,
-    check: (v) => v === null || (typeof v === 'number' && v > 0 && v <= MAX_SIGMA_REL),
+    what: `null or a number in [${MIN_SIGMA_REL}, ${MAX_SIGMA_REL}] (the profile's relative width)`,
+    check: (v) => v === null || (typeof v === 'number' && v >= MIN_SIGMA_REL && v <= MAX_SIGMA_REL),
   },
   // A state's sigma_rel: 0 when the profile was given by gamma.
   sigmaRelOrZero: {
-    what: `0 (gamma given) or a number in (0, ${MAX_SIGMA_REL}]`,
-    check: (v) => v === 0 || (typeof v === 'number' && v > 0 && v <= MAX_SIGMA_REL),
+    what: `0 (gamma given) or a number in [${MIN_SIGMA_REL}, ${MAX_SIGMA_REL}]`,
+    check: (v) => v === 0 || (typeof v === 'number' && v >= MIN_SIGMA_REL && v <= MAX_SIGMA_REL),
   },
   gammaOrNull: { what: 'null or a finite number, 0 or more', check: (v) => v === null || (typeof v === 'number' && v >= 0 && v <= 1e300) },
 });

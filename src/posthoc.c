@@ -383,6 +383,28 @@ static double power_of_two_scale(double largest) {
     return largest > 0.0 ? ldexp(1.0, -exponent) : 1.0;
 }
 
+double ema_posthoc_fit_error(uint32_t count, const double* gammas, const double* times,
+                             double target_gamma, double target_time, const double* coefficients) {
+    if (count == 0 || gammas == NULL || times == NULL || coefficients == NULL) {
+        return __builtin_nan("");
+    }
+    /* ||t - m||^2 = <t,t> - 2 sum_i c_i <p_i,t> + sum_ij c_i c_j <p_i,p_j>:
+     * the square's cancellation leaves about 1e-8 of absolute accuracy in
+     * the relative distance, plenty to tell a fit from a miss. */
+    const double target = ema_profile_inner_product(target_gamma, target_time, target_gamma, target_time);
+    double cross = 0.0, mix = 0.0;
+    for (uint32_t i = 0; i < count; i++) {
+        cross += coefficients[i] * ema_profile_inner_product(gammas[i], times[i], target_gamma, target_time);
+        double row = 0.0;
+        for (uint32_t j = 0; j < count; j++) {
+            row += coefficients[j] * ema_profile_inner_product(gammas[i], times[i], gammas[j], times[j]);
+        }
+        mix += coefficients[i] * row;
+    }
+    const double squared = target - 2.0 * cross + mix;
+    return sqrt(squared > 0.0 ? squared : 0.0) / sqrt(target);
+}
+
 ema_status ema_posthoc_coefficients(uint32_t count, const double* gammas, const double* times,
                                     double target_gamma, double target_time, double* coefficients,
                                     double* condition) {

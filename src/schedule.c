@@ -117,7 +117,7 @@ ema_status ema_schedule_check(const ema_schedule* schedule) {
         schedule->overwrite_every >= 0 && schedule->overwrite_every <= EMA_MAX_COUNTER &&
         schedule->batch_size >= 1 && schedule->batch_size <= EMA_MAX_COUNTER &&
         (schedule->sigma_rel == 0.0 ||
-         (schedule->sigma_rel > 0.0 && schedule->sigma_rel <= EMA_MAX_SIGMA_REL)) &&
+         (schedule->sigma_rel >= EMA_MIN_SIGMA_REL && schedule->sigma_rel <= EMA_MAX_SIGMA_REL)) &&
         /* LitEma's decay is a float32 buffer. */
         (schedule->recipe != EMA_RECIPE_LITEMA || (double)(float)schedule->decay == schedule->decay);
     return valid ? EMA_OK : EMA_ERROR_INVALID_SCHEDULE;
@@ -134,7 +134,7 @@ ema_status ema_gamma_of_sigma_rel(double sigma_rel, double* gamma) {
     if (gamma == NULL) {
         return EMA_ERROR_NULL_ARGUMENT;
     }
-    if (!(sigma_rel > 0.0 && sigma_rel <= EMA_MAX_SIGMA_REL)) {
+    if (!(sigma_rel >= EMA_MIN_SIGMA_REL && sigma_rel <= EMA_MAX_SIGMA_REL)) {
         return EMA_ERROR_INVALID_SCHEDULE;
     }
     /* f(g) = (g + 2)^2 (g + 3) - (g + 1) / s^2 is convex for g > -7/3 and

@@ -639,6 +639,34 @@ static int replay_case(lines* l) {
     return ok;
 }
 
+/* The fit error: 0 for a target that is a snapshot, small for EDM2's
+ * setup at a width between its profiles, large for a time after the last
+ * snapshot or a width far narrower than the snapshots resolve. */
+static void test_fit_error(void) {
+    enum { SNAPSHOTS = 32 };
+    double gammas[SNAPSHOTS], times[SNAPSHOTS], x[SNAPSHOTS];
+    for (int i = 0; i < SNAPSHOTS; i++) {
+        gammas[i] = gamma_of(i % 2 == 0 ? 0.05 : 0.10);
+        times[i] = 8.0 * (i / 2 + 1);
+    }
+    const double last = times[SNAPSHOTS - 1];
+    double condition;
+    CHECK_STATUS(ema_posthoc_coefficients(SNAPSHOTS, gammas, times, gammas[SNAPSHOTS - 1], last, x, &condition), EMA_OK);
+    const double exact = ema_posthoc_fit_error(SNAPSHOTS, gammas, times, gammas[SNAPSHOTS - 1], last, x);
+    CHECK(exact < 1e-6, "a snapshot's own profile: %g", exact);
+    CHECK_STATUS(ema_posthoc_coefficients(SNAPSHOTS, gammas, times, gamma_of(0.07), last, x, &condition), EMA_OK);
+    const double between = ema_posthoc_fit_error(SNAPSHOTS, gammas, times, gamma_of(0.07), last, x);
+    CHECK(between > 0.0 && between < 0.02, "sigma_rel 0.07 at the end: %g", between);
+    CHECK_STATUS(ema_posthoc_coefficients(SNAPSHOTS, gammas, times, gamma_of(0.07), 2.0 * last, x, &condition), EMA_OK);
+    const double after = ema_posthoc_fit_error(SNAPSHOTS, gammas, times, gamma_of(0.07), 2.0 * last, x);
+    CHECK(after > 0.3, "twice the last snapshot's time: %g", after);
+    CHECK_STATUS(ema_posthoc_coefficients(SNAPSHOTS, gammas, times, gamma_of(0.001), last, x, &condition), EMA_OK);
+    const double narrow = ema_posthoc_fit_error(SNAPSHOTS, gammas, times, gamma_of(0.001), last, x);
+    CHECK(narrow > 0.3, "sigma_rel 0.001 from snapshots 8 apart: %g", narrow);
+    CHECK(isnan(ema_posthoc_fit_error(0, gammas, times, 1.0, 1.0, x)), "no snapshots: NaN");
+    CHECK(isnan(ema_posthoc_fit_error(SNAPSHOTS, gammas, times, -1.0, 1.0, x)), "invalid target: NaN");
+}
+
 int main(int argc, char** argv) {
     check_begin("test_posthoc");
     seed_random(0x5eed0c0fu);
@@ -648,6 +676,7 @@ int main(int argc, char** argv) {
     test_weighted_sum_api();
     test_coefficient_edges();
     test_largest();
+    test_fit_error();
 
     fixture_reader reader;
     if (fixture_open(&reader, argc > 1 ? argv[1] : DEFAULT_FIXTURE) != 0) {

@@ -208,9 +208,9 @@ describe('options and the profile option: refusals name the option', () => {
       [{ sigmaRel: [0.1, 'x'] }, TypeError, 'ema-wasm: createEma: options.sigmaRel[1] must be a number, got the string "x"'],
       [{ sigmaRel: [0.1, 0.2, null] }, TypeError, 'ema-wasm: createEma: options.sigmaRel[2] must be a number, got null'],
       [{ gamma: [1, 2n] }, TypeError, 'ema-wasm: createEma: options.gamma[1] must be a number, got bigint 2n'],
-      [{ sigmaRel: [0.1, 0.5] }, RangeError, "ema-wasm: createEma: options.sigmaRel[1] must be a number in (0, 0.28867513459481287] (the profile's relative width), got 0.5"],
-      [{ sigmaRel: [0, 0.1] }, RangeError, "ema-wasm: createEma: options.sigmaRel[0] must be a number in (0, 0.28867513459481287] (the profile's relative width), got 0"],
-      [{ sigmaRel: [0.1, NaN] }, RangeError, "ema-wasm: createEma: options.sigmaRel[1] must be a number in (0, 0.28867513459481287] (the profile's relative width), got NaN"],
+      [{ sigmaRel: [0.1, 0.5] }, RangeError, "ema-wasm: createEma: options.sigmaRel[1] must be a number in [0.000001, 0.28867513459481287] (the profile's relative width), got 0.5"],
+      [{ sigmaRel: [0, 0.1] }, RangeError, "ema-wasm: createEma: options.sigmaRel[0] must be a number in [0.000001, 0.28867513459481287] (the profile's relative width), got 0"],
+      [{ sigmaRel: [0.1, NaN] }, RangeError, "ema-wasm: createEma: options.sigmaRel[1] must be a number in [0.000001, 0.28867513459481287] (the profile's relative width), got NaN"],
       [{ gamma: [1, -1] }, RangeError, 'ema-wasm: createEma: options.gamma[1] must be a finite number, 0 or more, got -1'],
       [{ gamma: [Infinity] }, RangeError, 'ema-wasm: createEma: options.gamma[0] must be a finite number, 0 or more, got Infinity'],
       [{ sigmaRel: [0.1, 0.2], gamma: [1, 2] }, TypeError, 'ema-wasm: createEma: give options.sigmaRel or options.gamma, not both (sigmaRel sets gamma)'],
@@ -415,11 +415,17 @@ for (const simd of BUILDS) {
       assert.equal((await loadEma(ema.save({ profile: 1 }), { simd })).steps, 4);
       // A state with its own steps sets them.
       const state = ema.stateDict();
-      state.set('steps', BigInt64Array.of(1234n));
+      state.set('steps', BigInt64Array.of(100n));
       ema.loadStateDict(state);
-      assert.equal(ema.steps, 1234);
+      assert.equal(ema.steps, 100);
       ema.update(params);
-      assert.equal(ema.steps, 1235);
+      assert.equal(ema.steps, 101);
+      // More steps than samples is no power EMA's state: refused, nothing changed.
+      state.set('steps', BigInt64Array.of(1234n));
+      assert.throws(() => ema.loadStateDict(state), {
+        name: 'RangeError', message: 'ema-wasm: loadStateDict: the state has 111 samples after 1234 steps; each step brings one or more samples',
+      });
+      assert.equal(ema.steps, 101);
       // Only steps that averaged or copied count (ema-pytorch's update_every skips).
       const skipping = await createEma(params, { recipe: 'ema-pytorch', updateAfterStep: 0, updateEvery: 3, simd });
       const actions = Array.from({ length: 7 }, () => skipping.update(params).action);
@@ -473,7 +479,7 @@ for (const simd of BUILDS) {
         [ema, () => ema.loadStateDict(edited((copy) => copy.set('profiles.1.x', Float32Array.of(1)))), "ema-wasm: loadStateDict: unexpected keys 'profiles.1.x' (pass strict: false to ignore them)"],
         [ema, () => ema.loadStateDict(edited((copy) => copy.set('steps', BigInt64Array.of(-1n)))), "ema-wasm: loadStateDict: state 'steps' must be an integer, 0 or more, got -1"],
         [ema, () => ema.loadStateDict(edited((copy) => copy.set('sigma_rel', Float64Array.of(0.05, 0.5, 0.2)))),
-          "ema-wasm: loadStateDict: state 'sigma_rel' must be 0 (gamma given) or a number in (0, 0.28867513459481287], got 0.5"],
+          "ema-wasm: loadStateDict: state 'sigma_rel' must be 0 (gamma given) or a number in [0.000001, 0.28867513459481287], got 0.5"],
         [ema, () => ema.loadStateDict(edited((copy) => copy.set('sigma_rel', new Float64Array(17).fill(0.1)))),
           "ema-wasm: loadStateDict: state 'sigma_rel' must hold one value or one per profile (2 to 16), got a Float64Array of 17"],
       ];

@@ -491,7 +491,7 @@ describe("the power recipe (a profile of EDM2's post-hoc EMA)", () => {
   test('refusals: both widths, widths out of range, samples for other recipes or below 1', async () => {
     const params = [{ name: 'w', data: Float32Array.of(1) }];
     await assert.rejects(createEma(params, { recipe: 'power', sigmaRel: 0.1, gamma: 3 }), { name: 'TypeError', message: /give options\.sigmaRel or options\.gamma, not both/ });
-    await assert.rejects(createEma(params, { recipe: 'power', sigmaRel: 0.29 }), { name: 'RangeError', message: /options\.sigmaRel must be null or a number in \(0, 0\.28867513459481287\]/ });
+    await assert.rejects(createEma(params, { recipe: 'power', sigmaRel: 0.29 }), { name: 'RangeError', message: /options\.sigmaRel must be null or a number in \[0\.000001, 0\.28867513459481287\]/ });
     await assert.rejects(createEma(params, { recipe: 'power', sigmaRel: 0 }), { name: 'RangeError' });
     await assert.rejects(createEma(params, { recipe: 'power', gamma: -1 }), { name: 'RangeError', message: /options\.gamma/ });
     await assert.rejects(createEma(params, { recipe: 'power', batchSize: 0 }), { name: 'RangeError', message: /options\.batchSize/ });

@@ -196,6 +196,12 @@ async function posthoc(): Promise<void> {
   ema.copyTo(params, { profile: 'narrow' });
   // @ts-expect-error: reconstruct takes snapshots, not an EMA
   await reconstruct(ema, { sigmaRel: 0.1 });
+  // @ts-expect-error: the target's width, sigmaRel or gamma, is required
+  await reconstruct(snapshots, {});
+  // @ts-expect-error: one of them, not both
+  await reconstruct(snapshots, { sigmaRel: 0.1, gamma: 3 });
+  const fit: number = rebuilt.fitError;
+  void fit;
   void [weights, profiles, shadow, one, paths, out];
 }
 void posthoc;
