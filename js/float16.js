@@ -46,10 +46,26 @@ export function float16Value(bits) {
   return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
 }
 
-/** A Uint16Array of the binary16 bits of every float32 in `values`. */
-export function toFloat16(values) {
+/** The largest finite binary16 value; finite values from 65520 up round to infinity. */
+export const FLOAT16_MAX = 65504;
+
+/**
+ * A Uint16Array of the binary16 bits of every float32 in `values`. A finite
+ * value past FLOAT16_MAX becomes infinity, as in PyTorch and NumPy, unless
+ * `onOverflow(index, value)` is given: it is called for the first such value
+ * (to throw; if it returns, the conversion goes on). The test costs one
+ * rarely taken branch per element: the bits of an infinity or a NaN.
+ */
+export function toFloat16(values, onOverflow = undefined) {
   const out = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = float16Bits(values[i]);
+  for (let i = 0; i < values.length; i++) {
+    const bits = float16Bits(values[i]);
+    if ((bits & 0x7c00) === 0x7c00 && onOverflow !== undefined && Number.isFinite(values[i])) {
+      onOverflow(i, values[i]);
+      onOverflow = undefined;
+    }
+    out[i] = bits;
+  }
   return out;
 }
 

@@ -3,13 +3,14 @@
 // float32 or float16, with what reconstruction needs in its metadata. A
 // float32 snapshot is also a one-profile checkpoint that loadEma reads.
 
-import { clip, describe } from './describe.js';
-import { toFloat16 } from './float16.js';
+import { clip, describe, formatBytes } from './describe.js';
+import { FLOAT16_MAX, toFloat16 } from './float16.js';
 import { loadModule } from './loader.js';
 import { readOptions } from './resolve.js';
 import { MAX_PROFILES, RULES } from './recipes.js';
 import { RECIPE_METADATA_KEY } from './recipe-state.js';
-import { parseSafetensors } from './safetensors.js';
+import { parseSafetensors, resolveFileBytes } from './safetensors.js';
+import { lengthOf, unusableReason, writeInto } from './typed-arrays.js';
 import { adoptWasmSource } from './wasm-source.js';
 
 /** The metadata entry of a snapshot: JSON of { step, samples, profile, sigmaRel, gamma, batchSize, dtype }. */
@@ -29,19 +30,26 @@ export function snapshotName(step, profile) {
   return `ema-snapshot-${String(step).padStart(10, '0')}-profile-${profile}.safetensors`;
 }
 
-const SNAPSHOT_NAME = /^ema-snapshot-(\d{10,})-profile-(\d{1,2})\.safetensors$/;
+const SNAPSHOT_NAME = /^ema-snapshot-(\d+)-profile-(\d+)\.safetensors$/;
 
-/** Whether `name` is a snapshot's file name (see snapshotName). */
+/**
+ * Whether `name` is a name snapshotName writes for a snapshot that can be
+ * (step 1 to 2^53 - 1, profile 0 to 15), and nothing else: no extra leading
+ * zeros, so one snapshot has one name.
+ */
 export function isSnapshotName(name) {
-  return SNAPSHOT_NAME.test(name);
+  const match = typeof name === 'string' ? SNAPSHOT_NAME.exec(name) : null;
+  if (match === null) return false;
+  const step = Number(match[1]);
+  const profile = Number(match[2]);
+  return Number.isSafeInteger(step) && step >= 1 && profile < MAX_PROFILES && snapshotName(step, profile) === name;
 }
 
-/** Orders snapshot file names by step, then profile, as numbers. */
+/** Orders snapshot file names (isSnapshotName's) by step, then profile, as numbers. */
 export function compareSnapshotNames(a, b) {
   const [, stepA, profileA] = SNAPSHOT_NAME.exec(a);
   const [, stepB, profileB] = SNAPSHOT_NAME.exec(b);
-  const byStep = BigInt(stepA) - BigInt(stepB);
-  return byStep !== 0n ? (byStep < 0n ? -1 : 1) : Number(profileA) - Number(profileB);
+  return Number(stepA) - Number(stepB) || Number(profileA) - Number(profileB);
 }
 
 /** snapshot()'s options: { dtype: 'F32' | 'F16' }. */
@@ -55,12 +63,23 @@ export function readSnapshotOptions(options, method) {
 
 /**
  * A one-profile state dict in a snapshot's element type: float16 shadows as
- * their bits (Uint16Array), everything else as it is.
+ * their bits (Uint16Array), everything else as it is. A finite weight that
+ * float16 cannot hold (past 65504) is a RangeError, not an infinity in the
+ * file; `profile`, when given, is named in it.
  */
-export function snapshotStateDict(stateDict, names, dtype) {
+export function snapshotStateDict(stateDict, names, dtype, profile = undefined) {
   if (dtype === 'F32') return stateDict;
   const shadowNames = new Set(names);
-  return new Map([...stateDict].map(([key, value]) => [key, shadowNames.has(key) ? toFloat16(value) : value]));
+  return new Map([...stateDict].map(([key, value]) => {
+    if (!shadowNames.has(key)) return [key, value];
+    return [key, toFloat16(value, (index, weight) => {
+      const where = profile === undefined ? '' : ` of profile ${profile}`;
+      throw new RangeError(
+        `ema-wasm: snapshot: options.dtype 'float16' cannot hold parameter '${clip(key)}'${where}: its element ${index} is ${weight}, ` +
+          `past float16's largest finite value ${FLOAT16_MAX}, and would be saved as ${weight > 0 ? '' : '-'}Infinity; use dtype 'float32'`,
+      );
+    })];
+  }));
 }
 
 const integerFrom = (min) => ({ what: `an integer, ${min} or more`, check: (v) => Number.isSafeInteger(v) && v >= min });
@@ -98,13 +117,19 @@ export function checkedSnapshot(value) {
 
 /**
  * readSnapshot with a compiled module; `label` names the snapshot in
- * messages, `extra` adds fields (a file's name). The result is frozen.
+ * messages, `extra` adds fields (a file's name). The result is frozen and
+ * holds its own copy of the bytes, made before they are checked, so later
+ * changes to the caller's array reach neither the check nor the use; bytes
+ * the caller just made and hands over (`owned`: a file just read) are kept
+ * without a copy.
  */
-export async function parseSnapshot(snapshot, method, module, label = 'the snapshot', extra = {}) {
+export async function parseSnapshot(snapshot, method, module, label = 'the snapshot', { extra = {}, owned = false } = {}) {
   // A snapshot object (from snapshot() or readSnapshots()) carries its bytes.
   const isObject = snapshot !== null && typeof snapshot === 'object' && !ArrayBuffer.isView(snapshot);
-  const bytes = isObject && Object.hasOwn(snapshot, 'bytes') ? snapshot.bytes : snapshot;
-  const parsed = await parseSafetensors(bytes, `${method}: ${label}`, module);
+  const given = isObject && Object.hasOwn(snapshot, 'bytes') ? snapshot.bytes : snapshot;
+  const context = `${method}: ${label}`;
+  const bytes = owned ? given : ownCopy(resolveFileBytes(given, context), context);
+  const parsed = await parseSafetensors(bytes, context, module);
   const { tensors, metadata } = parsed;
   const fail = (what) => new Error(`ema-wasm: ${method}: ${label} is not a snapshot of ema-wasm's power recipe: ${what}`);
   if (metadata.get(RECIPE_METADATA_KEY) !== 'power') {
@@ -142,4 +167,29 @@ export async function parseSnapshot(snapshot, method, module, label = 'the snaps
   const checked = Object.freeze({ ...extra, ...info, tensors: Object.freeze(tensorList), bytes: parsed.bytes });
   CHECKED.add(checked);
   return checked;
+}
+
+/** A fresh copy of the caller's file (a pinned Uint8Array): the one copy parseSnapshot makes. */
+function ownCopy(file, context) {
+  const length = lengthOf(file);
+  let copy;
+  try {
+    copy = new Uint8Array(length);
+  } catch (error) {
+    throw new RangeError(`ema-wasm: ${context}: a copy of its ${formatBytes(length)} cannot be allocated (${error.message})`);
+  }
+  writeInto(copy, file);
+  return copy;
+}
+
+/**
+ * Why the bytes of a snapshot parseSnapshot checked can no longer be read,
+ * or null. They are its own copy, which nothing but a transfer changes: a
+ * caller can still detach their ArrayBuffer (structuredClone or postMessage
+ * with transfer, ArrayBuffer.prototype.transfer). The reason reads as "its
+ * ArrayBuffer was detached (...)".
+ */
+export function snapshotBytesUsable(snapshot) {
+  const { bytes } = snapshot;
+  return unusableReason(bytes, lengthOf(bytes));
 }
