@@ -270,7 +270,7 @@ export class BaseEma {
         step, samples, profile, sigmaRel: schedule.sigma_rel === 0 ? null : schedule.sigma_rel, gamma: schedule.power,
         batchSize: schedule.batch_size, dtype,
       };
-      const stateDict = snapshotStateDict(recipeStateDict(arena, 'power', this.#names, this.#dtypes, profile), this.#names, dtype);
+      const stateDict = snapshotStateDict(recipeStateDict(arena, 'power', this.#names, this.#dtypes, profile), this.#names, dtype, profile);
       const bytes = recipeStateToFile({
         recipe: 'power', options: profileOptions(this.#recipe.options, schedule), stateDict, shapes, kinds,
       }, { prefix: '', metadata: [[SNAPSHOT_METADATA_KEY, JSON.stringify(info)]] }, 'snapshot');

@@ -11,7 +11,7 @@ import { gammaOfSigmaRel, PosthocSolver } from './boundary.js';
 import { loadModule } from './loader.js';
 import { readOptions } from './resolve.js';
 import { RULES } from './recipes.js';
-import { checkedSnapshot, MAX_SNAPSHOTS, parseSnapshot } from './snapshots.js';
+import { checkedSnapshot, MAX_SNAPSHOTS, parseSnapshot, snapshotBytesUsable } from './snapshots.js';
 import { windowOf } from './typed-arrays.js';
 import { adoptWasmSource } from './wasm-source.js';
 
@@ -82,6 +82,11 @@ export async function reconstruct(snapshots, options = {}) {
   // this again and again); anything else is parsed and checked here.
   const parsed = [];
   for (let i = 0; i < given.length; i++) parsed.push(checkedSnapshot(given[i]) ?? await parseSnapshot(given[i], method, module, `snapshots[${i}]`));
+  // A checked snapshot's own bytes could have been transferred away since.
+  parsed.forEach((snapshot, i) => {
+    const reason = snapshotBytesUsable(snapshot);
+    if (reason !== null) throw new Error(`ema-wasm: ${method}: snapshots[${i}]'s bytes cannot be read: ${reason}`);
+  });
   const byName = checkSameWeights(parsed, method);
   const layout = byName.layout;
 

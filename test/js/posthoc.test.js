@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { createEma, reconstruct } from '../../js/index.js';
+import { createEma, readSnapshot, reconstruct } from '../../js/index.js';
 import { encodeSafetensors } from '../../js/safetensors.js';
 import { BUILDS, buildName } from './helpers.js';
 
@@ -193,5 +193,14 @@ describe('reconstruct refuses', () => {
     const forged = encodeSafetensors([{ name: 'w', dtype: 'F32', shape: [LENGTH], data: new Float32Array(LENGTH) }],
       [['ema_wasm.recipe', 'power'], ['ema_wasm.snapshot', JSON.stringify(info)]]);
     await refuses([forged], { sigmaRel: 0.1 }, Error, /its gamma 3 is the profile of sigma_rel 0\.1632\d*, not of its sigmaRel 0\.05/);
+  });
+});
+
+test("reconstruct refuses a checked snapshot whose bytes were transferred away", async () => {
+  const { snapshots } = await run({ widths: [0.05], steps: 10, every: 10, simd: false });
+  const checked = await readSnapshot(snapshots[0].bytes);
+  structuredClone(checked.bytes.buffer, { transfer: [checked.bytes.buffer] });
+  await assert.rejects(reconstruct([checked], { sigmaRel: 0.1 }), {
+    name: 'Error', message: /^ema-wasm: reconstruct: snapshots\[0\]'s bytes cannot be read: its ArrayBuffer was detached/,
   });
 });
