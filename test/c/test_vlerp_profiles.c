@@ -44,10 +44,24 @@ static const kernel_info kKernels[] = {
 #define KERNEL_COUNT COUNT_OF(kKernels)
 
 /* (a, b) weight pairs: each branch of lerp_ for either shadow, the edges,
- * and the power recipe's mid-training weights (sigma_rel 0.05 and 0.10). */
+ * a subnormal weight, and the power recipe's mid-training weights
+ * (sigma_rel 0.05 and 0.10). */
 static const float kWeights[][2] = {
-    {1.8e-3f, 7.9e-4f}, {0.25f, 0.75f}, {0.75f, 0.25f}, {0.9f, 0.6f}, {0.5f, 0.49999997f},
-    {0.0f, 1.0f},       {1.0f, 0.0f},   {0.0f, 0.0f},   {NAN, 0.1f},  {1e-30f, 0.999f},
+    /* Both in the shadow branch (the one-pass path of the SIMD kernels). */
+    {1.8e-3f, 7.9e-4f},
+    {0.49999997f, 0.3f},
+    {0.0625f, 0.0625f},
+    {1e-40f, 0.2f},
+    {0.0f, 0.0f},
+    /* Either in the parameter branch, or both. */
+    {0.25f, 0.75f},
+    {0.75f, 0.25f},
+    {0.9f, 0.6f},
+    {0.5f, 0.49999997f},
+    {0.0f, 1.0f},
+    {1.0f, 0.0f},
+    {NAN, 0.1f},
+    {1e-30f, 0.999f},
 };
 
 static const size_t kLongSizes[] = {1023, 1024, 1025, 2 * 1024 + 37};
