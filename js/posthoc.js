@@ -87,6 +87,7 @@ export async function reconstruct(snapshots, options = {}) {
     const reason = snapshotBytesUsable(snapshot);
     if (reason !== null) throw new Error(`ema-wasm: ${method}: snapshots[${i}]'s bytes cannot be read: ${reason}`);
   });
+  checkOneRun(parsed, method);
   const byName = checkSameWeights(parsed, method);
   const layout = byName.layout;
 
@@ -149,6 +150,29 @@ function warningFor({ fitError, condition, amplification, roundoff, after }) {
       'a target much narrower or wider than the tracked profiles, or outside the snapshots\' times, amplifies it (float16 snapshots more)';
   }
   return null;
+}
+
+/**
+ * Within one run, profile k has one width and one batch size: snapshots
+ * that disagree come from two runs (one folder written by both), whose mix
+ * means nothing.
+ */
+function checkOneRun(parsed, method) {
+  const first = new Map();
+  parsed.forEach((snapshot, index) => {
+    const seen = first.get(snapshot.profile);
+    if (seen === undefined) {
+      first.set(snapshot.profile, index);
+      return;
+    }
+    const other = parsed[seen];
+    if (other.gamma !== snapshot.gamma || other.batchSize !== snapshot.batchSize) {
+      throw new Error(
+        `ema-wasm: ${method}: snapshots[${seen}] and snapshots[${index}] are both profile ${snapshot.profile} but of different runs ` +
+          `(gamma ${other.gamma} and ${snapshot.gamma}, batch size ${other.batchSize} and ${snapshot.batchSize}); keep one folder per run`,
+      );
+    }
+  });
 }
 
 /**

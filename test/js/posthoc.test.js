@@ -188,6 +188,10 @@ describe('reconstruct refuses', () => {
     other.update({ v: new Float32Array(LENGTH) });
     await refuses([snapshots[0], other.snapshot()[0]], { sigmaRel: 0.1 }, Error, /snapshots\[1\] holds other weights than snapshots\[0\] \(it has no 'w'\)/);
     await refuses([new Uint8Array(8)], { sigmaRel: 0.1 }, Error, /snapshots\[0\]/);
+    // Two runs' snapshots in one folder: profile 0 of different widths.
+    const otherRun = await run({ widths: [0.2, 0.25], steps: 20, every: 10, simd: false });
+    await refuses([...snapshots, ...otherRun.snapshots], { sigmaRel: 0.1 }, Error,
+      /snapshots\[0\] and snapshots\[4\] are both profile 0 but of different runs \(gamma 16\.97\d* and 1\.82\d*, batch size 1 and 1\); keep one folder per run/);
     // A snapshot whose gamma is not its sigmaRel's (edited metadata).
     const info = { step: 5, samples: 5, profile: 0, sigmaRel: 0.05, gamma: 3, batchSize: 1, dtype: 'F32' };
     const forged = encodeSafetensors([{ name: 'w', dtype: 'F32', shape: [LENGTH], data: new Float32Array(LENGTH) }],
