@@ -40,107 +40,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ema.h"
 #include "ema_stream.h"
 
+#define BENCH_PROGRAM "bench_native"
+#include "bench_util.h"
+
 #define DECAY 0.9999f
 #define MAX_LINE 256
 
-static uint32_t slot_count;
-static uint32_t* lengths;
-static float** params;      /* the "training" parameters */
 static float** copies;      /* memcpy destinations */
 static ema_ctx* ctx_copyin; /* updated through the staging window */
 static ema_ctx* ctx_direct; /* updated with ema_update */
-static uint32_t rng_state;
-static uint64_t iteration;
-static volatile float sink;
-
-static void die(const char* what) {
-    fprintf(stderr, "bench_native: %s\n", what);
-    exit(2);
-}
-
-static void check(ema_status status, const char* what) {
-    if (status != EMA_OK) {
-        fprintf(stderr, "bench_native: %s failed: %s (status %d)\n", what,
-                ema_status_string(status), (int)status);
-        exit(2);
-    }
-}
-
-/* xorshift32 and the mapping to [-1, 1) of compare.mjs's makeRandom(). */
-static float next_random(void) {
-    uint32_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    rng_state = x;
-    return (float)((int32_t)(x >> 8) - 8388608) / 8388608.0f;
-}
-
-static void fill_random(void) {
-    for (uint32_t t = 0; t < slot_count; t++) {
-        for (uint32_t i = 0; i < lengths[t]; i++) {
-            params[t][i] = next_random();
-        }
-    }
-}
-
-/* compare.mjs's touchParams(): one element per tensor moves by 2^-10. */
-static void touch_params(void) {
-    for (uint32_t t = 0; t < slot_count; t++) {
-        if (lengths[t] == 0) continue;
-        const uint64_t index = (iteration * 7919u) % lengths[t];
-        params[t][index] = params[t][index] + 1.0f / 1024.0f;
-    }
-    iteration++;
-}
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void parse_spec(const char* spec) {
-    uint32_t capacity = 64;
-    lengths = malloc(capacity * sizeof(uint32_t));
-    if (lengths == NULL) die("out of memory");
-    const char* p = spec;
-    while (*p != '\0') {
-        char* end;
-        const unsigned long length = strtoul(p, &end, 10);
-        if (end == p || length > UINT32_MAX) die("bad SPEC");
-        unsigned long count = 1;
-        p = end;
-        if (*p == '*') {
-            count = strtoul(p + 1, &end, 10);
-            if (end == p + 1) die("bad SPEC");
-            p = end;
-        }
-        for (unsigned long k = 0; k < count; k++) {
-            if (slot_count == capacity) {
-                capacity *= 2;
-                lengths = realloc(lengths, capacity * sizeof(uint32_t));
-                if (lengths == NULL) die("out of memory");
-            }
-            lengths[slot_count++] = (uint32_t)length;
-        }
-        if (*p == ',') p++;
-        else if (*p != '\0') die("bad SPEC");
-    }
-}
-
-static float* alloc_floats(uint32_t n) {
-    const size_t bytes = (((size_t)n * sizeof(float)) + 63u) & ~(size_t)63u;
-    float* block = aligned_alloc(64, bytes == 0 ? 64 : bytes);
-    if (block == NULL) die("out of memory");
-    memset(block, 0, bytes == 0 ? 64 : bytes);
-    return block;
-}
 
 static ema_ctx* create_context(void) {
     ema_ctx* ctx = NULL;
@@ -198,15 +110,8 @@ static float copy_all(void) {
 
 /* FNV-1a 64 over the bytes of every shadow, slot by slot (little-endian). */
 static uint64_t shadow_hash(ema_ctx* ctx) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (uint32_t t = 0; t < slot_count; t++) {
-        const unsigned char* bytes = (const unsigned char*)ema_shadow(ctx, t);
-        const size_t n = (size_t)lengths[t] * sizeof(float);
-        for (size_t i = 0; i < n; i++) {
-            h ^= bytes[i];
-            h *= 0x100000001b3ull;
-        }
-    }
+    uint64_t h = FNV1A64_OFFSET;
+    for (uint32_t t = 0; t < slot_count; t++) h = fnv1a64(h, ema_shadow(ctx, t), lengths[t]);
     return h;
 }
 
@@ -236,8 +141,15 @@ static void command_verify(int steps) {
     free(decays_direct);
 }
 
-static float run_once(int path) {
-    switch (path) {
+/* compare.mjs's touchParams(): one element per tensor moves by 2^-10. */
+static void touch_params(const void* path) {
+    (void)path;
+    touch_arrays(params);
+    iteration++;
+}
+
+static float run_once(const void* path) {
+    switch (*(const int*)path) {
         case 0: return update_copyin(ctx_copyin);
         case 1: return update_direct(ctx_direct);
         default: return copy_all();
@@ -254,23 +166,7 @@ static void command_time(const char* path_name, int warmup, int reps) {
         fflush(stdout);
         return;
     }
-    for (int i = 0; i < warmup; i++) {
-        touch_params();
-        sink += run_once(path);
-    }
-    double* samples = calloc((size_t)reps + 1, sizeof(double));
-    if (samples == NULL) die("out of memory");
-    for (int i = 0; i < reps; i++) {
-        touch_params();
-        const double start = now_ms();
-        sink += run_once(path);
-        samples[i] = now_ms() - start;
-    }
-    printf("{\"samples\":[");
-    for (int i = 0; i < reps; i++) printf("%s%.6f", i ? "," : "", samples[i]);
-    printf("]}\n");
-    fflush(stdout);
-    free(samples);
+    time_samples(touch_params, run_once, &path, warmup, reps);
 }
 
 int main(int argc, char** argv) {
@@ -278,25 +174,14 @@ int main(int argc, char** argv) {
         fprintf(stderr, "usage: bench_native SPEC SEED   (commands on stdin; see bench/native.c)\n");
         return 2;
     }
-    parse_spec(argv[1]);
-    rng_state = (uint32_t)strtoul(argv[2], NULL, 10);
-    if (rng_state == 0) rng_state = 1;
-
-    params = malloc((slot_count ? slot_count : 1) * sizeof(float*));
-    copies = malloc((slot_count ? slot_count : 1) * sizeof(float*));
-    if (params == NULL || copies == NULL) die("out of memory");
-    for (uint32_t t = 0; t < slot_count; t++) {
-        params[t] = alloc_floats(lengths[t]);
-        copies[t] = alloc_floats(lengths[t]);
-    }
-    fill_random();
+    init_params(argv[1], argv[2]);
+    copies = alloc_slot_pointers();
+    for (uint32_t t = 0; t < slot_count; t++) copies[t] = alloc_floats(lengths[t]);
     ctx_copyin = create_context();
     ctx_direct = create_context();
 
-    uint64_t total = 0;
-    for (uint32_t t = 0; t < slot_count; t++) total += lengths[t];
     printf("{\"ready\":true,\"tensors\":%u,\"params\":%llu,\"staging\":%u}\n", slot_count,
-           (unsigned long long)total, (unsigned)EMA_STAGING_FLOATS);
+           (unsigned long long)param_total(), (unsigned)EMA_STAGING_FLOATS);
     fflush(stdout);
 
     char line[MAX_LINE];

@@ -43,9 +43,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ema.h"
+
+#define BENCH_PROGRAM "bench_profiles"
+#include "bench_util.h"
 
 #define MAX_LINE 4096
 /* How far a `d` step of verify moves a parameter at most: bench/profiles.mjs's DRIFT. */
@@ -69,46 +71,9 @@ static group groups[GROUP_COUNT] = {
     [RESIDENT_SEPARATE] = {"residentSeparate", {0}, 0, 1},
 };
 
-static uint32_t slot_count;
-static uint32_t* lengths;
-static float** params; /* the "training" parameters of the non-resident contexts */
-static float** views;  /* scratch: one resident context's parameters */
+static float** views; /* scratch: one resident context's parameters */
 static uint32_t profile_count;
 static double sigma_rels[EMA_MAX_PROFILES];
-static uint32_t rng_state;
-static uint64_t iteration;
-static volatile float sink;
-
-static void die(const char* what) {
-    fprintf(stderr, "bench_profiles: %s\n", what);
-    exit(2);
-}
-
-static void check(ema_status status, const char* what) {
-    if (status != EMA_OK) {
-        fprintf(stderr, "bench_profiles: %s failed: %s (status %d)\n", what,
-                ema_status_string(status), (int)status);
-        exit(2);
-    }
-}
-
-/* xorshift32 and the mapping to [-1, 1) of params.mjs's makeRandom(). */
-static float next_random(void) {
-    uint32_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    rng_state = x;
-    return (float)((int32_t)(x >> 8) - 8388608) / 8388608.0f;
-}
-
-static void fill_random(void) {
-    for (uint32_t t = 0; t < slot_count; t++) {
-        for (uint32_t i = 0; i < lengths[t]; i++) {
-            params[t][i] = next_random();
-        }
-    }
-}
 
 /* bench/profiles.mjs's driftArrays(): a training step's small move. */
 static void drift_random(void) {
@@ -116,50 +81,6 @@ static void drift_random(void) {
         for (uint32_t i = 0; i < lengths[t]; i++) {
             params[t][i] = params[t][i] + next_random() * DRIFT;
         }
-    }
-}
-
-/* params.mjs's touchArrays(): one element per tensor moves by 2^-10. */
-static void touch(float* const* arrays) {
-    for (uint32_t t = 0; t < slot_count; t++) {
-        if (lengths[t] == 0) continue;
-        const uint64_t index = (iteration * 7919u) % lengths[t];
-        arrays[t][index] = arrays[t][index] + 1.0f / 1024.0f;
-    }
-}
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void parse_spec(const char* spec) {
-    uint32_t capacity = 64;
-    lengths = malloc(capacity * sizeof(uint32_t));
-    if (lengths == NULL) die("out of memory");
-    const char* p = spec;
-    while (*p != '\0') {
-        char* end;
-        const unsigned long length = strtoul(p, &end, 10);
-        if (end == p || length > UINT32_MAX) die("bad SPEC");
-        unsigned long count = 1;
-        p = end;
-        if (*p == '*') {
-            count = strtoul(p + 1, &end, 10);
-            if (end == p + 1) die("bad SPEC");
-            p = end;
-        }
-        for (unsigned long k = 0; k < count; k++) {
-            if (slot_count == capacity) {
-                capacity *= 2;
-                lengths = realloc(lengths, capacity * sizeof(uint32_t));
-                if (lengths == NULL) die("out of memory");
-            }
-            lengths[slot_count++] = (uint32_t)length;
-        }
-        if (*p == ',') p++;
-        else if (*p != '\0') die("bad SPEC");
     }
 }
 
@@ -175,14 +96,6 @@ static void parse_sigma_rels(const char* list) {
         else if (*p != '\0') die("bad SIGMA_REL list");
     }
     if (profile_count == 0) die("no SIGMA_REL");
-}
-
-static float* alloc_floats(uint32_t n) {
-    const size_t bytes = (((size_t)n * sizeof(float)) + 63u) & ~(size_t)63u;
-    float* block = aligned_alloc(64, bytes == 0 ? 64 : bytes);
-    if (block == NULL) die("out of memory");
-    memset(block, 0, bytes == 0 ? 64 : bytes);
-    return block;
 }
 
 static ema_schedule power_schedule(double sigma_rel) {
@@ -254,15 +167,8 @@ static float update_group(const group* group, int64_t step) {
 
 /* FNV-1a 64 over the bytes of one profile's shadows, slot by slot (little-endian). */
 static uint64_t profile_hash(ema_ctx* ctx, uint32_t profile) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (uint32_t t = 0; t < slot_count; t++) {
-        const unsigned char* bytes = (const unsigned char*)ema_profile_shadow(ctx, profile, t);
-        const size_t n = (size_t)lengths[t] * sizeof(float);
-        for (size_t i = 0; i < n; i++) {
-            h ^= bytes[i];
-            h *= 0x100000001b3ull;
-        }
-    }
+    uint64_t h = FNV1A64_OFFSET;
+    for (uint32_t t = 0; t < slot_count; t++) h = fnv1a64(h, ema_profile_shadow(ctx, profile, t), lengths[t]);
     return h;
 }
 
@@ -316,13 +222,19 @@ static void command_verify(const char* list) {
     fflush(stdout);
 }
 
-static void touch_group(const group* group) {
+static void touch_group(const void* chosen) {
+    const group* group = chosen;
     if (!group->resident) {
-        touch(params);
+        touch_arrays(params);
     } else {
-        for (uint32_t c = 0; c < group->context_count; c++) touch(resident_views(group->contexts[c]));
+        for (uint32_t c = 0; c < group->context_count; c++) touch_arrays(resident_views(group->contexts[c]));
     }
     iteration++;
+}
+
+/* What `time` runs: one update of the group, with the batch size's samples. */
+static float update_timed(const void* chosen) {
+    return update_group(chosen, EMA_NO_STEP);
 }
 
 static void command_time(const char* path, int warmup, int reps) {
@@ -335,23 +247,7 @@ static void command_time(const char* path, int warmup, int reps) {
         fflush(stdout);
         return;
     }
-    for (int i = 0; i < warmup; i++) {
-        touch_group(chosen);
-        sink += update_group(chosen, EMA_NO_STEP);
-    }
-    double* samples = calloc((size_t)reps + 1, sizeof(double));
-    if (samples == NULL) die("out of memory");
-    for (int i = 0; i < reps; i++) {
-        touch_group(chosen);
-        const double start = now_ms();
-        sink += update_group(chosen, EMA_NO_STEP);
-        samples[i] = now_ms() - start;
-    }
-    printf("{\"samples\":[");
-    for (int i = 0; i < reps; i++) printf("%s%.6f", i ? "," : "", samples[i]);
-    printf("]}\n");
-    fflush(stdout);
-    free(samples);
+    time_samples(touch_group, update_timed, chosen, warmup, reps);
 }
 
 int main(int argc, char** argv) {
@@ -361,22 +257,13 @@ int main(int argc, char** argv) {
                 "bench/profiles.c)\n");
         return 2;
     }
-    parse_spec(argv[1]);
-    rng_state = (uint32_t)strtoul(argv[2], NULL, 10);
-    if (rng_state == 0) rng_state = 1;
+    init_params(argv[1], argv[2]);
     parse_sigma_rels(argv[3]);
-
-    params = malloc((slot_count ? slot_count : 1) * sizeof(float*));
-    views = malloc((slot_count ? slot_count : 1) * sizeof(float*));
-    if (params == NULL || views == NULL) die("out of memory");
-    for (uint32_t t = 0; t < slot_count; t++) params[t] = alloc_floats(lengths[t]);
-    fill_random();
+    views = alloc_slot_pointers();
     create_groups();
 
-    uint64_t total = 0;
-    for (uint32_t t = 0; t < slot_count; t++) total += lengths[t];
     printf("{\"ready\":true,\"tensors\":%u,\"params\":%llu,\"profiles\":%u}\n", slot_count,
-           (unsigned long long)total, profile_count);
+           (unsigned long long)param_total(), profile_count);
     fflush(stdout);
 
     char line[MAX_LINE];

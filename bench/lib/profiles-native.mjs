@@ -40,7 +40,7 @@ function inputsOf(sources) {
       .filter((name) => name.endsWith('.h') || name.endsWith('.inc'))
       .map((name) => path.join(dir, name)),
   );
-  return ['bench/profiles.c', ...sources, ...headers].map((file) => path.join(ROOT, file));
+  return ['bench/profiles.c', 'bench/bench_util.h', ...sources, ...headers].map((file) => path.join(ROOT, file));
 }
 
 /**
