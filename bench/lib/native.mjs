@@ -4,16 +4,13 @@
 // stdin/stdout on the same parameter values (params.mjs: same xorshift32
 // generator and seed).
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-import { sizeOf } from './models.mjs';
-import { seedOf } from './params.mjs';
-import { Remote } from './remotes.mjs';
+import { ProgramRemote } from './remotes.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -49,38 +46,9 @@ export function describeNativeBuild() {
   return `${gcc}, -O3 -march=native -ffp-contract=off (build/bench-native/bench_native)`;
 }
 
-/** Tensor lengths as bench_native takes them: runs of equal lengths as LENGTH*COUNT. */
-function runLengths(lengths) {
-  const items = [];
-  for (let i = 0; i < lengths.length; ) {
-    let j = i;
-    while (j < lengths.length && lengths[j] === lengths[i]) j++;
-    items.push(j - i > 1 ? `${lengths[i]}*${j - i}` : `${lengths[i]}`);
-    i = j;
-  }
-  return items.join(',');
-}
-
 /** bench_native for one model: one command line in, one JSON line out. */
-export class NativeRemote extends Remote {
+export class NativeRemote extends ProgramRemote {
   constructor(binary, spec) {
-    super('native');
-    const lengths = spec.map(({ shape }) => sizeOf(shape));
-    this.child = spawn(binary, [runLengths(lengths), String(seedOf(spec))], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stderr = '';
-    this.child.stderr.on('data', (chunk) => (stderr += chunk));
-    createInterface({ input: this.child.stdout }).on('line', (line) => this.receive(JSON.parse(line)));
-    this.child.on('error', (error) => this.fail(error));
-    this.child.on('exit', (code) => this.fail(new Error(`native: exited (code ${code}) ${stderr.trim()}`)));
-  }
-
-  request(line) {
-    const reply = this.next();
-    this.child.stdin.write(`${line}\n`);
-    return reply;
-  }
-
-  close() {
-    this.child.stdin.end('quit\n');
+    super('native', binary, spec);
   }
 }

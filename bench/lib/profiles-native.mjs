@@ -6,15 +6,12 @@
 // kernels are the scalar ones (f32-*-scalar-u4.c): the core has no x86 SIMD
 // variant, so what vector code there is comes from gcc's auto-vectoriser.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-import { sizeOf } from './models.mjs';
-import { seedOf } from './params.mjs';
-import { Remote } from './remotes.mjs';
+import { ProgramRemote } from './remotes.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const EXACT_FLAGS = ['-ffp-contract=off', '-fno-fast-math']; // CMakeLists.txt's EMA_EXACT_FLAGS
@@ -74,38 +71,9 @@ export function buildNativeProfiles() {
   return { builds, notes };
 }
 
-/** Tensor lengths as the program takes them: runs of equal lengths as LENGTH*COUNT. */
-function runLengths(lengths) {
-  const items = [];
-  for (let i = 0; i < lengths.length; ) {
-    let j = i;
-    while (j < lengths.length && lengths[j] === lengths[i]) j++;
-    items.push(j - i > 1 ? `${lengths[i]}*${j - i}` : `${lengths[i]}`);
-    i = j;
-  }
-  return items.join(',');
-}
-
 /** bench_profiles for one model and build: one command line in, one JSON line out. */
-export class NativeProfilesRemote extends Remote {
+export class NativeProfilesRemote extends ProgramRemote {
   constructor(build, spec, sigmaRels) {
-    super(build.label);
-    const lengths = spec.map(({ shape }) => sizeOf(shape));
-    this.child = spawn(build.binary, [runLengths(lengths), String(seedOf(spec)), sigmaRels.join(',')], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stderr = '';
-    this.child.stderr.on('data', (chunk) => (stderr += chunk));
-    createInterface({ input: this.child.stdout }).on('line', (line) => this.receive(JSON.parse(line)));
-    this.child.on('error', (error) => this.fail(error));
-    this.child.on('exit', (code) => this.fail(new Error(`${build.label}: exited (code ${code}) ${stderr.trim()}`)));
-  }
-
-  request(line) {
-    const reply = this.next();
-    this.child.stdin.write(`${line}\n`);
-    return reply;
-  }
-
-  close() {
-    this.child.stdin.end('quit\n');
+    super(build.label, build.binary, spec, [sigmaRels.join(',')]);
   }
 }

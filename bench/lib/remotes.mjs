@@ -1,8 +1,14 @@
 // The main thread's view of the baselines that run elsewhere (the workers of
-// worker.mjs, the native child process of native.mjs): request and reply,
-// one request outstanding at a time, and a timed run for timing.mjs.
+// worker.mjs, the native child processes of native.mjs and profiles-native.mjs):
+// request and reply, one request outstanding at a time, and a timed run for
+// timing.mjs.
 
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
+
+import { sizeOf } from './models.mjs';
+import { seedOf } from './params.mjs';
 
 /** Request/reply over a stream of messages, one outstanding request at a time. */
 export class Remote {
@@ -31,6 +37,46 @@ export class Remote {
   fail(error) {
     this.closed = error;
     for (const pending of this.waiting.splice(0)) pending.reject(error);
+  }
+}
+
+/** Tensor lengths as the native programs take them: runs of equal lengths as LENGTH*COUNT. */
+function runLengths(lengths) {
+  const items = [];
+  for (let i = 0; i < lengths.length; ) {
+    let j = i;
+    while (j < lengths.length && lengths[j] === lengths[i]) j++;
+    items.push(j - i > 1 ? `${lengths[i]}*${j - i}` : `${lengths[i]}`);
+    i = j;
+  }
+  return items.join(',');
+}
+
+/**
+ * A native benchmark program (bench/native.c, bench/profiles.c) for one
+ * model, run as `binary SPEC SEED ...args` on the parameters of params.mjs:
+ * one command line in, one JSON line out.
+ */
+export class ProgramRemote extends Remote {
+  constructor(name, binary, spec, args = []) {
+    super(name);
+    const lengths = spec.map(({ shape }) => sizeOf(shape));
+    this.child = spawn(binary, [runLengths(lengths), String(seedOf(spec)), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    this.child.stderr.on('data', (chunk) => (stderr += chunk));
+    createInterface({ input: this.child.stdout }).on('line', (line) => this.receive(JSON.parse(line)));
+    this.child.on('error', (error) => this.fail(error));
+    this.child.on('exit', (code) => this.fail(new Error(`${name}: exited (code ${code}) ${stderr.trim()}`)));
+  }
+
+  request(line) {
+    const reply = this.next();
+    this.child.stdin.write(`${line}\n`);
+    return reply;
+  }
+
+  close() {
+    this.child.stdin.end('quit\n');
   }
 }
 
