@@ -33,7 +33,6 @@
 //   results.mjs      the rows' statistics and the results.json document
 //   report.mjs       the header, the table, the legend, targets and notes
 
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
@@ -48,8 +47,9 @@ import { makeParams } from './lib/params.mjs';
 import { remoteRun, whenReady, WorkerRemote } from './lib/remotes.mjs';
 import { printHeader, printSummary } from './lib/report.mjs';
 import { describeEnvironment, resultRows, resultsDocument } from './lib/results.mjs';
+import { runMain, writeResults } from './lib/run.mjs';
 import { evaluateTargets } from './lib/targets.mjs';
-import { consumedResults, timeInterleaved } from './lib/timing.mjs';
+import { timeInterleaved } from './lib/timing.mjs';
 import { inVariantOrder, VARIANT, VARIANTS } from './lib/variants.mjs';
 import { verifyVariants, VERIFY_STEPS } from './lib/verify.mjs';
 
@@ -236,19 +236,7 @@ async function main() {
 
   const durationSeconds = Number(((performance.now() - started) / 1e3).toFixed(1));
   const json = resultsDocument({ environment, durationSeconds, models: options.models, verification, targets, notes, rows, rounding });
-  writeFileSync(options.jsonPath, `${JSON.stringify(json, null, 2)}\n`);
-  console.log('');
-  console.log(`wrote ${path.relative(process.cwd(), options.jsonPath) || options.jsonPath} (${json.durationSeconds} s)`);
-  if (!Number.isFinite(consumedResults())) console.log('');
+  writeResults(options.jsonPath, json);
 }
 
-// process.exit() rather than waiting for the event loop to drain: a worker
-// or the native child that failed to close must not keep the run alive.
-// Without an argument it keeps the exit code readOptions() set (2).
-main().then(
-  () => process.exit(),
-  (error) => {
-    console.error(error instanceof Error ? error.stack : error);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -26,7 +26,7 @@
 // state every row is timed in (VERIFY_STEPS). Timing: interleaved rounds
 // and medians, as bench/compare.mjs (bench/lib/timing.mjs).
 
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import process from 'node:process';
@@ -50,7 +50,8 @@ import {
 } from './lib/profiles-emas.mjs';
 import { buildNativeProfiles, NativeProfilesRemote } from './lib/profiles-native.mjs';
 import { remoteRun, whenReady } from './lib/remotes.mjs';
-import { consumedResults, median, timeInterleaved, timeOps } from './lib/timing.mjs';
+import { runMain, writeResults } from './lib/run.mjs';
+import { median, timeInterleaved, timeOps } from './lib/timing.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SIGMA_RELS = [0.05, 0.1];
@@ -426,17 +427,7 @@ async function main() {
 
   const durationSeconds = Number(((performance.now() - started) / 1e3).toFixed(1));
   const json = { ...environment, durationSeconds, models: options.models.map((m) => m.key), verification, targets, notes, rows, ratios };
-  mkdirSync(path.dirname(options.jsonPath), { recursive: true });
-  writeFileSync(options.jsonPath, `${JSON.stringify(json, null, 2)}\n`);
-  console.log('');
-  console.log(`wrote ${path.relative(process.cwd(), options.jsonPath) || options.jsonPath} (${durationSeconds} s)`);
-  if (!Number.isFinite(consumedResults())) console.log('');
+  writeResults(options.jsonPath, json);
 }
 
-main().then(
-  () => process.exit(),
-  (error) => {
-    console.error(error instanceof Error ? error.stack : error);
-    process.exit(1);
-  },
-);
+runMain(main);
