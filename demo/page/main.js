@@ -101,47 +101,54 @@ function rememberInUrl(config) {
 
 const charts = {};
 
-function makeChart(element, { format, range }) {
+/** The look of every axis: its line, grid and ticks. */
+function axisStyle() {
+  return { stroke: '#475569', grid: { stroke: '#e2e8f0' }, ticks: { stroke: '#cbd5e1' } };
+}
+
+/** A y axis whose tick labels `format` writes. */
+function valueAxis(format) {
+  return { ...axisStyle(), size: 52, values: (u, values) => values.map(format) };
+}
+
+/**
+ * A chart of an x series and two lines in `element`, given its scales,
+ * series, axes (and hooks): 240 px high, as wide as the element (at least
+ * 240 px, following it), no drag-zoom, no legend (the key is in the caption;
+ * the stats above carry the latest values).
+ */
+function newChart(element, options) {
   const chart = new uPlot(
     {
       width: Math.max(240, element.clientWidth),
       height: 240,
-      scales: {
-        x: { time: false, range: () => [0, Number(inputs.steps.value) || 1] },
-        y: { range },
-      },
-      series: [
-        { label: 'step', value: (u, v) => (v == null ? '—' : String(v)) },
-        { label: 'raw', stroke: COLORS.raw, width: 1.5, value: (u, v) => (v == null ? '—' : format(v)) },
-        { label: 'EMA', stroke: COLORS.ema, width: 2.5, value: (u, v) => (v == null ? '—' : format(v)) },
-      ],
-      axes: [
-        { label: 'step', stroke: '#475569', grid: { stroke: '#e2e8f0' }, ticks: { stroke: '#cbd5e1' } },
-        {
-          stroke: '#475569',
-          grid: { stroke: '#e2e8f0' },
-          ticks: { stroke: '#cbd5e1' },
-          size: 52,
-          values: (u, values) => values.map(format),
-        },
-      ],
       cursor: { drag: { x: false, y: false } },
-      // The key is in the caption; the stats above carry the latest values.
       legend: { show: false },
+      ...options,
     },
     [[], [], []],
     element,
   );
-  followWidth(chart, element);
-  return chart;
-}
-
-/** Resizes `chart` with its element's width (at least 240 px). */
-function followWidth(chart, element) {
   new ResizeObserver(() => {
     const width = Math.max(240, element.clientWidth);
     if (width !== chart.width) chart.setSize({ width, height: chart.height });
   }).observe(element);
+  return chart;
+}
+
+function makeChart(element, { format, range }) {
+  return newChart(element, {
+    scales: {
+      x: { time: false, range: () => [0, Number(inputs.steps.value) || 1] },
+      y: { range },
+    },
+    series: [
+      { label: 'step', value: (u, v) => (v == null ? '—' : String(v)) },
+      { label: 'raw', stroke: COLORS.raw, width: 1.5, value: (u, v) => (v == null ? '—' : format(v)) },
+      { label: 'EMA', stroke: COLORS.ema, width: 2.5, value: (u, v) => (v == null ? '—' : format(v)) },
+    ],
+    axes: [{ label: 'step', ...axisStyle() }, valueAxis(format)],
+  });
 }
 
 function niceTop(value, step) {
@@ -210,42 +217,24 @@ function makePosthocChart(element) {
     }
     ctx.restore();
   };
-  const chart = new uPlot(
-    {
-      width: Math.max(240, element.clientWidth),
-      height: 240,
-      scales: { x: { time: false, range: [0, 0.26] }, y: { range: (u, min, max) => paddedRange(min, max) } },
-      series: [
-        { label: 'sigma_rel', value: (u, v) => (v == null ? '—' : v.toFixed(2)) },
-        { label: 'post-hoc EMA', stroke: COLORS.ema, width: 2.5, points: { size: 5 }, value: valueOf },
-        { label: 'raw', stroke: COLORS.raw, width: 1.5, dash: [6, 4], points: { show: false }, value: valueOf },
-      ],
-      axes: [
-        {
-          label: 'σ_rel (EMA width relative to training time)',
-          stroke: '#475569',
-          grid: { stroke: '#e2e8f0' },
-          ticks: { stroke: '#cbd5e1' },
-          splits: () => [0, 0.05, 0.1, 0.15, 0.2, 0.25],
-          values: (u, values) => values.map((v) => v.toFixed(2)),
-        },
-        {
-          stroke: '#475569',
-          grid: { stroke: '#e2e8f0' },
-          ticks: { stroke: '#cbd5e1' },
-          size: 52,
-          values: (u, values) => values.map(format),
-        },
-      ],
-      cursor: { drag: { x: false, y: false } },
-      legend: { show: false },
-      hooks: { draw: [markers] },
-    },
-    [[], [], []],
-    element,
-  );
-  followWidth(chart, element);
-  return chart;
+  return newChart(element, {
+    scales: { x: { time: false, range: [0, 0.26] }, y: { range: (u, min, max) => paddedRange(min, max) } },
+    series: [
+      { label: 'sigma_rel', value: (u, v) => (v == null ? '—' : v.toFixed(2)) },
+      { label: 'post-hoc EMA', stroke: COLORS.ema, width: 2.5, points: { size: 5 }, value: valueOf },
+      { label: 'raw', stroke: COLORS.raw, width: 1.5, dash: [6, 4], points: { show: false }, value: valueOf },
+    ],
+    axes: [
+      {
+        label: 'σ_rel (EMA width relative to training time)',
+        ...axisStyle(),
+        splits: () => [0, 0.05, 0.1, 0.15, 0.2, 0.25],
+        values: (u, values) => values.map((v) => v.toFixed(2)),
+      },
+      valueAxis(format),
+    ],
+    hooks: { draw: [markers] },
+  });
 }
 
 /** [min, max] with some room around, so that no point sits on the edge. */
