@@ -57,9 +57,9 @@ function readCases() {
   return cases;
 }
 
-/** A snapshot file of one weight `w` with the profile and time given. */
-function snapshotFile({ sigmaRel, gamma, time }, data) {
-  const info = { step: time, samples: time, profile: 0, sigmaRel, gamma, batchSize: 1, dtype: 'F32' };
+/** A snapshot file of one weight `w`: profile number `profile` of the width and time given. */
+function snapshotFile({ sigmaRel, gamma, time }, profile, data) {
+  const info = { step: time, samples: time, profile, sigmaRel, gamma, batchSize: 1, dtype: 'F32' };
   return encodeSafetensors(
     [{ name: 'w', dtype: 'F32', shape: [data.length], data }],
     [['format', 'pt'], ['ema_wasm.recipe', 'power'], ['ema_wasm.snapshot', JSON.stringify(info)]],
@@ -81,7 +81,9 @@ for (const simd of BUILDS) {
       test(fixture.name, async () => {
         const { n, stride, inputs, expect } = fixture.sums.find((sum) => sum.n === 37);
         const rows = fixture.snapshots.map((_, i) => inputs.slice(i * stride, i * stride + n));
-        const files = fixture.snapshots.map((snapshot, i) => snapshotFile(snapshot, rows[i]));
+        // One profile number per width, as one run numbers its profiles.
+        const widths = [...new Set(fixture.snapshots.map(({ gamma }) => gamma))];
+        const files = fixture.snapshots.map((snapshot, i) => snapshotFile(snapshot, widths.indexOf(snapshot.gamma), rows[i]));
         const result = await reconstruct(files, { gamma: fixture.target.gamma, at: fixture.target.time, simd, warn: false });
 
         const want = fixture.coefficients;
