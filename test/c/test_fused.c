@@ -45,17 +45,12 @@ typedef struct kernel_info {
     size_t tile;
 } kernel_info;
 
-/* EMA_UKERNEL(arch, name, unroll) -> a table entry when arch expands to 1,
- * nothing when it expands to 0 (see test_kernels.c). */
-#define KERNEL_ENTRY_IF_0(op, name, unroll)
-#define KERNEL_ENTRY_IF_1(op, name, unroll) {#name, op, name, (unroll)},
-#define KERNEL_ENTRY_PASTE(arch, op, name, unroll) KERNEL_ENTRY_IF_##arch(op, name, unroll)
-#define KERNEL_ENTRY(arch, op, name, unroll) KERNEL_ENTRY_PASTE(arch, op, name, unroll)
+/* The kernels of this build (IF_ARCH: the lines whose arch flag is 1). */
 static const kernel_info kKernels[] = {
-#define EMA_UKERNEL(arch, name, unroll) KERNEL_ENTRY(arch, FUSED_LERP, name, unroll)
+#define EMA_UKERNEL(arch, name, unroll) IF_ARCH(arch, {#name, FUSED_LERP, name, (unroll)},)
 #include "f32-vlerp.inc"
 #undef EMA_UKERNEL
-#define EMA_UKERNEL(arch, name, unroll) KERNEL_ENTRY(arch, FUSED_FMA, name, unroll)
+#define EMA_UKERNEL(arch, name, unroll) IF_ARCH(arch, {#name, FUSED_FMA, name, (unroll)},)
 #include "f32-vfma.inc"
 #undef EMA_UKERNEL
 };

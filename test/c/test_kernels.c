@@ -33,17 +33,12 @@ typedef struct kernel_info {
     ema_f32_vkeras_ukernel_fn keras;
 } kernel_info;
 
-/* EMA_UKERNEL(arch, name, unroll) -> a table entry when arch expands to 1,
- * nothing when it expands to 0. The extra level lets `arch` expand first. */
-#define KERNEL_ENTRY_IF_0(name, unroll, field)
-#define KERNEL_ENTRY_IF_1(name, unroll, field) {#name, (unroll), .field = name},
-#define KERNEL_ENTRY_PASTE(arch, name, unroll, field) KERNEL_ENTRY_IF_##arch(name, unroll, field)
-#define KERNEL_ENTRY(arch, name, unroll, field) KERNEL_ENTRY_PASTE(arch, name, unroll, field)
+/* The kernels of this build (IF_ARCH: the lines whose arch flag is 1). */
 static const kernel_info kKernels[] = {
-#define EMA_UKERNEL(arch, name, unroll) KERNEL_ENTRY(arch, name, unroll, update)
+#define EMA_UKERNEL(arch, name, unroll) IF_ARCH(arch, {#name, (unroll), .update = name},)
 #include "f32-vupdate.inc"
 #undef EMA_UKERNEL
-#define EMA_UKERNEL(arch, name, unroll) KERNEL_ENTRY(arch, name, unroll, keras)
+#define EMA_UKERNEL(arch, name, unroll) IF_ARCH(arch, {#name, (unroll), .keras = name},)
 #include "f32-vkeras.inc"
 #undef EMA_UKERNEL
 };

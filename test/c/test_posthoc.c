@@ -82,14 +82,9 @@ typedef struct kernel_info {
     ema_f32_vweighted_sum_ukernel_fn fn;
 } kernel_info;
 
-/* The entries of f32-vweighted-sum.inc whose arch flag is 1 in this build
- * (test_kernels.c's trick: the extra level lets `arch` expand first). */
-#define KERNEL_ENTRY_IF_0(name, unroll)
-#define KERNEL_ENTRY_IF_1(name, unroll) {#name, (unroll), name},
-#define KERNEL_ENTRY_PASTE(arch, name, unroll) KERNEL_ENTRY_IF_##arch(name, unroll)
-#define KERNEL_ENTRY(arch, name, unroll) KERNEL_ENTRY_PASTE(arch, name, unroll)
+/* The entries of f32-vweighted-sum.inc whose arch flag is 1 in this build. */
 static const kernel_info kKernels[] = {
-#define EMA_UKERNEL(arch, name, unroll) KERNEL_ENTRY(arch, name, unroll)
+#define EMA_UKERNEL(arch, name, unroll) IF_ARCH(arch, {#name, (unroll), name},)
 #include "f32-vweighted-sum.inc"
 #undef EMA_UKERNEL
 };

@@ -15,6 +15,16 @@
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
+/* IF_ARCH(arch, ...): the rest of the arguments when `arch` (the arch flag of
+ * a kernel list's EMA_UKERNEL line) expands to 1, nothing when it expands to
+ * 0; the extra level lets `arch` expand before it is pasted. A kernel table
+ * ends each entry with the comma inside:
+ *   #define EMA_UKERNEL(arch, name, unroll) IF_ARCH(arch, {#name, name, (unroll)},) */
+#define IF_ARCH(arch, ...) IF_ARCH_PASTE(arch, __VA_ARGS__)
+#define IF_ARCH_PASTE(arch, ...) IF_ARCH_##arch(__VA_ARGS__)
+#define IF_ARCH_0(...)
+#define IF_ARCH_1(...) __VA_ARGS__
+
 /* The bit pattern of a float32 and back: tests compare results bit for bit,
  * since == would call -0.0 and 0.0 equal and NaN unequal to itself. */
 uint32_t f32_bits(float value);

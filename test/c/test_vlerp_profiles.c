@@ -30,14 +30,9 @@ typedef struct kernel_info {
     size_t tile;
 } kernel_info;
 
-/* EMA_UKERNEL(arch, name, unroll) -> a table entry when arch expands to 1
- * (see test_kernels.c). */
-#define KERNEL_ENTRY_IF_0(name, unroll)
-#define KERNEL_ENTRY_IF_1(name, unroll) {#name, name, (unroll)},
-#define KERNEL_ENTRY_PASTE(arch, name, unroll) KERNEL_ENTRY_IF_##arch(name, unroll)
-#define KERNEL_ENTRY(arch, name, unroll) KERNEL_ENTRY_PASTE(arch, name, unroll)
+/* The kernels of this build (IF_ARCH: the lines whose arch flag is 1). */
 static const kernel_info kKernels[] = {
-#define EMA_UKERNEL(arch, name, unroll) KERNEL_ENTRY(arch, name, unroll)
+#define EMA_UKERNEL(arch, name, unroll) IF_ARCH(arch, {#name, name, (unroll)},)
 #include "f32-vlerp-profiles.inc"
 #undef EMA_UKERNEL
 };
