@@ -609,3 +609,55 @@ describe('hostile options: read once, each value used as it was checked', () => 
     }
   });
 });
+
+describe('review fixes: widths, resets and states that do not hold together', () => {
+  const params = () => ({ w: Float32Array.of(1, 2, 3) });
+
+  test('sigmaRel has a floor of 1e-6 (EMA_MIN_SIGMA_REL): narrower widths are no EMA and overflow gamma', async () => {
+    const ema = await createEma(params(), { recipe: 'power', sigmaRel: 1e-6, simd: false });
+    assert.ok(ema.profiles[0].gamma > 9e5 && ema.profiles[0].gamma < 1.1e6, `gamma ${ema.profiles[0].gamma}`);
+    await assert.rejects(createEma(params(), { recipe: 'power', sigmaRel: [0.05, 9e-7], simd: false }), {
+      name: 'RangeError', message: /options\.sigmaRel\[1\] must be a number in \[0\.000001, 0\.28867513459481287\]/,
+    });
+  });
+
+  test('a power EMA refuses resetNumUpdates: its samples are the profiles\' time axis', async () => {
+    const p = params();
+    const ema = await createEma(p, { recipe: 'power', sigmaRel: [0.05, 0.1], simd: false });
+    ema.update(p);
+    assert.throws(() => ema.resetNumUpdates(), { name: 'Error', message: /a power EMA's sample count is its profiles' time axis/ });
+    assert.equal(ema.counter, 1);
+    assert.equal(ema.steps, 1);
+  });
+
+  test("a state's gamma must be its sigma_rel's; a gamma alone sets the width by gamma", async () => {
+    const p = params();
+    const ema = await createEma(p, { recipe: 'power', sigmaRel: [0.05, 0.1], simd: false });
+    ema.update(p);
+    const state = ema.stateDict();
+    state.set('gamma', Float64Array.of(16.97219860230345, 3));
+    assert.throws(() => ema.loadStateDict(state), {
+      name: 'Error', message: /state 'gamma' 3 is the profile of sigma_rel 0\.16\d*, not of state 'sigma_rel' 0\.1 \(profile 1\)/,
+    });
+    assert.deepEqual(ema.profiles.map(({ sigmaRel }) => sigmaRel), [0.05, 0.1], 'unchanged');
+    ema.loadStateDict(new Map([['gamma', Float64Array.of(7, 2)]]), { strict: false });
+    assert.deepEqual(ema.profiles, [{ sigmaRel: null, gamma: 7 }, { sigmaRel: null, gamma: 2 }]);
+    assert.deepEqual(ema.options.gamma, [7, 2]);
+  });
+
+  test("loadEma's sigmaRel or gamma replaces the file's widths; the profile count must match", async () => {
+    const p = params();
+    const two = await createEma(p, { recipe: 'power', sigmaRel: [0.05, 0.1], simd: false });
+    two.update(p);
+    two.update(p);
+    const wider = await loadEma(two.save(), { sigmaRel: [0.2, 0.25], simd: false });
+    assert.deepEqual(wider.profiles.map(({ sigmaRel }) => sigmaRel), [0.2, 0.25]);
+    assertSameBits(wider.shadow('w', { profile: 1 }), two.shadow('w', { profile: 1 }), 'the shadows are the file\'s');
+    const one = await createEma(p, { recipe: 'power', sigmaRel: 0.1, simd: false });
+    one.update(p);
+    assert.deepEqual((await loadEma(one.save(), { gamma: 1, simd: false })).profiles, [{ sigmaRel: null, gamma: 1 }]);
+    await assert.rejects(loadEma(two.save(), { sigmaRel: 0.2, simd: false }), {
+      name: 'Error', message: 'ema-wasm: loadEma: options.sigmaRel gives 1 profile; the file holds 2',
+    });
+  });
+});
