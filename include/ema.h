@@ -227,6 +227,9 @@ typedef struct ema_schedule {
  * the last millionth of training. Narrower ones are no EMA any more, and
  * their gamma would overflow the formulas that use it (ema_sigma_rel_of_gamma). */
 #define EMA_MIN_SIGMA_REL 1e-6
+/* The power recipe's largest gamma, the same floor given as an exponent
+ * (the width of gamma 1e6 is just under EMA_MIN_SIGMA_REL). */
+#define EMA_MAX_GAMMA 1e6
 
 /* The relative width of a power-function profile of exponent `gamma`:
  * sqrt((gamma + 1) / ((gamma + 2)^2 (gamma + 3))); NaN for gamma < 0 or NaN. */

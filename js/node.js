@@ -87,6 +87,14 @@ export async function writeSnapshots(folder, snapshots, options = {}) {
   const { module } = await loadModule(simd, adoptWasmSource(wasm), method);
   const files = [];
   for (const [index, fields] of given.entries()) files.push(await checkedFile(fields, index, module));
+  // One call writes each name once: two snapshots of one step and profile would overwrite each other.
+  const firstOf = new Map();
+  files.forEach(({ name }, index) => {
+    if (firstOf.has(name)) {
+      throw new Error(`ema-wasm: ${method}: snapshots[${firstOf.get(name)}] and snapshots[${index}] would both be written as '${name}'`);
+    }
+    firstOf.set(name, index);
+  });
   try {
     await mkdir(folder, { recursive: true });
   } catch (error) {

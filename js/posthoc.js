@@ -21,7 +21,7 @@ import { adoptWasmSource } from './wasm-source.js';
  * is a few thousandths off; a target narrower than the snapshots' spacing
  * resolves, or at a time after the last snapshot, is 0.1 to 10 off.
  */
-export const FIT_WARNING = 0.1;
+export const FIT_WARNING = 0.05;
 /**
  * Beyond this condition number the float64 solve itself loses digits that
  * matter (about cond x 2^-53 of relative error in the coefficients).
@@ -61,9 +61,9 @@ export async function reconstruct(snapshots, options = {}) {
     throw typeof sigmaRel === 'number' ? new RangeError(`ema-wasm: ${method}: options.sigmaRel must be ${what}, got ${sigmaRel}`)
       : new TypeError(`ema-wasm: ${method}: options.sigmaRel must be ${what}, got ${describe(sigmaRel)}`);
   }
-  if (gamma !== undefined && !RULES.nonNegative.check(gamma)) {
-    throw typeof gamma === 'number' ? new RangeError(`ema-wasm: ${method}: options.gamma must be ${RULES.nonNegative.what}, got ${gamma}`)
-      : new TypeError(`ema-wasm: ${method}: options.gamma must be ${RULES.nonNegative.what}, got ${describe(gamma)}`);
+  if (gamma !== undefined && !RULES.gamma.check(gamma)) {
+    throw typeof gamma === 'number' ? new RangeError(`ema-wasm: ${method}: options.gamma must be ${RULES.gamma.what}, got ${gamma}`)
+      : new TypeError(`ema-wasm: ${method}: options.gamma must be ${RULES.gamma.what}, got ${describe(gamma)}`);
   }
   if (at !== undefined && !(typeof at === 'number' && at > 0 && Number.isFinite(at))) {
     throw typeof at === 'number' ? new RangeError(`ema-wasm: ${method}: options.at must be a time above 0 (in samples), got ${at}`)
@@ -117,7 +117,8 @@ export async function reconstruct(snapshots, options = {}) {
   for (const c of coefficients) amplification += Math.abs(c);
   const roundoff = Math.max(...parsed.map((snapshot) => UNIT_ROUNDOFF[snapshot.dtype]));
   const last = Math.max(...parsed.map((snapshot) => snapshot.samples));
-  const warning = warningFor({ fitError, condition, amplification, roundoff, after: targetTime > last ? last : null });
+  const times = parsed.map((snapshot) => snapshot.samples);
+  const warning = warningFor({ fitError, condition, amplification, roundoff, targetTime, first: Math.min(...times), last, atSnapshot: times.includes(targetTime) });
   if (warning !== null && warn) console.warn(`ema-wasm: ${method}: ${warning}`);
   return {
     weights,
@@ -133,12 +134,15 @@ export async function reconstruct(snapshots, options = {}) {
   };
 }
 
-function warningFor({ fitError, condition, amplification, roundoff, after }) {
+function warningFor({ fitError, condition, amplification, roundoff, targetTime, first, last, atSnapshot }) {
   if (!(fitError <= FIT_WARNING)) {
-    const why = after !== null
-      ? `options.at is after the last snapshot (${after} samples): nothing after it was recorded`
-      : 'the target is narrower (or wider) than these snapshots can resolve: take snapshots more often, or of profiles nearer the target';
-    return `the snapshots cannot stand for this EMA: their best mix is ${fitError.toPrecision(2)} off its profile (relative L2 distance); ${why}`;
+    let why;
+    if (targetTime > last) why = `options.at is after the last snapshot (${last} samples): nothing after it was recorded`;
+    else if (targetTime < first) why = `options.at is before the first snapshot (${first} samples)`;
+    else if (!atSnapshot) why = 'options.at falls between snapshots, whose mix must cancel what came after it: take snapshots more often';
+    else why = 'the target is narrower (or wider) than these snapshots can resolve: take snapshots more often, or of profiles nearer the target';
+    const off = Number.isFinite(fitError) ? `${fitError.toPrecision(2)} off its profile (relative L2 distance)` : 'off its profile by an amount that cannot be computed';
+    return `the snapshots cannot stand for this EMA: their best mix is ${off}; ${why}`;
   }
   if (condition > CONDITION_WARNING) {
     return `the system is ill-conditioned (condition number ${condition.toPrecision(3)}): the coefficients are not reliable; ` +
@@ -153,25 +157,52 @@ function warningFor({ fitError, condition, amplification, roundoff, after }) {
 }
 
 /**
- * Within one run, profile k has one width and one batch size: snapshots
+ * Within one run, profile k has one width and one batch size, and one
+ * snapshot per step (copies of it in float16 and float32 aside): snapshots
  * that disagree come from two runs (one folder written by both), whose mix
  * means nothing.
  */
 function checkOneRun(parsed, method) {
-  const first = new Map();
+  const first = new Map(); // profile -> the first snapshot of it
+  const atStep = new Map(); // 'profile/step' -> index: one run has one snapshot there
   parsed.forEach((snapshot, index) => {
     const seen = first.get(snapshot.profile);
     if (seen === undefined) {
       first.set(snapshot.profile, index);
-      return;
-    }
-    const other = parsed[seen];
-    if (other.gamma !== snapshot.gamma || other.batchSize !== snapshot.batchSize) {
+    } else if (parsed[seen].gamma !== snapshot.gamma || parsed[seen].batchSize !== snapshot.batchSize) {
+      const other = parsed[seen];
       throw new Error(
         `ema-wasm: ${method}: snapshots[${seen}] and snapshots[${index}] are both profile ${snapshot.profile} but of different runs ` +
           `(gamma ${other.gamma} and ${snapshot.gamma}, batch size ${other.batchSize} and ${snapshot.batchSize}); keep one folder per run`,
       );
     }
+    const key = `${snapshot.profile}/${snapshot.step}`;
+    const twin = atStep.get(key);
+    if (twin === undefined) {
+      atStep.set(key, index);
+    } else if (parsed[twin].samples !== snapshot.samples || !sameWeights(parsed[twin], snapshot)) {
+      throw new Error(
+        `ema-wasm: ${method}: snapshots[${twin}] and snapshots[${index}] are both profile ${snapshot.profile} at step ${snapshot.step} ` +
+          'but hold different samples or weights: snapshots of two runs; keep one folder per run',
+      );
+    }
+  });
+}
+
+/**
+ * Whether two snapshots of one dtype hold the same weight bytes (a float16
+ * and a float32 copy of one snapshot are not compared).
+ */
+function sameWeights(a, b) {
+  if (a.dtype !== b.dtype || a.tensors.length !== b.tensors.length) return a.dtype !== b.dtype;
+  const byName = new Map(b.tensors.map((tensor) => [tensor.name, tensor]));
+  return a.tensors.every((tensor) => {
+    const other = byName.get(tensor.name);
+    if (other === undefined || other.byteLength !== tensor.byteLength) return false;
+    const x = windowOf(a.bytes, tensor.offset, tensor.byteLength, Uint8Array);
+    const y = windowOf(b.bytes, other.offset, other.byteLength, Uint8Array);
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+    return true;
   });
 }
 

@@ -52,7 +52,7 @@ export const RECIPE_SCALARS = Object.freeze({
   // Several profiles: sigma_rel and gamma hold one value per profile.
   power: [
     scalar('samples', 'I64', 'counter', 'count'), { ...scalar('sigma_rel', 'F64', 'sigma_rel', 'sigmaRelOrZero'), perProfile: true },
-    { ...scalar('gamma', 'F64', 'power', 'nonNegative'), perProfile: true }, scalar('batch_size', 'I64', 'batch_size', 'countFromOne'),
+    { ...scalar('gamma', 'F64', 'power', 'gamma'), perProfile: true }, scalar('batch_size', 'I64', 'batch_size', 'countFromOne'),
     scalar('steps', 'I64', 'steps', 'count'),
   ],
 });

@@ -48,7 +48,9 @@ export const RULES = Object.freeze({
     what: `0 (gamma given) or a number in [${MIN_SIGMA_REL}, ${MAX_SIGMA_REL}]`,
     check: (v) => v === 0 || (typeof v === 'number' && v >= MIN_SIGMA_REL && v <= MAX_SIGMA_REL),
   },
-  gammaOrNull: { what: 'null or a finite number, 0 or more', check: (v) => v === null || (typeof v === 'number' && v >= 0 && v <= 1e300) },
+  // The power recipe's gamma: 0 to EMA_MAX_GAMMA (1e6, the narrowest profile, as sigmaRel's floor).
+  gamma: { what: 'a number in [0, 1000000]', check: (v) => typeof v === 'number' && v >= 0 && v <= 1e6 },
+  gammaOrNull: { what: 'null or a number in [0, 1000000]', check: (v) => v === null || (typeof v === 'number' && v >= 0 && v <= 1e6) },
 });
 const { unit, flag, positive, nonNegative, count, countFromOne, everyOrNull, names, sigmaRel, gammaOrNull } = RULES;
 

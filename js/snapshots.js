@@ -89,7 +89,7 @@ const SNAPSHOT_FIELDS = Object.freeze({
   samples: integerFrom(1),
   profile: { what: `an integer from 0 to ${MAX_PROFILES - 1}`, check: (v) => Number.isInteger(v) && v >= 0 && v < MAX_PROFILES },
   sigmaRel: { what: `null or ${RULES.sigmaRel.what.replace(/^null or /, '')}`, check: (v) => RULES.sigmaRel.check(v) },
-  gamma: { what: RULES.nonNegative.what, check: RULES.nonNegative.check },
+  gamma: { what: RULES.gamma.what, check: RULES.gamma.check },
   batchSize: integerFrom(1),
   dtype: { what: "'F32' or 'F16'", check: (v) => v === 'F32' || v === 'F16' },
 });

@@ -112,6 +112,7 @@ ema_status ema_schedule_check(const ema_schedule* schedule) {
         schedule->reserved == 0 && is_unit(schedule->min_decay) &&
         schedule->inv_gamma > 0.0 && schedule->inv_gamma <= 1.0e300 && /* false for NaN */
         schedule->power >= 0.0 && schedule->power <= 1.0e300 &&
+        (schedule->recipe != EMA_RECIPE_POWER || schedule->power <= EMA_MAX_GAMMA) &&
         schedule->update_after_step >= 0 && schedule->update_after_step <= EMA_MAX_COUNTER &&
         schedule->update_every >= 1 && schedule->update_every <= EMA_MAX_COUNTER &&
         schedule->overwrite_every >= 0 && schedule->overwrite_every <= EMA_MAX_COUNTER &&

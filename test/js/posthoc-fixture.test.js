@@ -81,9 +81,18 @@ for (const simd of BUILDS) {
       test(fixture.name, async () => {
         const { n, stride, inputs, expect } = fixture.sums.find((sum) => sum.n === 37);
         const rows = fixture.snapshots.map((_, i) => inputs.slice(i * stride, i * stride + n));
-        // One profile number per width, as one run numbers its profiles.
+        // One profile number per width, as one run numbers its profiles; a
+        // duplicate (the same width and time, other data) gets a profile
+        // number of its own, as reconstruct refuses two different snapshots
+        // of one profile and step.
         const widths = [...new Set(fixture.snapshots.map(({ gamma }) => gamma))];
-        const files = fixture.snapshots.map((snapshot, i) => snapshotFile(snapshot, widths.indexOf(snapshot.gamma), rows[i]));
+        const seen = new Map();
+        const files = fixture.snapshots.map((snapshot, i) => {
+          const key = `${snapshot.gamma}/${snapshot.time}`;
+          const copies = seen.get(key) ?? 0;
+          seen.set(key, copies + 1);
+          return snapshotFile(snapshot, widths.indexOf(snapshot.gamma) + widths.length * copies, rows[i]);
+        });
         const result = await reconstruct(files, { gamma: fixture.target.gamma, at: fixture.target.time, simd, warn: false });
 
         const want = fixture.coefficients;

@@ -135,6 +135,10 @@ for (const simd of BUILDS) {
       assert.match(after.warning, /^the snapshots cannot stand for this EMA: their best mix is .* off its profile .*options\.at is after the last snapshot \(400 samples\)/);
       const narrow = await reconstruct(snapshots, { sigmaRel: 0.005, simd, warn: false });
       assert.match(narrow.warning, /narrower \(or wider\) than these snapshots can resolve/);
+      const before = await reconstruct(snapshots, { sigmaRel: 0.07, at: 20, simd, warn: false });
+      assert.match(before.warning, /options\.at is before the first snapshot \(50 samples\)/);
+      const between = await reconstruct(snapshots, { sigmaRel: 0.07, at: 125, simd, warn: false });
+      assert.match(between.warning, /options\.at falls between snapshots/);
       const good = await reconstruct(snapshots, { sigmaRel: 0.07, simd, warn: false });
       assert.ok(good.fitError < 0.02, `fit error ${good.fitError}`);
       assert.equal(good.warning, null);
@@ -172,7 +176,7 @@ describe('reconstruct refuses', () => {
     await refuses(snapshots, { sigmaRel: 0.1, gamma: 3 }, TypeError, /one of them/);
     await refuses(snapshots, { sigmaRel: 0.3 }, RangeError, /options.sigmaRel must be a number in \[0.000001, 0.288/);
     await refuses(snapshots, { sigmaRel: '0.1' }, TypeError, /options.sigmaRel must be/);
-    await refuses(snapshots, { gamma: -1 }, RangeError, /options.gamma must be a finite number, 0 or more, got -1/);
+    await refuses(snapshots, { gamma: -1 }, RangeError, /options.gamma must be a number in \[0, 1000000\], got -1/);
     await refuses(snapshots, { sigmaRel: 0.1, at: 0 }, RangeError, /options.at must be a time above 0 \(in samples\), got 0/);
     await refuses(snapshots, { sigmaRel: 0.1, at: Infinity }, RangeError, /options.at/);
     await refuses(snapshots, { sigmaRel: 0.1, warn: 1 }, TypeError, /options.warn must be a boolean/);
@@ -188,6 +192,16 @@ describe('reconstruct refuses', () => {
     other.update({ v: new Float32Array(LENGTH) });
     await refuses([snapshots[0], other.snapshot()[0]], { sigmaRel: 0.1 }, Error, /snapshots\[1\] holds other weights than snapshots\[0\] \(it has no 'w'\)/);
     await refuses([new Uint8Array(8)], { sigmaRel: 0.1 }, Error, /snapshots\[0\]/);
+    // Two runs of the same widths: different snapshots of one profile and step.
+    const nudged = await createEma({ w: Float32Array.from({ length: LENGTH }, (_, i) => i) }, { recipe: 'power', sigmaRel: [0.05, 0.1], simd: false });
+    for (let step = 1; step <= 10; step++) nudged.update({ w: Float32Array.from({ length: LENGTH }, (_, i) => i + step) });
+    await refuses([snapshots[0], nudged.snapshot()[0]], { sigmaRel: 0.1 }, Error,
+      /snapshots\[0\] and snapshots\[1\] are both profile 0 at step 10 but hold different samples or weights/);
+    // The same snapshot twice, and in float16 and float32, is one run.
+    const half = await run({ widths: [0.05, 0.1], steps: 20, every: 10, simd: false, dtype: 'float16' });
+    const mixed = await reconstruct([...snapshots, ...half.snapshots, snapshots[0]], { sigmaRel: 0.07, warn: false, simd: false });
+    assert.equal(mixed.coefficients.length, 9);
+    await refuses(snapshots, { gamma: 2e6 }, RangeError, /options\.gamma must be a number in \[0, 1000000\], got 2000000/);
     // Two runs' snapshots in one folder: profile 0 of different widths.
     const otherRun = await run({ widths: [0.2, 0.25], steps: 20, every: 10, simd: false });
     await refuses([...snapshots, ...otherRun.snapshots], { sigmaRel: 0.1 }, Error,

@@ -256,8 +256,8 @@ describe('snapshot refusals', () => {
       [(info) => { info.profile = null; }, "metadata field 'profile' must be an integer from 0 to 15, got null"],
       [(info) => delete info.sigmaRel, "metadata field 'sigmaRel' must be null or a number in [0.000001, 0.28867513459481287] (the profile's relative width), got undefined"],
       [(info) => { info.sigmaRel = 0.5; }, "metadata field 'sigmaRel' must be null or a number in [0.000001, 0.28867513459481287] (the profile's relative width), got number 0.5"],
-      [(info) => { info.gamma = -1; }, "metadata field 'gamma' must be a finite number, 0 or more, got number -1"],
-      [(info) => { info.gamma = '6.9'; }, "metadata field 'gamma' must be a finite number, 0 or more, got the string \"6.9\""],
+      [(info) => { info.gamma = -1; }, "metadata field 'gamma' must be a number in [0, 1000000], got number -1"],
+      [(info) => { info.gamma = '6.9'; }, "metadata field 'gamma' must be a number in [0, 1000000], got the string \"6.9\""],
       [(info) => { info.batchSize = 0; }, "metadata field 'batchSize' must be an integer, 1 or more, got number 0"],
       [(info) => { info.dtype = 'float32'; }, "metadata field 'dtype' must be 'F32' or 'F16', got the string \"float32\""],
       [(info) => { info.dtype = 'F16'; }, "weight 'conv.weight' is F32, not F16 as its metadata says"],
@@ -819,3 +819,22 @@ describe('writeSnapshots: file-system errors', () => {
 });
 
 const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+test('writeSnapshots refuses two snapshots that would be written under one name, and writes nothing', async () => {
+  const folder = await mkdtemp(join(tmpdir(), 'ema-wasm-twins-'));
+  try {
+    const makeRun = async (offset) => {
+      const w = Float32Array.of(1 + offset, 2, 3);
+      const ema = await createEma({ w }, { recipe: 'power', sigmaRel: [0.05, 0.1], simd: false });
+      ema.update({ w });
+      return ema.snapshot();
+    };
+    const [a, b] = [await makeRun(0), await makeRun(5)];
+    await assert.rejects(writeSnapshots(join(folder, 'run'), [a[0], b[0]]), {
+      name: 'Error', message: "ema-wasm: writeSnapshots: snapshots[0] and snapshots[1] would both be written as 'ema-snapshot-0000000001-profile-0.safetensors'",
+    });
+    assert.deepEqual(await readdir(folder), [], 'nothing written, no folder made');
+  } finally {
+    await rm(folder, { recursive: true, force: true });
+  }
+});
