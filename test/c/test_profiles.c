@@ -307,6 +307,14 @@ static void test_refusals(void) {
     CHECK_STATUS(ema_create_profiles(&ctx, 2, two_litemas, 1, &length), EMA_ERROR_INVALID_SCHEDULE);
     mixed[1] = power_schedule(0.4, 1); /* no valid gamma */
     CHECK_STATUS(ema_create_profiles(&ctx, 2, mixed, 1, &length), EMA_ERROR_INVALID_SCHEDULE);
+    mixed[1] = power_schedule(EMA_MIN_SIGMA_REL * 0.5, 1); /* below the floor */
+    CHECK_STATUS(ema_create_profiles(&ctx, 2, mixed, 1, &length), EMA_ERROR_INVALID_SCHEDULE);
+    mixed[1] = power_schedule(0.0, 1);
+    mixed[1].power = EMA_MAX_GAMMA * 1.5; /* the same floor, as gamma */
+    CHECK_STATUS(ema_create_profiles(&ctx, 2, mixed, 1, &length), EMA_ERROR_INVALID_SCHEDULE);
+    mixed[1].power = EMA_MAX_GAMMA;
+    mixed[1].sigma_rel = 0.0;
+    CHECK_STATUS(ema_schedule_check(&mixed[1]), EMA_OK);
     CHECK(ctx == (ema_ctx*)&length, "no context on failure");
 
     /* The most profiles; a one-profile context of any recipe. */
