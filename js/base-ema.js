@@ -9,7 +9,7 @@ import { readOptions } from './resolve.js';
 import { EmaScope } from './scope.js';
 import { elementsIn, elementsView } from './typed-arrays.js';
 import { profileKeyPrefixes, profileOptions, recipeStateDict, recipeStateFromDict, recipeStateFromFile, recipeStateToFile, reservedKeys, stateTargets } from './recipe-state.js';
-import { DTYPE_WORDS, optionsFromSchedule } from './recipes.js';
+import { DTYPE_WORDS, isWidthOfGamma, optionsFromSchedule, sigmaRelOfGamma } from './recipes.js';
 import { readSnapshotOptions, SNAPSHOT_METADATA_KEY, snapshotName, snapshotStateDict } from './snapshots.js';
 import { checkFileArguments, COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, readFileOptions, stateFromDict, stateFromFile, stateToFile } from './state.js';
 
@@ -407,10 +407,9 @@ export class BaseEma {
     }
     [fields.sigma_rel].flat().forEach((sigmaRel, k) => {
       const g = gammas[k];
-      const width = Math.sqrt((g + 1) / (g + 3)) / (g + 2);
-      if (sigmaRel !== 0 && !(Math.abs(width - sigmaRel) <= 1e-12 * sigmaRel)) {
+      if (sigmaRel !== 0 && !isWidthOfGamma(sigmaRel, g)) {
         throw new Error(
-          `ema-wasm: ${method}: state 'gamma' ${g} is the profile of sigma_rel ${width}, not of state 'sigma_rel' ${sigmaRel}` +
+          `ema-wasm: ${method}: state 'gamma' ${g} is the profile of sigma_rel ${sigmaRelOfGamma(g)}, not of state 'sigma_rel' ${sigmaRel}` +
             (gammas.length > 1 ? ` (profile ${k})` : '') + '; give one of them, or both as save() writes them',
         );
       }

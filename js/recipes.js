@@ -24,6 +24,20 @@ const MIN_SIGMA_REL = 1e-6;
 export const MAX_PROFILES = 16;
 
 /**
+ * The width of the profile of exponent `gamma`, sqrt((g + 1) / ((g + 2)^2
+ * (g + 3))) as ema_sigma_rel_of_gamma has it, in an order that cannot
+ * overflow; and whether a sigma_rel and a gamma are one profile's (gamma
+ * came from sigma_rel by the core's solver, to full precision).
+ */
+export function sigmaRelOfGamma(gamma) {
+  return Math.sqrt((gamma + 1) / (gamma + 3)) / (gamma + 2);
+}
+
+export function isWidthOfGamma(sigmaRel, gamma) {
+  return Math.abs(sigmaRelOfGamma(gamma) - sigmaRel) <= 1e-12 * sigmaRel;
+}
+
+/**
  * How a value is checked, and how a message names what it must be: one set
  * for the options here and for the scalars of a state (recipe-state.js). The
  * C core checks the schedule again (ema_schedule_check).

@@ -7,7 +7,7 @@ import { clip, describe, formatBytes } from './describe.js';
 import { FLOAT16_MAX, toFloat16 } from './float16.js';
 import { loadModule } from './loader.js';
 import { readOptions } from './resolve.js';
-import { MAX_PROFILES, RULES } from './recipes.js';
+import { isWidthOfGamma, MAX_PROFILES, RULES, sigmaRelOfGamma } from './recipes.js';
 import { RECIPE_METADATA_KEY } from './recipe-state.js';
 import { parseSafetensors, resolveFileBytes } from './safetensors.js';
 import { lengthOf, unusableReason, writeInto } from './typed-arrays.js';
@@ -149,13 +149,8 @@ export async function parseSnapshot(snapshot, method, module, label = 'the snaps
     info[field] = fields[field];
   }
   if (info.samples < info.step) throw fail(`it has ${info.samples} samples after ${info.step} steps; each step brings one or more`);
-  if (info.sigmaRel !== null) {
-    // gamma came from sigmaRel (ema_gamma_of_sigma_rel, to full precision): they must agree.
-    const g = info.gamma;
-    const width = Math.sqrt((g + 1) / ((g + 2) ** 2 * (g + 3)));
-    if (!(Math.abs(width - info.sigmaRel) <= 1e-12 * info.sigmaRel)) {
-      throw fail(`its gamma ${g} is the profile of sigma_rel ${width}, not of its sigmaRel ${info.sigmaRel}`);
-    }
+  if (info.sigmaRel !== null && !isWidthOfGamma(info.sigmaRel, info.gamma)) {
+    throw fail(`its gamma ${info.gamma} is the profile of sigma_rel ${sigmaRelOfGamma(info.gamma)}, not of its sigmaRel ${info.sigmaRel}`);
   }
   const scalars = new Set(['samples', 'sigma_rel', 'gamma', 'batch_size', 'steps']);
   const weights = tensors.filter(({ name }) => !scalars.has(name));
