@@ -8,7 +8,7 @@ import { clip, describe, quoteList, wrongReceiver } from './describe.js';
 import { readOptions } from './resolve.js';
 import { EmaScope } from './scope.js';
 import { elementsIn, elementsView } from './typed-arrays.js';
-import { profileKeyPrefixes, profileOptions, recipeStateDict, recipeStateFromDict, recipeStateFromFile, recipeStateToFile, reservedKeys, stateTargets } from './recipe-state.js';
+import { profileKeyPrefixes, recipeStateDict, recipeStateFromDict, recipeStateFromFile, recipeStateToFile, reservedKeys, stateTargets } from './recipe-state.js';
 import { DTYPE_WORDS, isWidthOfGamma, optionsFromSchedule, sigmaRelOfGamma } from './recipes.js';
 import { readSnapshotOptions, SNAPSHOT_METADATA_KEY, snapshotName, snapshotStateDict } from './snapshots.js';
 import { checkFileArguments, COUNTER_KEY, DECAY_KEY, MAX_NUM_UPDATES, readFileOptions, stateFromDict, stateFromFile, stateToFile } from './state.js';
@@ -226,7 +226,7 @@ export class BaseEma {
         recipe: this.#recipe.recipe,
         // One profile of a power EMA saves as a one-profile EMA, with that profile's width.
         options: profile === undefined || this.#recipe.recipe !== 'power' ? this.#recipe.options
-          : profileOptions(this.#recipe.options, arena.profileSchedule(profile)),
+          : optionsFromSchedule('power', this.#recipe.options, arena.profileSchedule(profile)),
         stateDict,
         shapes,
         kinds: Object.fromEntries(this.#names.map((name, slot) => [name, this.#kinds[slot]])),
@@ -272,7 +272,7 @@ export class BaseEma {
       };
       const stateDict = snapshotStateDict(recipeStateDict(arena, 'power', this.#names, this.#dtypes, profile), this.#names, dtype, profile);
       const bytes = recipeStateToFile({
-        recipe: 'power', options: profileOptions(this.#recipe.options, schedule), stateDict, shapes, kinds,
+        recipe: 'power', options: optionsFromSchedule('power', this.#recipe.options, schedule), stateDict, shapes, kinds,
       }, { prefix: '', metadata: [[SNAPSHOT_METADATA_KEY, JSON.stringify(info)]] }, 'snapshot');
       return { name: snapshotName(step, profile), ...info, bytes };
     });

@@ -69,12 +69,6 @@ export function profileKeyPrefixes(arena, profile) {
   return Array.from({ length: arena.profileCount }, (_, k) => `profiles.${k}.`);
 }
 
-/** A power EMA's options as one of its profiles alone has them. */
-export function profileOptions(options, schedule) {
-  const byGamma = schedule.sigma_rel === 0;
-  return { ...options, sigmaRel: byGamma ? null : schedule.sigma_rel, gamma: byGamma ? schedule.power : null };
-}
-
 /** The keys a recipe's scalars take: no parameter may be named so. */
 /**
  * Where a library's own state_dict keeps the EMA weights, when it is not at
