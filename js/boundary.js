@@ -634,18 +634,6 @@ function divideInPlace(values, divisor) {
 const POSTHOC_CHUNK_BUDGET_FLOATS = 8 * 1024 * 1024;
 
 /**
- * The gamma of a profile of relative width `sigmaRel`, by the core's own
- * solver (ema_gamma_of_sigma_rel), so that JS and C agree to the bit. The
- * caller has checked sigmaRel's range.
- */
-export function gammaOfSigmaRel(module, sigmaRel) {
-  const instance = instantiate(module);
-  const out = instance.malloc(8, 'reconstruct');
-  instance.check(instance.exports.ema_gamma_of_sigma_rel(sigmaRel, out), 'reconstruct');
-  return new DataView(instance.memory.buffer).getFloat64(out, true);
-}
-
-/**
  * Post-hoc EMA in one instance of the core: the coefficients of K
  * snapshots for a target profile (ema_posthoc_coefficients, float64), then
  * their weighted sum chunk by chunk (ema_posthoc_weighted_sum).
@@ -666,6 +654,22 @@ export class PosthocSolver {
     this.#inputs = this.#instance.malloc(count * this.#chunk * 4, 'reconstruct');
     this.#output = this.#instance.malloc(this.#chunk * 4, 'reconstruct');
     this.#coefficients = this.#instance.malloc(count * 8, 'reconstruct');
+  }
+
+  /**
+   * The gamma of a profile of relative width `sigmaRel`, by the core's own
+   * solver (ema_gamma_of_sigma_rel), so that JS and C agree to the bit. The
+   * caller has checked sigmaRel's range.
+   */
+  gammaOf(sigmaRel) {
+    const instance = this.#instance;
+    const out = instance.malloc(8, 'reconstruct');
+    try {
+      instance.check(instance.exports.ema_gamma_of_sigma_rel(sigmaRel, out), 'reconstruct');
+      return new DataView(instance.memory.buffer).getFloat64(out, true);
+    } finally {
+      instance.free(out);
+    }
   }
 
   /** Floats of each input one weightedSum call takes at most. */

@@ -7,7 +7,7 @@
 
 import { describe } from './describe.js';
 import { fromFloat16 } from './float16.js';
-import { gammaOfSigmaRel, PosthocSolver } from './boundary.js';
+import { PosthocSolver } from './boundary.js';
 import { loadModule } from './loader.js';
 import { readOptions } from './resolve.js';
 import { RULES } from './recipes.js';
@@ -91,9 +91,9 @@ export async function reconstruct(snapshots, options = {}) {
   checkOneRun(parsed, method);
   const { layout, maps } = checkSameWeights(parsed, method);
 
-  const targetGamma = gamma ?? gammaOfSigmaRel(module, sigmaRel);
-  const targetTime = at ?? Math.max(...parsed.map((snapshot) => snapshot.samples)); // the last snapshot's
   const solver = new PosthocSolver(module, parsed.length);
+  const targetGamma = gamma ?? solver.gammaOf(sigmaRel);
+  const targetTime = at ?? Math.max(...parsed.map((snapshot) => snapshot.samples)); // the last snapshot's
   const solved = solver.solve(parsed.map((snapshot) => snapshot.gamma), parsed.map((snapshot) => snapshot.samples), targetGamma, targetTime);
   if (solved === null) {
     throw new RangeError(
