@@ -259,12 +259,13 @@ export async function loadEma(bytes, options = {}) {
   const ema = create(params);
   // The shadows as the file holds them (a debiased EMA starts from zero
   // otherwise), and the counter.
-  const stateDict = new Map(params.map(({ name, data }) => [name, data]));
-  if (state.profileCount > 1) {
-    // Every profile's shadows, and the widths the EMA was made with (the
-    // file's, or those given), which say how many profiles the state holds.
-    stateDict.clear();
-    for (const { key, profile, dtype, data } of state.shadows) stateDict.set(`profiles.${profile}.${key}`, elementsView(data, dtype));
+  // Several profiles: every profile's shadows, and the widths the EMA was
+  // made with (the file's, or those given), which say how many there are.
+  const several = state.profileCount > 1;
+  const stateDict = several
+    ? new Map(state.shadows.map(({ key, profile, dtype, data }) => [`profiles.${profile}.${key}`, elementsView(data, dtype)]))
+    : new Map(params.map(({ name, data }) => [name, data]));
+  if (several) {
     const widths = ema.profiles;
     stateDict.set('sigma_rel', Float64Array.from(widths, ({ sigmaRel }) => sigmaRel ?? 0));
     stateDict.set('gamma', Float64Array.from(widths, ({ gamma }) => gamma));

@@ -195,7 +195,8 @@ function checkOneRun(parsed, method) {
  * and a float32 copy of one snapshot are not compared).
  */
 function sameWeights(a, b) {
-  if (a.dtype !== b.dtype || a.tensors.length !== b.tensors.length) return a.dtype !== b.dtype;
+  if (a.dtype !== b.dtype) return true; // not compared
+  if (a.tensors.length !== b.tensors.length) return false;
   const byName = new Map(b.tensors.map((tensor) => [tensor.name, tensor]));
   return a.tensors.every((tensor) => {
     const other = byName.get(tensor.name);
