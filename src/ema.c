@@ -118,12 +118,18 @@ static float* region_array(const ema_region* region, uint32_t index) {
     return index < region->count ? region->base + region->offsets[index] : NULL;
 }
 
+/* Floats from one copy of a region's layout to the next (a profile's
+ * shadows to the next profile's), padding included. */
+static size_t region_copy_floats(const ema_region* region) {
+    return region->byte_size / sizeof(float);
+}
+
 /* Array `index` of copy `copy` (a profile's shadow); NULL when either is out of range. */
 static float* region_copy_array(const ema_region* region, uint32_t copy, uint32_t index) {
     if (copy >= region->copies || index >= region->count) {
         return NULL;
     }
-    return region->base + copy * (region->byte_size / sizeof(float)) + region->offsets[index];
+    return region->base + copy * region_copy_floats(region) + region->offsets[index];
 }
 
 uint32_t ema_region_bytes_per_array(void) {
@@ -536,7 +542,7 @@ static void average_pair(const ema_ctx* ctx, uint32_t k, size_t n, const float* 
  * at once (bench/profiles.mjs: update(params) of two profiles 10-15% faster
  * than blocks of one profile at a time, at 1M and 16M parameters). */
 static void average_into(const ema_ctx* ctx, size_t n, const float* param, float* first_shadow) {
-    const size_t stride = ctx->shadows.byte_size / sizeof(float);
+    const size_t stride = region_copy_floats(&ctx->shadows);
     if (ctx->profile_count == 1) {
         average_profile(ctx, 0, n, param, first_shadow);
         return;
@@ -568,7 +574,7 @@ static void apply_to_slot(const ema_ctx* ctx, uint32_t slot, uint32_t offset, si
     }
     float* shadow = region_array(&ctx->shadows, slot) + offset;
     if (ctx->profile_steps[0].action == EMA_ACTION_COPY || mode == EMA_SLOT_COPY) {
-        const size_t stride = ctx->shadows.byte_size / sizeof(float);
+        const size_t stride = region_copy_floats(&ctx->shadows);
         for (uint32_t k = 0; k < ctx->profile_count; k++) {
             memmove(shadow + k * stride, param, n * sizeof(float));
         }
@@ -877,7 +883,7 @@ ema_status ema_update_resident_at(ema_ctx* ctx, int64_t step, ema_step_info* inf
         if (ctx->copy_slots == 0 && ctx->profile_steps[0].action == EMA_ACTION_AVERAGE) {
             /* One kernel call over the whole region: padding is zero in both
              * (0 - w*(0-0) = 0, and likewise for every rounding). */
-            average_into(ctx, ctx->shadows.byte_size / sizeof(float), ctx->params,
+            average_into(ctx, region_copy_floats(&ctx->shadows), ctx->params,
                          ctx->shadows.base);
         } else {
             for (uint32_t i = 0; i < ctx->shadows.count; i++) {
@@ -917,7 +923,7 @@ ema_status ema_copy_profile_to_resident(ema_ctx* ctx, uint32_t profile) {
     if (profile >= ctx->profile_count) {
         return EMA_ERROR_INVALID_ARGUMENT;
     }
-    memcpy(ctx->params, ctx->shadows.base + profile * (ctx->shadows.byte_size / sizeof(float)),
+    memcpy(ctx->params, ctx->shadows.base + profile * region_copy_floats(&ctx->shadows),
            ctx->shadows.byte_size);
     return EMA_OK;
 }
