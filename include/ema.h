@@ -481,7 +481,8 @@ ema_status ema_update(ema_ctx* ctx, const float* const* params, float* decay_use
  * (EMA_ERROR_OUT_OF_MEMORY) nothing changes. */
 ema_status ema_resident_enable(ema_ctx* ctx);
 
-/* Native only. 1 when ema_resident_enable() has succeeded, else 0. */
+/* Native only. 1 when ema_resident_enable() has succeeded (not
+ * ema_mirror_enable() alone), else 0. */
 int ema_is_resident(const ema_ctx* ctx);
 
 /* Slot i's resident parameter (context-owned, 64-byte aligned, writable until
@@ -495,6 +496,31 @@ ema_status ema_update_resident_at(ema_ctx* ctx, int64_t step, ema_step_info* inf
 /* Native only. ema_update_resident_at() with EMA_NO_STEP; `decay_used` as
  * in ema_update(). */
 ema_status ema_update_resident(ema_ctx* ctx, float* decay_used);
+
+/* The same step in three calls, so that several threads can share the
+ * middle one (the JS threads build; bench/threads.c natively):
+ * ema_resident_step_begin_at() plans the step, checks the parameters as
+ * ema_update_resident_at() does and opens it; ema_resident_apply_range()
+ * applies it to the floats [begin, end) of the parameter region (its
+ * layout, padding included: ema_resident_floats() floats), and calls over
+ * disjoint ranges may run at the same time, since each reads the context
+ * and writes only its range of every profile's shadows; once every range
+ * is applied, ema_resident_step_end() does a Keras overwrite and closes the
+ * step. Applying a range twice, or leaving one out, is the caller's
+ * mistake. EMA_ERROR_OUT_OF_RANGE when end passes the region or begin passes
+ * end; on a skipped step the ranges do nothing. */
+ema_status ema_resident_step_begin_at(ema_ctx* ctx, int64_t step, ema_step_info* info);
+size_t ema_resident_floats(const ema_ctx* ctx);
+ema_status ema_resident_apply_range(const ema_ctx* ctx, size_t begin, size_t end);
+ema_status ema_resident_step_end(ema_ctx* ctx);
+
+/* Allocates the parameter region alone (zeroed; no backup): a copy-in
+ * EMA's mirror of the caller's parameters, which the JS threads build
+ * copies the parameters into so that the step can finish in the workers
+ * after update() returns. ema_param() then gives its slots and the three
+ * calls above apply a step from it; the resident store and restore stay
+ * EMA_ERROR_NOT_RESIDENT. Calling it again does nothing. */
+ema_status ema_mirror_enable(ema_ctx* ctx);
 
 /* Resident parameters <- shadows (LitEma.copy_to). */
 ema_status ema_copy_to_resident(ema_ctx* ctx);

@@ -87,6 +87,17 @@ ema_status ema_step_apply_staged(ema_ctx* ctx, uint32_t segment_count);
 ema_status ema_step_apply(ema_ctx* ctx, const ema_segment* segments,
                           uint32_t segment_count, const float* packed);
 
+/* Applies the open step to `segment_count` segments whose values lie
+ * packed from `packed` (at most `packed_floats` of them), both anywhere in
+ * linear memory: the threads build stages several windows at once, each
+ * with its own table. Checked as ema_step_apply_staged() checks, with
+ * `packed_floats` as the window's size. It reads the context and writes
+ * only the shadow elements its segments name, so calls whose segments do
+ * not overlap may run on several threads at the same time. */
+ema_status ema_step_apply_window(const ema_ctx* ctx, const ema_segment* segments,
+                                 uint32_t segment_count, const float* packed,
+                                 uint32_t packed_floats);
+
 /* The ema_action the next step would take (with timm's `step`, or
  * EMA_NO_STEP), without taking it; -1 for a NULL context or when the counter
  * cannot advance. The JS wrapper asks before a guarded step: a step that

@@ -109,10 +109,29 @@ export class BaseEma {
     return this.#names.slice();
   }
 
-  /** True when the SIMD128 build runs, false for the scalar build. */
+  /** True when a SIMD128 build runs (the SIMD128 or the threads build), false for the scalar build. */
   get simd() {
     BaseEma.#arenaOf(this, 'simd');
-    return this.#build === 'simd';
+    return this.#build !== 'scalar';
+  }
+
+  /** Which build runs: 'threads', 'simd' or 'scalar'. */
+  get build() {
+    BaseEma.#arenaOf(this, 'build');
+    return this.#build;
+  }
+
+  /**
+   * How many threads share a step: 1, or the calling thread and the live
+   * workers (fewer than asked when a worker stopped; 1 until they started).
+   */
+  get threads() {
+    return BaseEma.#arenaOf(this, 'threads').threads;
+  }
+
+  /** Whether update() returns once the parameters are copied, the averaging finishing in the workers. */
+  get background() {
+    return BaseEma.#arenaOf(this, 'background').background;
   }
 
   /** Bytes the arena holds in linear memory (shadows, staging, backup). */
@@ -301,8 +320,10 @@ export class BaseEma {
     if (!BaseEma.#isEma(this)) BaseEma.#arenaOf(this, 'dispose'); // throws: not an EMA
     if (this.#arena === null) return;
     this.#scope.check('dispose');
-    this.#arena.dispose();
+    const arena = this.#arena;
+    // Disposed even when finishing a step in flight throws (a worker died in it).
     this.#arena = null;
+    arena.dispose();
   }
 
   /**

@@ -1,6 +1,8 @@
 // The Wasm boundary, in one place: every instance and its memory, every call
 // into the module's exports, every pointer and every view of linear memory
-// lives in this file. The rest of js/ speaks in names, arrays and options.
+// lives in this file (and, for the threads build's workers, in
+// thread-worker.js, which calls the two exports that apply part of a step).
+// The rest of js/ speaks in names, arrays and options.
 //
 // Views die when memory grows (its ArrayBuffer is replaced), so none leaves
 // this file except where a method says so: shadows and backups are copied
@@ -9,6 +11,7 @@
 // grows after creation.
 
 import { MAX_PAGES, PAGE_BYTES, pagesFor, tooLargeMessage } from './memory-budget.js';
+import { MAX_RING, Team } from './threads.js';
 import { copyOf, windowOf, writeInto } from './typed-arrays.js';
 
 /** The status codes JS reacts to (include/ema_status.h; numbers are pinned). */
@@ -49,18 +52,28 @@ const RANGE_STATUSES = new Set([STATUS.OUT_OF_MEMORY, STATUS.TOO_MANY_SLOTS, STA
 // What ema_abi_value() is asked (enum ema_abi in include/ema_stream.h; numbers pinned).
 const ABI = Object.freeze({ STAGING_FLOATS: 1, SEGMENT_CAPACITY: 2, SEGMENT_WORDS: 3 });
 const MIN_PAGES = 16; // -sINITIAL_MEMORY=1MB: the module's own data and stack
+/** Each worker's stack in the threads build (the module's own is -sTOTAL_STACK=64KB). */
+const WORKER_STACK_BYTES = 65536;
 
 // ---- instances ------------------------------------------------------------
+
+// Modules that import a shared memory (the threads build): markSharedMemory().
+const sharedMemoryModules = new WeakSet();
+
+/** Records that `module` imports a shared memory (the threads build), which instantiate() then makes. */
+export function markSharedMemory(module) {
+  sharedMemoryModules.add(module);
+}
 
 /**
  * A memory of `pages` pages if the engine grants it, else smaller: the arena
  * can still grow later, so asking big is an optimisation, not a requirement.
  * Its maximum stops one page short of 4 GiB (see memory-budget.js).
  */
-function createMemory(pages) {
+function createMemory(pages, shared) {
   for (let initial = Math.min(Math.max(pages, MIN_PAGES), MAX_PAGES); ; initial = Math.max(MIN_PAGES, initial >> 1)) {
     try {
-      return new WebAssembly.Memory({ initial, maximum: MAX_PAGES });
+      return new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared });
     } catch (error) {
       if (!(error instanceof RangeError)) throw error;
       if (initial === MIN_PAGES) {
@@ -81,9 +94,10 @@ function createMemory(pages) {
  * detaches the old ArrayBuffer, and the first detach in a V8 isolate turns
  * every typed-array loop in it into a slower form for good (~1.6x), including
  * the user's own training loop. Untouched pages cost no physical memory.
+ * The threads build imports a `shared` memory, which never detaches.
  */
 export function instantiate(module, expectedBytes = 0) {
-  const memory = createMemory(pagesFor(expectedBytes));
+  const memory = createMemory(pagesFor(expectedBytes), sharedMemoryModules.has(module));
   const instance = new WebAssembly.Instance(module, {
     env: {
       memory,
@@ -173,8 +187,11 @@ class Instance {
  * in slot order.
  */
 export class EmaArena {
-  #instance;
+  #core; // the Instance; reach it through #instance, which first finishes a background step
   #context;
+  #team = null; // the threads build's workers (threads.js), once attached
+  #threads = null; // the threads build: { workers, background, plan, mirrorOffsets }
+  #teamError = null; // why the workers could not be attached
   #scratch; // 8 bytes for out-parameters
   #window; // the staging window and segment table: pointers (fixed for the context's life) and sizes
   #lengths;
@@ -194,14 +211,14 @@ export class EmaArena {
    * debiased EMA), each profile's shadow. An allocation failure is a
    * RangeError naming `what` and `needed`.
    */
-  constructor(module, { schedule, profiles = null, lengths, modes, resident, initial, zeroShadows, expectedBytes, method, what, needed }) {
+  constructor(module, { schedule, profiles = null, lengths, modes, resident, initial, zeroShadows, expectedBytes, method, what, needed, threads = null }) {
     const instance = instantiate(module, expectedBytes);
     const exports = instance.exports;
     const outOfMemory = (status) => {
       if (status === STATUS.OUT_OF_MEMORY) throw new RangeError(tooLargeMessage(method, what, needed));
       instance.check(status, `${method}: allocating the arena`);
     };
-    this.#instance = instance;
+    this.#core = instance;
     this.#lengths = lengths.slice();
     // Out-parameters: the context pointer (8 bytes, keeping what follows
     // 8-byte aligned), then ema_schedules (one per profile) or a step's ema_step_info.
@@ -232,11 +249,126 @@ export class EmaArena {
       outOfMemory(exports.ema_resident_enable(this.#context));
       this.#paramOffsets = lengths.map((_, slot) => exports.ema_param(this.#context, slot) >>> 2);
     }
+    if (threads !== null) this.#prepareThreads(threads, resident, method, outOfMemory);
     const heap = instance.heapF32;
     initial.forEach((data, slot) => {
       if (!zeroShadows) for (const offsets of this.#shadowOffsets) heap.set(data, offsets[slot]);
       if (resident) heap.set(data, this.#paramOffsets[slot]);
     });
+  }
+
+  /** The instance, once any background step has finished (every use of memory or the context goes through here). */
+  get #instance() {
+    this.#team?.settle();
+    return this.#core;
+  }
+
+  // ---- the threads build ------------------------------------------------------
+
+  /**
+   * Allocates what the workers need: a stack each, and either the mirror of
+   * the parameters (a background step) or the ring of staging windows and
+   * the plan of the copy-in step's windows.
+   */
+  #prepareThreads({ workers, background, required }, resident, method, outOfMemory) {
+    const instance = this.#core;
+    const exports = instance.exports;
+    const stackTops = Array.from({ length: workers }, () => instance.malloc(WORKER_STACK_BYTES, method) + WORKER_STACK_BYTES);
+    const threads = { workers, background, required, stackTops, plan: null, mirrorOffsets: null };
+    if (background) {
+      outOfMemory(exports.ema_mirror_enable(this.#context));
+      threads.mirrorOffsets = this.#lengths.map((_, slot) => exports.ema_param(this.#context, slot) >>> 2);
+    } else if (!resident) {
+      threads.plan = this.#windowPlan(workers, method);
+    }
+    this.#threads = threads;
+  }
+
+  /**
+   * The copy-in step's windows, fixed by the slots' lengths: the packing
+   * #stage does (several small arrays per window, a large one cut across
+   * windows), written once into memory as per window its segment table's
+   * address and count (thread-worker.js reads them), with a ring of staging
+   * windows that the calling thread fills while workers apply earlier ones.
+   */
+  #windowPlan(workers, method) {
+    const { floats: STAGING_FLOATS, capacity: SEGMENT_CAPACITY, words: SEGMENT_WORDS } = this.#window;
+    const windows = [];
+    let current = [];
+    let staged = 0;
+    this.#lengths.forEach((length, slot) => {
+      for (let offset = 0; offset < length; ) {
+        const count = Math.min(length - offset, STAGING_FLOATS - staged);
+        current.push(slot, offset, count);
+        staged += count;
+        offset += count;
+        if (staged === STAGING_FLOATS || current.length === SEGMENT_CAPACITY * SEGMENT_WORDS) {
+          windows.push(current);
+          current = [];
+          staged = 0;
+        }
+      }
+    });
+    if (current.length > 0) windows.push(current);
+    const instance = this.#core;
+    const segmentWords = windows.reduce((sum, window) => sum + window.length, 0);
+    const table = instance.malloc(windows.length * 8 + segmentWords * 4, method);
+    let segmentsAt = table + windows.length * 8;
+    const words = instance.heapU32;
+    windows.forEach((segments, window) => {
+      words[(table >>> 2) + 2 * window] = segmentsAt;
+      words[(table >>> 2) + 2 * window + 1] = segments.length / SEGMENT_WORDS;
+      words.set(segments, segmentsAt >>> 2);
+      segmentsAt += segments.length * 4;
+    });
+    const ring = Math.min(MAX_RING, Math.max(4, 4 * (workers + 1)), windows.length || 1);
+    const staging = instance.malloc(ring * STAGING_FLOATS * 4 + 64, method);
+    return {
+      table,
+      windows,
+      ring,
+      staging: (staging + 63) & ~63, // a whole cache line per window start
+    };
+  }
+
+  /**
+   * Attaches the workers; resolves once they can take tasks. Until then,
+   * and for good when they cannot (unless the threads were asked for by
+   * number: that rejects), steps run on the calling thread with the same
+   * results.
+   */
+  async attachThreads() {
+    const threads = this.#threads;
+    if (threads === null || this.#team !== null || this.#teamError !== null) return;
+    try {
+      this.#team = await Team.create(this.#core.module, this.#core.memory, threads.workers, threads.stackTops);
+    } catch (error) {
+      this.#teamError = error;
+      if (threads.required) throw error;
+    }
+  }
+
+  /** The workers, when they run and their pool is sound; else null (the calling thread does it all). */
+  get #workers() {
+    const team = this.#team;
+    if (team === null) return null;
+    if (team.broken !== null) throw team.broken;
+    return team.usable ? team : null;
+  }
+
+  /** Threads a step uses: 1, or the calling thread and the live workers. */
+  get threads() {
+    return this.#workers?.threads ?? 1;
+  }
+
+  /** Whether update() returns before the averaging ends (a background step). */
+  get background() {
+    return this.#workers !== null && this.#threads.background;
+  }
+
+  /** Why the threads build runs on the calling thread alone, or null. */
+  get threadsError() {
+    return this.#teamError;
   }
 
   /**
@@ -433,15 +565,93 @@ export class EmaArena {
     // through the staging window, several small ones per window, each full
     // window applied with one call into Wasm.
     const at = step === undefined ? NO_STEP : BigInt(step);
+    const team = this.#workers;
+    if (team !== null && this.#threads.background) return this.#updateInBackground(team, params, at);
     instance.check(exports.ema_step_begin_at(this.#context, at, this.#scratch + 8), 'update');
     const result = this.#stepResult();
     if (result.action === 'skipped') return result;
+    if (team !== null) {
+      this.#updateInWindows(team, params);
+      return result;
+    }
     // The context applies its own window and table: no pointers go back.
     this.#stage(params, null, (segmentCount) => {
       instance.check(exports.ema_step_apply_staged(this.#context, segmentCount), 'update');
       return false;
     });
     return result;
+  }
+
+  /**
+   * The open step over the caller's arrays with the workers: the calling
+   * thread stages the plan's windows into the ring, the workers (and the
+   * calling thread, when the ring is full) apply them.
+   */
+  #updateInWindows(team, params) {
+    const instance = this.#core;
+    const { table, windows, ring, staging } = this.#threads.plan;
+    const STAGING_FLOATS = this.#window.floats;
+    const heap = instance.heapF32;
+    const stage = (window, buffer) => {
+      const segments = windows[window];
+      let at = (staging >>> 2) + buffer * STAGING_FLOATS;
+      for (let word = 0; word < segments.length; word += 3) {
+        const { data } = params[segments[word]];
+        const offset = segments[word + 1];
+        const count = segments[word + 2];
+        heap.set(count === this.#lengths[segments[word]] ? data : windowOf(data, offset, count, Float32Array), at);
+        at += count;
+      }
+    };
+    const words = instance.heapU32;
+    const applyWindow = (window) =>
+      instance.exports.ema_step_apply_window(
+        this.#context, words[(table >>> 2) + 2 * window], words[(table >>> 2) + 2 * window + 1],
+        staging + (window % ring) * STAGING_FLOATS * 4, STAGING_FLOATS,
+      );
+    const status = team.runWindows(this.#context, { plan: table, windowCount: windows.length, staging, stagingFloats: STAGING_FLOATS, ring }, stage, applyWindow);
+    instance.check(status, 'update');
+  }
+
+  /**
+   * A background step: the caller's arrays are copied into the mirror, the
+   * step opens, and the workers average from the mirror after update()
+   * returns; the next use of the instance waits for them (#instance). A
+   * Keras overwrite, which the caller reads at once, is finished here.
+   */
+  #updateInBackground(team, params, at) {
+    const instance = this.#core;
+    const exports = instance.exports;
+    const heap = instance.heapF32;
+    const { mirrorOffsets } = this.#threads;
+    for (let slot = 0; slot < params.length; slot++) heap.set(params[slot].data, mirrorOffsets[slot]);
+    instance.check(exports.ema_resident_step_begin_at(this.#context, at, this.#scratch + 8), 'update');
+    const result = this.#stepResult();
+    if (result.action === 'skipped') return result;
+    this.#rangesStep(team, 'update', !result.overwrote);
+    return result;
+  }
+
+  /**
+   * Applies the open step over the parameter region (resident, or the
+   * mirror) in ranges with the workers, then closes it; in the background
+   * the close waits for the next use of the instance.
+   */
+  #rangesStep(team, method, background) {
+    const instance = this.#core;
+    const exports = instance.exports;
+    const context = this.#context;
+    const floats = exports.ema_resident_floats(context) >>> 0;
+    const applyRange = (begin, end) => exports.ema_resident_apply_range(context, begin, end);
+    const close = (status) => {
+      instance.check(status, method);
+      instance.check(exports.ema_resident_step_end(context), method);
+    };
+    if (!background) {
+      close(team.runRanges(context, floats, applyRange));
+      return;
+    }
+    team.runRanges(context, floats, applyRange, { background: true, onSettled: close });
   }
 
   /** What the step just planned did, with each profile's decay and weight when there are several. */
@@ -572,6 +782,15 @@ export class EmaArena {
   /** One step over the resident parameters; returns what it did, as update(). */
   updateResident(step, method) {
     const at = step === undefined ? NO_STEP : BigInt(step);
+    const team = this.#workers;
+    if (team !== null) {
+      const status = this.#instance.exports.ema_resident_step_begin_at(this.#context, at, this.#scratch + 8);
+      if (status === STATUS.NONFINITE) return null;
+      this.#core.check(status, method);
+      const result = this.#stepResult();
+      if (result.action !== 'skipped') this.#rangesStep(team, method, false);
+      return result;
+    }
     const status = this.#instance.exports.ema_update_resident_at(this.#context, at, this.#scratch + 8);
     if (status === STATUS.NONFINITE) return null;
     this.#instance.check(status, method);
@@ -596,7 +815,19 @@ export class EmaArena {
 
   /** Frees the context; the instance and its memory go with the arena. */
   dispose() {
-    this.#instance.exports.ema_destroy(this.#context);
+    // A step in flight finishes first (or throws, when a worker died in it:
+    // the arena goes all the same); the workers then drop their instances.
+    const team = this.#team;
+    this.#team = null;
+    try {
+      team?.dispose();
+    } finally {
+      this.#core.exports.ema_destroy(this.#context);
+      this.#release();
+    }
+  }
+
+  #release() {
     this.#context = 0;
     this.#shadowViews = [];
     this.#shadowViewsBuffer = null;

@@ -14,7 +14,7 @@
 import { BaseEma, emaInternals } from './base-ema.js';
 import { EmaArena } from './boundary.js';
 import { clip, describe, listSome, quoteList, wrongReceiver } from './describe.js';
-import { loadModule } from './loader.js';
+import { hasWasmSimd, loadModule, loadThreadsModule } from './loader.js';
 import { checkFits, creationBytes, inUseBytes, regionBytes, tooLargeMessage } from './memory-budget.js';
 import { shadowKey, shadowKeysFor } from './names.js';
 import { readOptions, refuseDuplicates, refuseUnusable, resolveParams } from './resolve.js';
@@ -25,6 +25,7 @@ import { ResidentEma } from './resident-ema.js';
 import { arrayTarget, checkFree } from './scope.js';
 import { checkFileArguments, checkSavableShape, COUNTER_KEY, stateFromFile } from './state.js';
 import { elementsIn, elementsView, lengthOf, unusableReason } from './typed-arrays.js';
+import { availableThreads, MAX_WORKERS, threadsUnavailableReason } from './threads.js';
 import { adoptWasmSource } from './wasm-source.js';
 
 const MAX_SLOTS = 1048576; // EMA_MAX_SLOTS in include/ema.h
@@ -33,9 +34,18 @@ const MAX_SLOTS = 1048576; // EMA_MAX_SLOTS in include/ema.h
 // recipe: which reference library's EMA (recipes.js); its own options
 // (decay, useNumUpdates, ...) are read by readRecipe. wasm: a module to use
 // instead of the built-in builds (see wasm-source.js).
+// threads: 'auto', or how many threads (the calling one included) share a
+// step; background: whether update() returns before the averaging ends.
 export const EMA_OPTION_DEFAULTS = Object.freeze({
   recipe: 'litema', decay: 0.9999, useNumUpdates: true, nonFinite: 'allow', simd: 'auto', resident: false, wasm: undefined,
+  threads: 'auto', background: false,
 });
+/**
+ * Floats from which threads: 'auto' runs the threads build (2 MiB of
+ * parameters): below it a step takes well under a millisecond, and waking
+ * the workers costs about what they would save (bench/compare.mjs).
+ */
+export const AUTO_THREADS_MIN_FLOATS = 1 << 19;
 const EMA_OPTION_KEYS = [...new Set([...Object.keys(EMA_OPTION_DEFAULTS), ...ALL_RECIPE_OPTION_KEYS])];
 
 /** Checks option values already read by readOptions(). */
@@ -55,7 +65,46 @@ function checkOptionValues(values, method) {
   if (resident && recipe.recipe === 'debiased') {
     throw new Error(`ema-wasm: ${method}: a debiased EMA cannot be resident: its shadows are read through the bias correction`);
   }
-  return { recipe, simd, resident, wasm };
+  return { recipe, simd, resident, wasm, ...checkThreadOptions(given, simd, resident, wasm, method) };
+}
+
+/**
+ * Checks options.threads and options.background against each other and the
+ * rest. Returns { threads, background, threadsRefused }: threadsRefused is
+ * why 'auto' runs single-threaded here (null when it need not).
+ */
+function checkThreadOptions(given, simd, resident, wasm, method) {
+  const { threads, background } = { ...EMA_OPTION_DEFAULTS, ...given };
+  if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1 && threads <= MAX_WORKERS + 1)) {
+    throw new TypeError(
+      `ema-wasm: ${method}: options.threads must be 'auto' or a whole number of threads from 1 to ${MAX_WORKERS + 1}, got ${describe(threads)}`,
+    );
+  }
+  if (typeof background !== 'boolean') {
+    throw new TypeError(`ema-wasm: ${method}: options.background must be a boolean, got ${describe(background)}`);
+  }
+  if (background && threads === 1) {
+    throw new TypeError(`ema-wasm: ${method}: options.background needs workers, but options.threads is 1; leave threads at 'auto' or give 2 or more`);
+  }
+  if (background && resident) {
+    throw new Error(
+      `ema-wasm: ${method}: a resident EMA cannot average in the background: its parameters are the ones training changes meanwhile; ` +
+        'use update(params) (resident: false) with background: true',
+    );
+  }
+  let refused = null;
+  if (threads !== 1) {
+    refused =
+      wasm !== undefined ? 'options.wasm hands over a module, and only the built-in threads build runs on several threads'
+        : simd === false ? 'options.simd is false, and the threads build is a SIMD128 build'
+          : !hasWasmSimd() ? 'this runtime does not support WebAssembly SIMD, which the threads build needs'
+            : threadsUnavailableReason();
+    if (refused === null && threads === 'auto' && availableThreads() < 2) refused = 'this runtime reports one core';
+    if (refused !== null && threads !== 'auto') {
+      throw new Error(`ema-wasm: ${method}: options.threads is ${threads}, but ${refused}; use threads: 'auto' to fall back to one thread`);
+    }
+  }
+  return { threads, background, threadsRefused: threads === 1 ? 'options.threads is 1' : refused };
 }
 
 /**
@@ -65,7 +114,23 @@ function checkOptionValues(values, method) {
  */
 export async function createEma(params, options = {}) {
   const create = await prepareEma(readOptions(options, EMA_OPTION_KEYS, 'createEma'), 'createEma');
-  return create(params);
+  return startThreads(create(params), 'createEma');
+}
+
+/**
+ * Resolves to `ema` once its workers (if it runs the threads build) can take
+ * steps. When they cannot start and options.threads asked for them, the EMA
+ * is disposed and the promise rejects; with 'auto' it runs on its calling
+ * thread and `ema.threads` says 1.
+ */
+export async function startThreads(ema, method) {
+  try {
+    await emaInternals.arenaOf(ema, method).attachThreads();
+  } catch (error) {
+    ema.dispose();
+    throw new Error(`ema-wasm: ${method}: the threads build's workers could not start (${error.message})`, { cause: error });
+  }
+  return ema;
 }
 
 /**
@@ -76,8 +141,9 @@ export async function createEma(params, options = {}) {
  * The adapters use it with their own method name and option list.
  */
 export async function prepareEma(optionValues, method) {
-  const { recipe, simd, resident, wasm } = checkOptionValues(optionValues, method);
+  const { recipe, simd, resident, wasm, threads, background, threadsRefused } = checkOptionValues(optionValues, method);
   const { module, build } = await loadModule(simd, wasm, method);
+  const threadsModule = threadsRefused === null ? await loadThreadsModule(method) : null;
   // byLitEmaKeys: the names are LitEma's dot-free keys (a file PyTorch wrote),
   // so calls may name parameters as the model does (see Ema).
   return (params, { byLitEmaKeys = false } = {}) => {
@@ -129,12 +195,19 @@ export async function prepareEma(optionValues, method) {
     // recipes' averages start from zero (Keras's, a debiased EMA's).
     const zeroShadows = RECIPES[recipe.recipe].startsAtZero === true;
     const initial = tracked.map((entry) => entry.data);
-    const arena = new EmaArena(module, {
+    // The threads build when it may run and pays: asked for by number, or
+    // 'auto' with a background step or enough parameters.
+    const floats = lengths.reduce((sum, length) => sum + length, 0);
+    const useThreads = threadsModule !== null && (threads !== 'auto' || background || floats >= AUTO_THREADS_MIN_FLOATS);
+    const workers = useThreads ? (threads === 'auto' ? availableThreads() : threads) - 1 : 0;
+    const arena = new EmaArena(useThreads ? threadsModule : module, {
       schedule: recipe.schedule, profiles: recipe.profiles, lengths, modes, resident, initial, zeroShadows, expectedBytes, method, what, needed,
+      threads: useThreads ? { workers, background, required: threads !== 'auto' } : null,
     });
+    const runs = useThreads ? 'threads' : build;
     return resident
-      ? new ResidentEma(arena, build, tracked, keys, recipe, modes)
-      : new Ema(arena, build, tracked, keys, recipe, modes, byLitEmaKeys);
+      ? new ResidentEma(arena, runs, tracked, keys, recipe, modes)
+      : new Ema(arena, runs, tracked, keys, recipe, modes, byLitEmaKeys);
   };
 }
 

@@ -12,12 +12,13 @@
 // gets its own instance, so its arena is returned to the engine when the EMA
 // is disposed and garbage collected, and no EMA can disturb another's memory.
 
-import { buildOf } from './boundary.js';
+import { buildOf, markSharedMemory } from './boundary.js';
 import { instantiationError, moduleFromSource, policyHint } from './wasm-source.js';
 import { wasmBase64 as scalarBase64 } from './wasm/ema-scalar.js';
 import { wasmBase64 as simdBase64 } from './wasm/ema-simd.js';
+import { wasmBase64 as threadsBase64 } from './wasm/ema-threads.js';
 
-const BUILT_IN_BASE64 = { simd: simdBase64, scalar: scalarBase64 };
+const BUILT_IN_BASE64 = { simd: simdBase64, scalar: scalarBase64, threads: threadsBase64 };
 
 // The smallest module that uses a SIMD128 instruction (i8x16.splat and
 // i8x16.popcnt, as in wasm-feature-detect): it validates only where SIMD works.
@@ -46,7 +47,7 @@ function decodeBase64(text) {
 
 const compiledBuiltIns = new Map();
 
-/** The compiled module of one built-in build ('simd' or 'scalar'), compiled once. */
+/** The compiled module of one built-in build ('simd', 'scalar' or 'threads'), compiled once. */
 function compileBuiltIn(build) {
   let promise = compiledBuiltIns.get(build);
   if (promise === undefined) {
@@ -102,6 +103,24 @@ export async function loadModule(simd, wasm, method) {
     );
   }
   return { module, build };
+}
+
+/**
+ * The threads build (SIMD128 over a shared memory), compiled once; the
+ * caller has checked that the runtime can run it (threads.js).
+ */
+export async function loadThreadsModule(method) {
+  try {
+    const module = await compileBuiltIn('threads');
+    markSharedMemory(module);
+    return module;
+  } catch (error) {
+    throw new Error(
+      `ema-wasm: ${method}: compiling the built-in threads module failed (${error.message}). ` +
+        (policyHint(error) ?? 'The JavaScript engine may be out of memory.'),
+      { cause: error },
+    );
+  }
 }
 
 /** Picks the build for a `simd` option of 'auto', true or false. */

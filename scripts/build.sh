@@ -18,9 +18,9 @@ if [ ! -f build/wasm/CMakeCache.txt ]; then
   emcmake cmake -S . -B build/wasm -DCMAKE_BUILD_TYPE=Release >build/wasm-configure.log 2>&1 ||
     { cat build/wasm-configure.log >&2; exit 1; }
 fi
-echo "build: compiling dist/ema-simd.wasm and dist/ema-scalar.wasm"
+echo "build: compiling dist/ema-simd.wasm, dist/ema-scalar.wasm and dist/ema-threads.wasm"
 cmake --build build/wasm -j "$(nproc 2>/dev/null || echo 2)" -- --no-print-directory >build/wasm-build.log 2>&1 ||
   { cat build/wasm-build.log >&2; exit 1; }
-ls -l dist/ema-simd.wasm dist/ema-scalar.wasm | awk '{ printf "build: %s (%s bytes)\n", $NF, $5 }'
+ls -l dist/ema-simd.wasm dist/ema-scalar.wasm dist/ema-threads.wasm | awk '{ printf "build: %s (%s bytes)\n", $NF, $5 }'
 # The .wasm files inlined as JS modules (js/wasm/) and the CommonJS copy (dist/cjs/).
 node scripts/build-js.mjs

@@ -485,7 +485,8 @@ size_t ema_byte_length(const ema_ctx* ctx) {
     }
     const size_t metadata = (size_t)(ctx->shadows.count + ctx->backup.count) *
                             (sizeof(uint32_t) + sizeof(size_t));
-    const size_t resident = ctx->params != NULL ? 2 * ctx->shadows.byte_size : 0;
+    const size_t resident = (ctx->params != NULL ? ctx->shadows.byte_size : 0) +
+                            (ctx->resident_backup != NULL ? ctx->shadows.byte_size : 0);
     return sizeof(*ctx) + metadata + ctx->shadows.byte_size * ctx->profile_count +
            ctx->backup.byte_size + resident +
            EMA_STAGING_FLOATS * sizeof(float) + EMA_SEGMENT_CAPACITY * sizeof(ema_segment);
@@ -765,7 +766,7 @@ static uint64_t elements_left_in(const void* base, uint32_t capacity, size_t siz
  * which may hold at most `packed_capacity` floats; then, and only then,
  * applies the open step to them. The caller has checked the pointers and that
  * a step is open. */
-static ema_status apply_segments(ema_ctx* ctx, const ema_segment* segments, uint32_t segment_count,
+static ema_status apply_segments(const ema_ctx* ctx, const ema_segment* segments, uint32_t segment_count,
                                  const float* packed, uint64_t packed_capacity) {
     uint64_t packed_total = 0;
     for (uint32_t i = 0; i < segment_count; i++) {
@@ -820,6 +821,18 @@ ema_status ema_step_apply_staged(ema_ctx* ctx, uint32_t segment_count) {
     return apply_segments(ctx, ctx->segments, segment_count, ctx->staging, EMA_STAGING_FLOATS);
 }
 
+ema_status ema_step_apply_window(const ema_ctx* ctx, const ema_segment* segments,
+                                 uint32_t segment_count, const float* packed,
+                                 uint32_t packed_floats) {
+    if (ctx == NULL || (segment_count != 0 && (segments == NULL || packed == NULL))) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    if (!ctx->step_open) {
+        return EMA_ERROR_NO_STEP;
+    }
+    return apply_segments(ctx, segments, segment_count, packed, packed_floats);
+}
+
 float* ema_staging(ema_ctx* ctx) {
     return ctx != NULL ? ctx->staging : NULL;
 }
@@ -830,30 +843,49 @@ ema_segment* ema_segment_table(ema_ctx* ctx) {
 
 /* ------------------------------------------------------------------------ */
 
+/* Allocates a zeroed block of the shadows' layout into *block unless there
+ * is one. Zero padding keeps whole-region kernel calls exact: 0 - w*(0-0) = 0. */
+static ema_status layout_block_alloc(const ema_ctx* ctx, float** block) {
+    if (*block != NULL) {
+        return EMA_OK;
+    }
+    float* allocated = ema_arena_alloc(ctx->shadows.byte_size);
+    if (allocated == NULL) {
+        return EMA_ERROR_OUT_OF_MEMORY;
+    }
+    memset(allocated, 0, ctx->shadows.byte_size);
+    *block = allocated;
+    return EMA_OK;
+}
+
 ema_status ema_resident_enable(ema_ctx* ctx) {
     if (ctx == NULL) {
         return EMA_ERROR_NULL_ARGUMENT;
     }
-    if (ctx->params != NULL) {
+    if (ctx->params != NULL && ctx->resident_backup != NULL) {
         return EMA_OK;
     }
-    float* params = ema_arena_alloc(ctx->shadows.byte_size);
-    float* backup = ema_arena_alloc(ctx->shadows.byte_size);
-    if (params == NULL || backup == NULL) {
-        ema_arena_free(params);
-        ema_arena_free(backup);
+    const bool had_params = ctx->params != NULL;
+    if (layout_block_alloc(ctx, &ctx->params) != EMA_OK ||
+        layout_block_alloc(ctx, &ctx->resident_backup) != EMA_OK) {
+        if (!had_params) {
+            ema_arena_free(ctx->params);
+            ctx->params = NULL;
+        }
         return EMA_ERROR_OUT_OF_MEMORY;
     }
-    /* Zero padding keeps the whole-region kernel call exact: 0 - w*(0-0) = 0. */
-    memset(params, 0, ctx->shadows.byte_size);
-    memset(backup, 0, ctx->shadows.byte_size);
-    ctx->params = params;
-    ctx->resident_backup = backup;
     return EMA_OK;
 }
 
+ema_status ema_mirror_enable(ema_ctx* ctx) {
+    if (ctx == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    return layout_block_alloc(ctx, &ctx->params);
+}
+
 int ema_is_resident(const ema_ctx* ctx) {
-    return ctx != NULL && ctx->params != NULL;
+    return ctx != NULL && ctx->resident_backup != NULL;
 }
 
 float* ema_param(ema_ctx* ctx, uint32_t slot) {
@@ -863,7 +895,7 @@ float* ema_param(ema_ctx* ctx, uint32_t slot) {
     return ctx->params + ctx->shadows.offsets[slot];
 }
 
-ema_status ema_update_resident_at(ema_ctx* ctx, int64_t step, ema_step_info* info) {
+ema_status ema_resident_step_begin_at(ema_ctx* ctx, int64_t step, ema_step_info* info) {
     if (ctx == NULL) {
         return EMA_ERROR_NULL_ARGUMENT;
     }
@@ -879,25 +911,82 @@ ema_status ema_update_resident_at(ema_ctx* ctx, int64_t step, ema_step_info* inf
         return status;
     }
     commit_step(ctx, planned, info);
-    if (ctx->step_open) {
-        if (ctx->copy_slots == 0 && ctx->profile_steps[0].action == EMA_ACTION_AVERAGE) {
-            /* One kernel call over the whole region: padding is zero in both
-             * (0 - w*(0-0) = 0, and likewise for every rounding). */
-            average_into(ctx, region_copy_floats(&ctx->shadows), ctx->params,
-                         ctx->shadows.base);
+    return EMA_OK;
+}
+
+size_t ema_resident_floats(const ema_ctx* ctx) {
+    return ctx != NULL ? region_copy_floats(&ctx->shadows) : 0;
+}
+
+/* The first slot whose floats reach past `at` (region offsets ascend), or
+ * the slot count. */
+static uint32_t first_slot_ending_after(const ema_ctx* ctx, size_t at) {
+    uint32_t low = 0;
+    uint32_t high = ctx->shadows.count;
+    while (low < high) {
+        const uint32_t middle = low + (high - low) / 2;
+        if (ctx->shadows.offsets[middle] + ctx->shadows.lengths[middle] > at) {
+            high = middle;
         } else {
-            for (uint32_t i = 0; i < ctx->shadows.count; i++) {
-                apply_to_slot(ctx, i, 0, ctx->shadows.lengths[i],
-                              ctx->params + ctx->shadows.offsets[i]);
-            }
+            low = middle + 1;
         }
-        if (ctx->profile_steps[0].overwrite) {
-            /* Keras: the model's variables take their averages. */
-            memcpy(ctx->params, ctx->shadows.base, ctx->shadows.byte_size);
+    }
+    return low;
+}
+
+ema_status ema_resident_apply_range(const ema_ctx* ctx, size_t begin, size_t end) {
+    if (ctx == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    if (ctx->params == NULL) {
+        return EMA_ERROR_NOT_RESIDENT;
+    }
+    if (begin > end || end > region_copy_floats(&ctx->shadows)) {
+        return EMA_ERROR_OUT_OF_RANGE;
+    }
+    if (!ctx->step_open || begin == end) {
+        return EMA_OK; /* a skipped step, or nothing here */
+    }
+    if (ctx->copy_slots == 0 && ctx->profile_steps[0].action == EMA_ACTION_AVERAGE) {
+        /* One kernel call over the range: padding is zero in both
+         * (0 - w*(0-0) = 0, and likewise for every rounding). */
+        average_into(ctx, end - begin, ctx->params + begin, ctx->shadows.base + begin);
+        return EMA_OK;
+    }
+    for (uint32_t i = first_slot_ending_after(ctx, begin); i < ctx->shadows.count; i++) {
+        const size_t start = ctx->shadows.offsets[i];
+        if (start >= end) {
+            break;
         }
+        const size_t from = start > begin ? start : begin;
+        const size_t stop = start + ctx->shadows.lengths[i] < end ? start + ctx->shadows.lengths[i] : end;
+        apply_to_slot(ctx, i, (uint32_t)(from - start), stop - from, ctx->params + from);
+    }
+    return EMA_OK;
+}
+
+ema_status ema_resident_step_end(ema_ctx* ctx) {
+    if (ctx == NULL) {
+        return EMA_ERROR_NULL_ARGUMENT;
+    }
+    if (ctx->params == NULL) {
+        return EMA_ERROR_NOT_RESIDENT;
+    }
+    if (ctx->step_open && ctx->profile_steps[0].overwrite) {
+        /* Keras: the model's variables take their averages. */
+        memcpy(ctx->params, ctx->shadows.base, ctx->shadows.byte_size);
     }
     ctx->step_open = false;
     return EMA_OK;
+}
+
+ema_status ema_update_resident_at(ema_ctx* ctx, int64_t step, ema_step_info* info) {
+    const ema_status status = ema_resident_step_begin_at(ctx, step, info);
+    if (status != EMA_OK) {
+        return status;
+    }
+    ema_resident_apply_range(ctx, 0, region_copy_floats(&ctx->shadows));
+    return ema_resident_step_end(ctx);
 }
 
 ema_status ema_update_resident(ema_ctx* ctx, float* decay_used) {
@@ -932,7 +1021,7 @@ ema_status ema_store_resident(ema_ctx* ctx) {
     if (ctx == NULL) {
         return EMA_ERROR_NULL_ARGUMENT;
     }
-    if (ctx->params == NULL) {
+    if (ctx->resident_backup == NULL) {
         return EMA_ERROR_NOT_RESIDENT;
     }
     memcpy(ctx->resident_backup, ctx->params, ctx->shadows.byte_size);
@@ -944,7 +1033,7 @@ ema_status ema_restore_resident(ema_ctx* ctx) {
     if (ctx == NULL) {
         return EMA_ERROR_NULL_ARGUMENT;
     }
-    if (ctx->params == NULL) {
+    if (ctx->resident_backup == NULL) {
         return EMA_ERROR_NOT_RESIDENT;
     }
     if (!ctx->has_resident_backup) {

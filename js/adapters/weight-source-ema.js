@@ -37,7 +37,7 @@
 // code runs between reading the weights and copying them into the arena.
 
 import { describe, wrongReceiver } from '../describe.js';
-import { adapterAccess, EMA_OPTION_DEFAULTS, prepareEma } from '../ema.js';
+import { adapterAccess, EMA_OPTION_DEFAULTS, prepareEma, startThreads } from '../ema.js';
 import { ALL_RECIPE_OPTION_KEYS } from '../recipes.js';
 import { readOptions } from '../resolve.js';
 import { hold } from '../scope.js';
@@ -69,7 +69,10 @@ export async function createWeightSourceEma(Adapter, kind, target, options) {
   }
   const create = await prepareEma(coreValues, method);
   const source = await kind.open(target, ownValues, method);
-  return holding(method, source, 'read', () => then(source.read(method), (params) => new Adapter(create(params), source, kind)));
+  const adapter = await holding(method, source, 'read', () => then(source.read(method), (params) => new Adapter(create(params), source, kind)));
+  // The workers start after the weights are read (the threads build; see createEma).
+  await startThreads(liveEmaOf(adapter, method), method);
+  return adapter;
 }
 
 /** See WeightSourceEma's static block: the checked core EMA, for an adapter's own members. */

@@ -245,7 +245,7 @@ describe('onnxruntime-web adapter: arguments and errors', () => {
     await assert.rejects(createOrtEma(session, { decay: 0.9, warmup: true }), {
       name: 'TypeError',
       message:
-        "ema-wasm: createOrtEma: unknown option 'warmup'; expected recipe, decay, useNumUpdates, nonFinite, simd, wasm, minDecay, updateAfterStep, useEmaWarmup, invGamma, power, foreach, useWarmup, warmupGamma, warmupPower, excludeBuffers, beta, updateEvery, minValue, paramOrBufferNamesNoEma, ignoreNames, ignoreStartswithNames, emaMomentum, emaOverwriteFrequency, sigmaRel, gamma, batchSize, debias",
+        "ema-wasm: createOrtEma: unknown option 'warmup'; expected recipe, decay, useNumUpdates, nonFinite, simd, wasm, threads, background, minDecay, updateAfterStep, useEmaWarmup, invGamma, power, foreach, useWarmup, warmupGamma, warmupPower, excludeBuffers, beta, updateEvery, minValue, paramOrBufferNamesNoEma, ignoreNames, ignoreStartswithNames, emaMomentum, emaOverwriteFrequency, sigmaRel, gamma, batchSize, debias",
     });
     await assert.rejects(createOrtEma(session, 'fast'), { name: 'TypeError', message: /options must be an object/ });
     await assert.rejects(createOrtEma(session, { decay: 2 }), { name: 'RangeError', message: /^ema-wasm: createOrtEma: options\.decay must be (a number )?in \[0, 1\], got (number )?2$/ });

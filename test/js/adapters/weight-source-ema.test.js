@@ -164,7 +164,7 @@ for (const async of [false, true]) {
       await assert.rejects(create(async, makeModel(2), { colour: 'red' }), {
         name: 'TypeError',
         message:
-          "ema-wasm: createMemoryEma: unknown option 'colour'; expected recipe, decay, useNumUpdates, nonFinite, simd, wasm, minDecay, updateAfterStep, useEmaWarmup, invGamma, power, foreach, useWarmup, warmupGamma, warmupPower, excludeBuffers, beta, updateEvery, minValue, paramOrBufferNamesNoEma, ignoreNames, ignoreStartswithNames, emaMomentum, emaOverwriteFrequency, sigmaRel, gamma, batchSize, debias, label",
+          "ema-wasm: createMemoryEma: unknown option 'colour'; expected recipe, decay, useNumUpdates, nonFinite, simd, wasm, threads, background, minDecay, updateAfterStep, useEmaWarmup, invGamma, power, foreach, useWarmup, warmupGamma, warmupPower, excludeBuffers, beta, updateEvery, minValue, paramOrBufferNamesNoEma, ignoreNames, ignoreStartswithNames, emaMomentum, emaOverwriteFrequency, sigmaRel, gamma, batchSize, debias, label",
       });
       await assert.rejects(create(async, makeModel(2), { resident: true }), {
         name: 'TypeError',
