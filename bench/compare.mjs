@@ -4,13 +4,15 @@
 // model shapes, in one run; then the roundings of the update (LitEma's
 // unfused one, PyTorch's lerp_, diffusers' one rounding, Keras'), each
 // family's kernel alone at the 1M and 16M models' sizes, in both Wasm builds
-// and natively.
+// and natively; then the threads section (lib/threads.mjs): one step at 16M
+// and 64M on one thread and on all, beside native C and PyTorch with the
+// same threads.
 //
 //   node bench/compare.mjs                    full run (a few minutes)
 //   node bench/compare.mjs --quick            fewer repetitions, a smoke test
 //   node bench/compare.mjs --only 1M,tiny     some models (1M, resnet50, 64M, tiny2000; 16M only on request)
 //   node bench/compare.mjs --json PATH        results file (default bench/results.json)
-//   node bench/compare.mjs --no-native --no-tfjs --tfjs-large --no-rounding
+//   node bench/compare.mjs --no-native --no-tfjs --tfjs-large --no-rounding --no-threads
 //
 // scripts/readme-perf.mjs turns the JSON into the README's performance table.
 //
@@ -30,6 +32,7 @@
 //   verify.mjs       the bit-identical check that runs before any timing
 //   timing.mjs       interleaved rounds and medians (and why: noise)
 //   targets.mjs      the goals and their verdicts
+//   threads.mjs      the threads section (threads-native.mjs: its native C and PyTorch rows)
 //   results.mjs      the rows' statistics and the results.json document
 //   report.mjs       the header, the table, the legend, targets and notes
 
@@ -49,20 +52,23 @@ import { printHeader, printSummary } from './lib/report.mjs';
 import { describeEnvironment, resultRows, resultsDocument } from './lib/results.mjs';
 import { runMain, writeResults } from './lib/run.mjs';
 import { evaluateTargets } from './lib/targets.mjs';
+import { benchThreads } from './lib/threads.mjs';
 import { timeInterleaved } from './lib/timing.mjs';
 import { inVariantOrder, VARIANT, VARIANTS } from './lib/variants.mjs';
 import { verifyVariants, VERIFY_STEPS } from './lib/verify.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const USAGE = `usage: node bench/compare.mjs [--quick] [--only MODEL[,MODEL]] [--json PATH]
-                              [--no-native] [--no-tfjs] [--tfjs-large] [--no-rounding]
+                              [--no-native] [--no-tfjs] [--tfjs-large] [--no-rounding] [--no-threads]
   models: 1M, resnet50, 64M, tiny2000
   --json PATH    where to write the results (default bench/results.json)
   --no-native    skip the native C rows (no cmake/gcc build)
   --no-tfjs      skip the TF.js rows
   --tfjs-large   also time TF.js on resnet50 and 64M (slow: seconds per update)
   --no-rounding  skip the roundings of the update (each kernel family alone at
-                 1M and 16M: Wasm SIMD, Wasm scalar, native)`;
+                 1M and 16M: Wasm SIMD, Wasm scalar, native)
+  --no-threads   skip the threads section (16M and 64M on one thread and on
+                 all, beside native C and PyTorch; bench/threads.mjs alone)`;
 
 /** --only's value: the models it names, in the order of MODELS. */
 function onlyModels(text, flag) {
@@ -82,6 +88,7 @@ const { readOptions } = createCommandLine({
     tfjs: true,
     tfjsLarge: false,
     rounding: true,
+    threads: true,
   },
   valueFlags: {
     '--only': ['models', onlyModels],
@@ -93,6 +100,7 @@ const { readOptions } = createCommandLine({
     '--no-tfjs': ['tfjs', false],
     '--tfjs-large': ['tfjsLarge', true],
     '--no-rounding': ['rounding', false],
+    '--no-threads': ['threads', false],
   },
 });
 
@@ -233,9 +241,13 @@ async function main() {
   }
   const targets = evaluateTargets(rows, rounding);
   printSummary({ verification, rows, rounding, targets, notes });
+  // Last, on its own: its 64M EMAs take several GB, and its rows are per size, not per model.
+  const threads = options.threads ? await benchThreads({ quick: options.quick, native: options.native }) : null;
+  if (!options.threads) notes.push('threads section skipped (--no-threads)');
 
   const durationSeconds = Number(((performance.now() - started) / 1e3).toFixed(1));
   const json = resultsDocument({ environment, durationSeconds, models: options.models, verification, targets, notes, rows, rounding });
+  if (threads !== null) json.threads = threads;
   writeResults(options.jsonPath, json);
 }
 

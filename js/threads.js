@@ -34,11 +34,12 @@ export const MODE_RANGES = 2;
 export const MAX_RING = 64;
 /** Workers a pool keeps at most (YIELD and CLAIM have a word for each). */
 export const MAX_WORKERS = 63;
-/** How long a worker may take to start, or to instantiate an EMA's module. */
-const START_TIMEOUT_MS = 15000;
-
-/** Settings tests change: how long a claim may stand still before its worker counts as dead. */
-export const threadSettings = { stallMs: 10000 };
+/**
+ * Settings tests change: how long a claim may stand still before its
+ * worker counts as dead, how long a worker may take to start or to
+ * instantiate an EMA's module, and how workers are spawned.
+ */
+export const threadSettings = { stallMs: 10000, startTimeoutMs: 15000, spawn: null };
 
 const nodeWorkerThreads =
   typeof process === 'object' && typeof process?.getBuiltinModule === 'function'
@@ -144,12 +145,12 @@ function spawnWorker(name) {
     };
   } finally {
     // The worker has fetched its script by the time it runs; a revoked URL is fine then.
-    setTimeout(() => URL.revokeObjectURL(url), START_TIMEOUT_MS);
+    setTimeout(() => URL.revokeObjectURL(url), threadSettings.startTimeoutMs);
   }
 }
 
 /** A promise and its settle functions, with a timeout that rejects it. */
-function deferred(what, ms = START_TIMEOUT_MS) {
+function deferred(what, ms = threadSettings.startTimeoutMs) {
   let resolve;
   let reject;
   const promise = new Promise((ok, fail) => {
@@ -178,7 +179,7 @@ class Pool {
       const record = { handle: null, live: true, started, attached: new Map(), exitError: null };
       this.workers.push(record);
       try {
-        record.handle = spawnWorker(`ema-wasm thread ${index + 1}`);
+        record.handle = (threadSettings.spawn ?? spawnWorker)(`ema-wasm thread ${index + 1}`);
       } catch (error) {
         record.live = false;
         this.workers.pop();
@@ -485,6 +486,13 @@ export class Team {
 
 /** Test hooks on the pool's workers. */
 export const threadTestHooks = {
+  /** Ends every worker and forgets the pool: the next EMA that needs one makes a new pool. */
+  async resetPool() {
+    const old = pool;
+    pool = null;
+    if (old !== null) await Promise.all(old.workers.map((worker) => worker.handle?.terminate()));
+  },
+  spawnWorker,
   dieAfterClaims: (index, claims) => pool.dieAfterClaims(index, claims),
   terminate: (index) => pool.terminate(index),
   liveWorkers: () => pool?.liveWorkers(pool.workers.length) ?? 0,

@@ -55,8 +55,11 @@ missing=()
 command -v emcc >/dev/null 2>&1 || missing+=(emscripten)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 if [ "$purpose" = bench ]; then
-  # The native baseline of the benchmark is the same C core built by gcc.
+  # The native baseline of the benchmark is the same C core built by gcc
+  # (with OpenMP for the threads section); PyTorch's lerp_ is its other
+  # baseline there (skipped with a note when python3-torch is absent).
   command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+  /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || missing+=(python3-torch)
 fi
 if [ "$purpose" = test ]; then
   # The native C tests build with gcc under AddressSanitizer and UBSan; the

@@ -137,6 +137,7 @@ const SCRIPTS = [
   { file: 'bench/kernels.mjs', program: 'bench/kernels', usage: 'usage: node bench/kernels.mjs' },
   { file: 'bench/guard.mjs', program: 'bench/guard', usage: 'usage: node bench/guard.mjs' },
   { file: 'bench/profiles.mjs', program: 'bench/profiles', usage: 'usage: node bench/profiles.mjs' },
+  { file: 'bench/threads.mjs', program: 'bench/threads', usage: 'usage: node bench/threads.mjs' },
   { file: 'scripts/readme-perf.mjs', program: 'readme-perf', usage: 'usage: node scripts/readme-perf.mjs' },
   { file: 'demo/train-node.mjs', program: 'train-node', usage: 'Usage: node demo/train-node.mjs' },
   { file: 'demo/train-tfjs.mjs', program: 'train-tfjs', usage: 'Usage: node demo/train-tfjs.mjs' },
