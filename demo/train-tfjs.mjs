@@ -50,7 +50,7 @@ import {
   printPosthocStart,
 } from './tfjs/posthoc-report.mjs';
 import { createProgress } from './tfjs/progress.mjs';
-import { formatCount, printFooter, printHeader, printTable, printVerdict } from './tfjs/report.mjs';
+import { describeBuild, formatCount, printFooter, printHeader, printTable, printVerdict } from './tfjs/report.mjs';
 import { evaluationTensors } from './tfjs/tensors.mjs';
 import { evaluateBoth, trainEpoch } from './tfjs/training.mjs';
 
@@ -91,7 +91,7 @@ async function prepareRun(options, data, snapshotsFolder) {
   let ema;
   let posthoc;
   try {
-    ema = await createTfjsEma(classifier.model, { decay: options.decay, useNumUpdates: options.warmup, tf });
+    ema = await createTfjsEma(classifier.model, { decay: options.decay, useNumUpdates: options.warmup, background: options.background, tf });
     posthoc = await createPosthocTracker(classifier.model, {
       folder: snapshotsFolder,
       snapshotEvery: options.snapshotEvery,
@@ -286,7 +286,7 @@ async function main(args) {
       emaMilliseconds: history.emaMilliseconds,
       updates: history.updates,
       parameters: run.parameters,
-      simd: run.ema.simd,
+      build: describeBuild(run.ema),
       seconds: {
         total: (performance.now() - startTime) / 1000,
         training: trainingSeconds - evaluationSeconds,

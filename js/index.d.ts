@@ -111,6 +111,23 @@ export interface EmaOptions {
   /** `'auto'` (default) picks the SIMD128 build when the runtime supports it; true/false force one. */
   simd?: 'auto' | boolean;
   /**
+   * How many threads share each update (the calling one included): `'auto'`
+   * (default) runs the threads build on every core where the runtime allows
+   * it (Node 20.16+; browsers in a cross-origin isolated page) and the model
+   * has at least 2^19 floats (or `background` is true), else one thread; a
+   * number from 2 to 64 asks for that many and rejects where the runtime
+   * cannot; 1 never starts a worker. Results are bit-identical either way.
+   */
+  threads?: 'auto' | number;
+  /**
+   * `update(params)` returns once the parameters are copied; the averaging
+   * finishes in the workers while training goes on, and the next call that
+   * reads or changes the EMA waits for it (default false). Needs workers:
+   * with threads 'auto' where they cannot run, it quietly stays off
+   * (`ema.background` says false). Not with `resident: true`.
+   */
+  background?: boolean;
+  /**
    * Keep the parameters themselves in the arena (default false): train in
    * `ema.param(name)` and call `update()`, `copyTo()`, `store()`, `restore()`
    * and `withEma(fn)` without params. No copy-in on update.
@@ -281,8 +298,14 @@ export declare abstract class BaseEma {
   readonly options: Record<string, unknown>;
   /** Tracked names (every entry the recipe keeps), in creation order. */
   readonly names: string[];
-  /** True when the SIMD128 build runs, false for the scalar build. */
+  /** True when a SIMD128 build runs (the SIMD128 or the threads build), false for the scalar build. */
   readonly simd: boolean;
+  /** Which build runs: `'threads'`, `'simd'` or `'scalar'`. */
+  readonly build: 'threads' | 'simd' | 'scalar';
+  /** Threads an update uses: 1, or the calling thread and the live workers. */
+  readonly threads: number;
+  /** Whether update() returns before the averaging ends (`background: true` with workers running). */
+  readonly background: boolean;
   /** Bytes the arena holds in WebAssembly memory (shadows, staging window, backup). */
   readonly byteLength: number;
   /** True for a ResidentEma (created with `resident: true`). */

@@ -11,8 +11,16 @@ export function formatCount(number) {
   return number.toLocaleString('en-US');
 }
 
+/** Which build an EMA runs, in words: the build, its threads, background or not. */
+export function describeBuild(ema) {
+  if (ema.build === 'threads') {
+    return `threads build (${ema.threads} threads${ema.background ? ', averaging in the background' : ''})`;
+  }
+  return ema.simd ? 'SIMD128 build' : 'scalar build';
+}
+
 export function printHeader({ options, settings, backend, ema, parameters, data }) {
-  const build = ema.simd ? 'SIMD128 build (ema-simd.wasm)' : 'scalar build (ema-scalar.wasm)';
+  const build = describeBuild(ema);
   console.log('ema-wasm TF.js demo: raw SGD weights vs. their exponential moving average, on MNIST');
   console.log(
     `  data      ${formatCount(data.train.count)} train / ${formatCount(data.test.count)} test digits ` +
@@ -75,12 +83,12 @@ export function printVerdict({ rows, testCount }) {
  * Footer: cost of the EMA, time (seconds: { total, training, evaluation,
  * posthoc, setup }), tensor bookkeeping and the plot's path.
  */
-export function printFooter({ emaMilliseconds, updates, parameters, simd, seconds, tensors, plotPath, weights }) {
+export function printFooter({ emaMilliseconds, updates, parameters, build, seconds, tensors, plotPath, weights }) {
   const perUpdate = updates > 0 ? emaMilliseconds / updates : 0;
   console.log(
-    `EMA cost: ${emaMilliseconds.toFixed(1)} ms in ema.update() for ${formatCount(updates)} updates, ` +
+    `EMA cost: ${emaMilliseconds.toFixed(1)} ms of the training thread in ema.update() for ${formatCount(updates)} updates, ` +
       `${perUpdate.toFixed(3)} ms per update of ${formatCount(parameters)} floats ` +
-      `(${simd ? 'SIMD128' : 'scalar'} build; includes reading the weights out of TF.js).`,
+      `(${build}; includes reading the weights out of TF.js).`,
   );
   console.log(
     `Time: ${seconds.total.toFixed(1)} s in all: ${seconds.training.toFixed(1)} s training, ` +

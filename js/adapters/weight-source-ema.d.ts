@@ -15,8 +15,14 @@ export declare abstract class WeightSourceEma {
   readonly decay: number;
   /** The names of the tracked weights, in order. */
   readonly names: string[];
-  /** True when the SIMD128 build runs, false for the scalar build. */
+  /** True when a SIMD128 build runs (the SIMD128 or the threads build), false for the scalar build. */
   readonly simd: boolean;
+  /** Which build runs: `'threads'`, `'simd'` or `'scalar'`. */
+  readonly build: 'threads' | 'simd' | 'scalar';
+  /** Threads an update uses: 1, or the calling thread and the live workers. */
+  readonly threads: number;
+  /** Whether update() returns before the averaging ends (`background: true` with workers running). */
+  readonly background: boolean;
   /** The power recipe's profiles; null for other recipes. */
   readonly profiles: Profile[] | null;
   /** Updates that averaged or copied. */

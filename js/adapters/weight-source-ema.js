@@ -121,6 +121,21 @@ export class WeightSourceEma {
     return WeightSourceEma.#live(this, 'simd').simd;
   }
 
+  /** Which build runs: 'threads', 'simd' or 'scalar'. */
+  get build() {
+    return WeightSourceEma.#live(this, 'build').build;
+  }
+
+  /** Threads an update uses (see Ema.threads). */
+  get threads() {
+    return WeightSourceEma.#live(this, 'threads').threads;
+  }
+
+  /** Whether update() returns before the averaging ends (see Ema.background). */
+  get background() {
+    return WeightSourceEma.#live(this, 'background').background;
+  }
+
   /** The power recipe's profiles (see Ema.profiles); null for other recipes. */
   get profiles() {
     return WeightSourceEma.#live(this, 'profiles').profiles;
