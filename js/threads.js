@@ -173,16 +173,21 @@ class Pool {
   /** Makes sure at least `count` workers have started; rejects when one cannot. */
   async grow(count) {
     const starting = [];
-    while (this.workers.length < count) {
-      const index = this.workers.length;
+    for (let index = 0; index < count; index++) {
+      // A worker that ended while idle is replaced in its place (its words reset).
+      if (index < this.workers.length && this.workers[index].live) continue;
+      Atomics.store(this.control, CONTROL.YIELD + index, 0);
+      Atomics.store(this.control, CONTROL.CLAIM + index, 0);
       const started = deferred(`worker ${index} of ema-wasm's thread pool`);
       const record = { handle: null, live: true, started, attached: new Map(), exitError: null };
-      this.workers.push(record);
+      const previous = this.workers[index];
+      this.workers[index] = record;
       try {
         record.handle = (threadSettings.spawn ?? spawnWorker)(`ema-wasm thread ${index + 1}`);
       } catch (error) {
         record.live = false;
-        this.workers.pop();
+        if (previous === undefined) this.workers.pop();
+        else this.workers[index] = previous;
         throw error;
       }
       record.handle.onMessage((message) => this.#onMessage(record, message));
@@ -268,9 +273,13 @@ class Pool {
 
 let pool = null;
 
-/** This agent's pool, made on first use. */
+/** This agent's pool, made on first use, and made anew after one broke (its workers are ended). */
 function thePool() {
-  if (pool === null || pool.broken !== null) pool = new Pool();
+  if (pool !== null && pool.broken !== null) {
+    for (const worker of pool.workers) if (worker.live) worker.handle.terminate();
+    pool = null;
+  }
+  pool ??= new Pool();
   return pool;
 }
 
@@ -387,30 +396,47 @@ export class Team {
     const control = pool.control;
     while (this.#help(applyOnCaller, mode));
     const total = Atomics.load(control, CONTROL.TOTAL);
-    let done = Atomics.load(control, CONTROL.DONE);
-    let since = performance.now();
-    while (done < total) {
-      pause(control, CONTROL.DONE, done, 5);
-      const now = Atomics.load(control, CONTROL.DONE);
-      if (now !== done) {
-        done = now;
-        since = performance.now();
-      } else if (performance.now() - since > threadSettings.stallMs) {
-        const error = new Error(
-          `ema-wasm: a worker of the thread pool stopped in the middle of a step (${total - done} of ${total} tasks ` +
-            `never finished within ${threadSettings.stallMs / 1000} s); this EMA's shadows may be partly updated, so it refuses ` +
-            'further use: load its last checkpoint into a new EMA',
-        );
-        this.broken = error;
-        pool.broken = error;
-        this.#open = null;
-        pool.open = null;
-        throw error;
-      }
+    const progress = this.#progress();
+    while (Atomics.load(control, CONTROL.DONE) < total) {
+      pause(control, CONTROL.DONE, Atomics.load(control, CONTROL.DONE), 5);
+      progress.check();
     }
     Atomics.store(control, CONTROL.CLOSED, job);
     while (Atomics.load(control, CONTROL.ACTIVE) !== 0) pause(control, CONTROL.ACTIVE, Atomics.load(control, CONTROL.ACTIVE), 1);
     return Atomics.load(control, CONTROL.FAILED);
+  }
+
+  /**
+   * A watch on the job's finished tasks: check() throws (and breaks the pool
+   * and this team) when none has finished for threadSettings.stallMs while
+   * the calling thread waits: a worker died holding a claim.
+   */
+  #progress() {
+    const control = this.#pool.control;
+    let done = Atomics.load(control, CONTROL.DONE);
+    let since = performance.now();
+    return {
+      check: () => {
+        const now = Atomics.load(control, CONTROL.DONE);
+        if (now !== done) {
+          done = now;
+          since = performance.now();
+          return;
+        }
+        if (performance.now() - since <= threadSettings.stallMs) return;
+        const total = Atomics.load(control, CONTROL.TOTAL);
+        const error = new Error(
+          `ema-wasm: a worker of the thread pool stopped in the middle of a step (${total - done} of ${total} tasks ` +
+            `did not finish within ${threadSettings.stallMs / 1000} s); this EMA's shadows may be partly updated, so it refuses ` +
+            'further use: load its last checkpoint into a new EMA',
+        );
+        this.broken = error;
+        this.#pool.broken = error;
+        this.#open = null;
+        this.#pool.open = null;
+        throw error;
+      },
+    };
   }
 
   /**
@@ -455,10 +481,14 @@ export class Team {
     const job = this.#begin(MODE_WINDOWS, windowCount, 0, {
       PLAN: plan, RING: ring, STAGING: staging, STAGING_FLOATS: stagingFloats, CONTEXT: context,
     });
+    const progress = this.#progress();
     for (let window = 0; window < windowCount; window++) {
       const busy = CONTROL.BUSY + (window % ring);
       while (Atomics.load(control, busy) !== 0) {
-        if (!this.#help(applyWindow, MODE_WINDOWS)) pause(control, busy, 1, 1);
+        if (!this.#help(applyWindow, MODE_WINDOWS)) {
+          pause(control, busy, 1, 1);
+          progress.check();
+        }
       }
       stage(window, window % ring);
       Atomics.store(control, busy, 1);
