@@ -3,11 +3,23 @@
 // browser test: serves the repository root on 127.0.0.1 with the right MIME
 // types (.wasm as application/wasm, so WebAssembly.compileStreaming works).
 //
-//   node scripts/serve.mjs            # PORT=8080 by default, HOST=127.0.0.1
+//   node scripts/serve.mjs                  # PORT=8080 by default, HOST=127.0.0.1
 //   PORT=9000 node scripts/serve.mjs
+//   node scripts/serve.mjs --no-isolation   # without the COOP/COEP headers
 //
 // Or in-process (the browser test does this on port 0):
-//   const { url, close } = await startServer({ port: 0 });
+//   const { url, close } = await startServer({ port: 0, isolation: true });
+//
+// Cross-origin isolation: by default every response carries
+// Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy:
+// require-corp, so the page is cross-origin isolated (crossOriginIsolated,
+// SharedArrayBuffer) and ema-wasm's threads build can run in it. Under
+// require-corp a page may load only same-origin resources, or others that
+// opt in with Cross-Origin-Resource-Policy; the demo loads everything from
+// this server (the repository and its node_modules), and every response
+// says Cross-Origin-Resource-Policy: same-origin as well. --no-isolation
+// (isolation: false) leaves the three headers out: the page then runs the
+// single-threaded SIMD build, as on a server that does not send them.
 //
 // Only GET and HEAD; no directory listings; paths with '..' or hidden
 // (dot) segments are refused (403), and every file is checked to lie inside
@@ -18,6 +30,8 @@ import { realpath, stat } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+
+import { createCommandLine } from './flags.mjs';
 
 export const DEFAULT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -37,6 +51,13 @@ export const MIME_TYPES = Object.freeze({
 });
 
 const FALLBACK_TYPE = 'application/octet-stream';
+
+/** The headers that make a page cross-origin isolated, and the resource policy of everything served. */
+export const ISOLATION_HEADERS = Object.freeze({
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+  'Cross-Origin-Resource-Policy': 'same-origin',
+});
 
 class HttpError extends Error {
   constructor(status, message) {
@@ -127,8 +148,10 @@ function sendText(response, status, text, headers = {}) {
   response.end(body);
 }
 
-function createHandler(root, log) {
+function createHandler(root, log, isolation) {
   return async (request, response) => {
+    // On every response (redirects and errors too): writeHead() adds its own.
+    if (isolation) for (const [name, value] of Object.entries(ISOLATION_HEADERS)) response.setHeader(name, value);
     try {
       if (request.method !== 'GET' && request.method !== 'HEAD') {
         sendText(response, 405, 'Method not allowed', { Allow: 'GET, HEAD' });
@@ -171,13 +194,18 @@ function createHandler(root, log) {
 }
 
 /**
- * Starts the server. Resolves to { server, url, demoUrl, port, close() } once
- * it listens; rejects (with error.code 'EADDRINUSE' and a clear message)
- * when the port is taken. `port: 0` picks a free port.
+ * Starts the server. Resolves to { server, url, demoUrl, port, isolation,
+ * close() } once it listens; rejects (with error.code 'EADDRINUSE' and a
+ * clear message) when the port is taken. `port: 0` picks a free port.
+ * `isolation: false` leaves out the cross-origin isolation headers
+ * (ISOLATION_HEADERS), which are on every response by default.
  */
-export function startServer({ port = 8080, host = '127.0.0.1', root = DEFAULT_ROOT, log = () => {} } = {}) {
+export function startServer({ port = 8080, host = '127.0.0.1', root = DEFAULT_ROOT, log = () => {}, isolation = true } = {}) {
+  if (typeof isolation !== 'boolean') {
+    return Promise.reject(new TypeError(`startServer: isolation must be a boolean, got ${typeof isolation}`));
+  }
   const resolvedRoot = path.resolve(root);
-  const server = http.createServer(createHandler(resolvedRoot, log));
+  const server = http.createServer(createHandler(resolvedRoot, log, isolation));
   return new Promise((resolve, reject) => {
     const onError = (error) => {
       if (error.code === 'EADDRINUSE') {
@@ -200,6 +228,7 @@ export function startServer({ port = 8080, host = '127.0.0.1', root = DEFAULT_RO
         url,
         demoUrl: `${url}/demo/`,
         port: address.port,
+        isolation,
         close: () =>
           new Promise((done, fail) => {
             server.close((error) => (error ? fail(error) : done()));
@@ -220,7 +249,29 @@ function parsePort(text) {
   return port;
 }
 
+const { readOptions } = createCommandLine({
+  program: 'serve',
+  usage: `usage: node scripts/serve.mjs [--no-isolation]   (or: npm run serve -- [--no-isolation])
+
+Serves the repository on http://HOST:PORT/ for the browser demo (/demo/).
+
+  --no-isolation  serve without the cross-origin isolation headers
+                  (Cross-Origin-Opener-Policy: same-origin,
+                  Cross-Origin-Embedder-Policy: require-corp and
+                  Cross-Origin-Resource-Policy: same-origin), which are on
+                  every response by default; without them the page is not
+                  cross-origin isolated, and ema-wasm runs its single-threaded
+                  SIMD build instead of the threads build
+  -h, --help      print this help
+
+Environment: PORT (default 8080; 0 picks a free port), HOST (default 127.0.0.1).`,
+  defaults: { isolation: true },
+  switches: { '--no-isolation': ['isolation', false] },
+});
+
 async function main() {
+  const options = readOptions(process.argv.slice(2));
+  if (options === null) return;
   let port;
   try {
     port = parsePort(process.env.PORT);
@@ -230,14 +281,26 @@ async function main() {
     return;
   }
   const host = process.env.HOST || '127.0.0.1';
-  try {
-    await stat(path.join(DEFAULT_ROOT, 'js', 'wasm', 'ema-simd.js'));
-  } catch {
-    console.warn('serve: js/wasm/ema-simd.js (the inlined Wasm) is missing; build it first with `npm run build`');
+  for (const build of ['ema-simd.js', 'ema-threads.js']) {
+    try {
+      await stat(path.join(DEFAULT_ROOT, 'js', 'wasm', build));
+    } catch {
+      console.warn(`serve: js/wasm/${build} (the inlined Wasm) is missing; build it first with \`npm run build\``);
+    }
   }
   try {
-    const { demoUrl, close } = await startServer({ port, host, log: (message) => console.error(`serve: ${message}`) });
+    const { demoUrl, close } = await startServer({
+      port,
+      host,
+      isolation: options.isolation,
+      log: (message) => console.error(`serve: ${message}`),
+    });
     console.log(`ema-wasm demo at ${demoUrl}`);
+    console.log(
+      options.isolation
+        ? 'cross-origin isolated (COOP/COEP headers sent): the page can run the threads build; --no-isolation to serve without them'
+        : 'not cross-origin isolated (--no-isolation): the page runs the single-threaded SIMD build',
+    );
     const stop = () => {
       close().finally(() => process.exit(0));
     };

@@ -8,6 +8,7 @@
     status: 'idle',
     results: [],
     simd: null,
+    build: null, // { build, threads, background, crossOriginIsolated } of a run's EMA
     backend: null,
     updateMs: { mean: NaN, last: NaN },
     error: null,

@@ -6,10 +6,16 @@
 //   /demo/?steps=300&backend=wasm&decay=0.99&warmup=1
 // The page reports its state for tests and scripts on
 //   document.body.dataset.status  'idle' | 'running' | 'done' | 'error'
-//   window.emaDemo  { status, results, simd, backend, updateMs, error,
+//   window.emaDemo  { status, results, simd, build, backend, updateMs, error,
 //                     posthoc, ... }
-// where posthoc (see resetPosthoc) describes the post-hoc EMA section; a run
-// is 'done' once its sweep is drawn and the slider is live.
+// where build is { build, threads, background, crossOriginIsolated } of the
+// run's EMA (null before a run starts it: see describeBuild), and posthoc
+// (see resetPosthoc) describes the post-hoc EMA section; a run is 'done' once
+// its sweep is drawn and the slider is live.
+//
+// The EMAs ask for the threads build (train.js, EMA_THREADING), which runs
+// when the page is cross-origin isolated: scripts/serve.mjs sends the
+// COOP/COEP headers for that unless given --no-isolation.
 
 import uPlot from '../../node_modules/uplot/dist/uPlot.esm.js';
 
@@ -289,14 +295,42 @@ function resetStats(config) {
   setText('stat-acc', '—');
 }
 
-function showBuild(simd, parameters, tensors) {
-  const build = $('stat-build');
-  build.textContent = simd ? 'SIMD128' : 'scalar';
-  build.classList.toggle('good', simd);
-  setText(
-    'stat-build-file',
-    `${simd ? 'ema-simd.wasm' : 'ema-scalar.wasm'}\n${parameters.toLocaleString('en')} weights, ${tensors} tensors`,
-  );
+const BUILD_FILES = { threads: 'ema-threads.wasm (SIMD128)', simd: 'ema-simd.wasm', scalar: 'ema-scalar.wasm' };
+const BUILD_NAMES = { threads: 'threads', simd: 'SIMD128', scalar: 'scalar' };
+
+/** Why an EMA that asked for threads runs on one thread here. */
+function singleThreadedBecause(build) {
+  if (!window.crossOriginIsolated) return 'page not cross-origin isolated';
+  if (build === 'scalar') return 'no WebAssembly SIMD in this browser';
+  if (build === 'threads') return 'its workers did not start';
+  if ((navigator.hardwareConcurrency ?? 1) < 2) return 'the browser reports one core';
+  return 'the threads build cannot run here';
+}
+
+/** The line that says which build runs, e.g. 'EMA build: threads (2 threads, averaging in the background)'. */
+function describeBuild({ build, threads, background }) {
+  if (build === 'threads' && threads > 1) {
+    return `EMA build: threads (${threads} threads${background ? ', averaging in the background' : ''})`;
+  }
+  return `EMA build: ${build} (single-threaded: ${singleThreadedBecause(build)})`;
+}
+
+/** The build line before a run has created its EMA. */
+function describeIsolation() {
+  return window.crossOriginIsolated
+    ? 'EMA build: chosen when a run starts; the page is cross-origin isolated, so the threads build can run.'
+    : 'EMA build: chosen when a run starts; the page is not cross-origin isolated (no COOP/COEP headers), so the ' +
+        'single-threaded SIMD build runs.';
+}
+
+function showBuild({ simd, build, threads, background, parameters, tensors }) {
+  demo.simd = simd;
+  demo.build = { build, threads, background, crossOriginIsolated: window.crossOriginIsolated === true };
+  const value = $('stat-build');
+  value.textContent = BUILD_NAMES[build] ?? build;
+  value.classList.toggle('good', simd);
+  setText('stat-build-file', `${BUILD_FILES[build] ?? build}\n${parameters.toLocaleString('en')} weights, ${tensors} tensors`);
+  setText('build-line', describeBuild(demo.build));
 }
 
 function showProgress(point, stats, config, startedAt) {
@@ -309,7 +343,9 @@ function showProgress(point, stats, config, startedAt) {
     stats.numUpdates >= 0 ? `numUpdates ${stats.numUpdates.toLocaleString('en')}\nwarmup on` : 'numUpdates -1\nwarmup off',
   );
   setText('stat-update', formatMs(stats.updateMs.mean));
-  setText('stat-update-sub', `mean per step\nlast ${formatMs(stats.updateMs.last)}`);
+  // In the background, update() returns once the weights are copied.
+  const what = demo.build?.background ? 'mean per step (copy-in)' : 'mean per step';
+  setText('stat-update-sub', `${what}\nlast ${formatMs(stats.updateMs.last)}`);
   pair('stat-loss', point.emaLoss.toFixed(3), point.rawLoss.toFixed(3));
   pair('stat-acc', percent(point.emaAcc), percent(point.rawAcc));
 }
@@ -517,6 +553,7 @@ async function run(config) {
     status: 'running',
     results: [],
     simd: null,
+    build: null,
     backend: null,
     updateMs: { mean: NaN, last: NaN },
     error: null,
@@ -542,10 +579,7 @@ async function run(config) {
       steps: config.steps,
       decay: config.decay,
       warmup: config.warmup,
-      onStart: ({ simd, parameters, tensors }) => {
-        demo.simd = simd;
-        showBuild(simd, parameters, tensors);
-      },
+      onStart: showBuild,
       onEval: (point, stats) => {
         demo.results.push(point);
         demo.updateMs = stats.updateMs;
@@ -573,6 +607,7 @@ async function run(config) {
 // ---- start --------------------------------------------------------------------
 
 function main() {
+  setText('build-line', describeIsolation());
   setUpCharts();
   resetPosthoc();
   // The browser may have kept the slider's value across a reload.

@@ -84,6 +84,22 @@ function evaluate(tf, model, test) {
 const defaultYield = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 /**
+ * How the demo's EMAs use threads: background: true (threads: 'auto') runs
+ * the threads build wherever it can run (a cross-origin isolated page, or
+ * Node with worker_threads, on two cores or more); update() then returns
+ * once the weights are copied, and the workers average while the next
+ * optimizer step runs. Elsewhere it falls back to the single-threaded
+ * build, with the same results bit for bit.
+ */
+export const EMA_THREADING = Object.freeze({ background: true });
+
+/** Which build an EMA runs: { build, threads, background }. */
+function buildOf(ema) {
+  const { build, threads, background } = ema;
+  return { build, threads, background };
+}
+
+/**
  * The post-hoc explorer of a finished run: it owns the model (holding the
  * final raw weights) and the held-out tensors until dispose().
  * evaluate(sigmaRel) reconstructs the EMA of that width at the last step
@@ -123,8 +139,10 @@ function createPosthocExplorer({ tf, model, test, snapshots, snapshotEvery, trac
 }
 
 /**
- * Trains for `steps` optimizer steps. Calls onStart({ simd, parameters, ... }) once
- * the EMA exists, and onEval(point, stats) after each evaluation, where point
+ * Trains for `steps` optimizer steps. Calls onStart({ simd, build, threads,
+ * background, parameters, tensors }) once the EMA exists (`threading`, the
+ * EMAs' threads and background options, decides the build), and
+ * onEval(point, stats) after each evaluation, where point
  * is { step, rawLoss, emaLoss, rawAcc, emaAcc } and stats carries the EMA
  * timings. Yields to the event loop after each evaluation (so a page can
  * repaint) through `yieldFn`. Returns { results, simd, updateMs, posthoc,
@@ -141,6 +159,7 @@ export async function runTraining({
   onEval = () => {},
   yieldFn = defaultYield,
   now = () => performance.now(),
+  threading = EMA_THREADING,
 }) {
   const shape = { classes: TASK.classes, turns: TASK.turns, jitter: TASK.jitter };
   const trainSet = makeSpiral({ ...shape, count: TASK.trainCount }, createRandom(seed, STREAMS.trainData));
@@ -156,12 +175,12 @@ export async function runTraining({
   let explorer = null;
   try {
     // Created after initialisation: the shadows start as copies of the weights.
-    ema = await createTfjsEma(model, { decay, useNumUpdates: warmup, tf });
-    powerEma = await createTfjsEma(model, { recipe: 'power', sigmaRel: [...TRACKED_SIGMA_RELS], tf });
+    ema = await createTfjsEma(model, { decay, useNumUpdates: warmup, tf, ...threading });
+    powerEma = await createTfjsEma(model, { recipe: 'power', sigmaRel: [...TRACKED_SIGMA_RELS], tf, ...threading });
     const snapshotEvery = snapshotInterval(steps);
     const snapshots = [];
     const parameters = model.trainableWeights.reduce((total, w) => total + w.shape.reduce((a, b) => a * b, 1), 0);
-    onStart({ simd: ema.simd, parameters, tensors: variables.length });
+    onStart({ simd: ema.simd, ...buildOf(ema), parameters, tensors: variables.length });
 
     const every = evalInterval(steps);
     const results = [];
@@ -226,7 +245,7 @@ export async function runTraining({
       tracked.push({ sigmaRel, ...metrics });
     }
     explorer = createPosthocExplorer({ tf, model, test, snapshots, snapshotEvery, tracked });
-    return { results, simd: ema.simd, parameters, ...stats(), decayUsed, posthoc: explorer };
+    return { results, simd: ema.simd, ...buildOf(ema), parameters, ...stats(), decayUsed, posthoc: explorer };
   } finally {
     ema?.dispose();
     powerEma?.dispose();

@@ -139,6 +139,7 @@ const SCRIPTS = [
   { file: 'bench/profiles.mjs', program: 'bench/profiles', usage: 'usage: node bench/profiles.mjs' },
   { file: 'bench/threads.mjs', program: 'bench/threads', usage: 'usage: node bench/threads.mjs' },
   { file: 'scripts/readme-perf.mjs', program: 'readme-perf', usage: 'usage: node scripts/readme-perf.mjs' },
+  { file: 'scripts/serve.mjs', program: 'serve', usage: 'usage: node scripts/serve.mjs' },
   { file: 'demo/train-node.mjs', program: 'train-node', usage: 'Usage: node demo/train-node.mjs' },
   { file: 'demo/train-tfjs.mjs', program: 'train-tfjs', usage: 'Usage: node demo/train-tfjs.mjs' },
 ];
@@ -193,6 +194,13 @@ describe('the scripts', () => {
     const result = run('bench/kernels.mjs', ['--builds', 'simd,avx']);
     assert.equal(result.status, 2, result.stderr);
     assert.ok(result.stderr.startsWith("bench/kernels: --builds must be native or simd or scalar, got 'avx'\n"), result.stderr);
+  });
+
+  test('scripts/serve.mjs: --no-isolation is a switch (no value), in the usage, exit code 2', () => {
+    const result = run('scripts/serve.mjs', ['--no-isolation=1']);
+    assert.equal(result.status, 2, result.stderr);
+    assert.ok(result.stderr.startsWith("serve: --no-isolation takes no value, got '--no-isolation=1'\n"), result.stderr);
+    assert.ok(run('scripts/serve.mjs', ['--help']).stdout.includes('--no-isolation'));
   });
 
   test('demo/train-tfjs.mjs: a value check names the flag, exit code 2', () => {
