@@ -199,7 +199,10 @@ export async function prepareEma(optionValues, method) {
     // 'auto' with a background step or enough parameters.
     const floats = lengths.reduce((sum, length) => sum + length, 0);
     const useThreads = threadsModule !== null && (threads !== 'auto' || background || floats >= AUTO_THREADS_MIN_FLOATS);
-    const workers = useThreads ? (threads === 'auto' ? availableThreads() : threads) - 1 : 0;
+    // 'auto' gives each thread at least AUTO_THREADS_MIN_FLOATS / 2 floats:
+    // a small model in the background takes one worker, not every core.
+    const autoThreads = Math.min(availableThreads(), Math.max(2, Math.floor(floats / (AUTO_THREADS_MIN_FLOATS / 2))));
+    const workers = useThreads ? (threads === 'auto' ? autoThreads : threads) - 1 : 0;
     const arena = new EmaArena(useThreads ? threadsModule : module, {
       schedule: recipe.schedule, profiles: recipe.profiles, lengths, modes, resident, initial, zeroShadows, expectedBytes, method, what, needed,
       threads: useThreads ? { workers, background, required: threads !== 'auto' } : null,
