@@ -111,8 +111,9 @@ const WORKER_SOURCE_BODY = `(${threadWorkerMain})`;
 /** Starts one worker running threadWorkerMain; returns { post, terminate, onMessage, onExit }. */
 function spawnWorker(name) {
   if (nodeWorkerThreads !== undefined) {
+    // process.getBuiltinModule, not require: a worker inherits --input-type=module.
     const source =
-      "const { parentPort } = require('node:worker_threads');\n" +
+      "const { parentPort } = process.getBuiltinModule('node:worker_threads');\n" +
       `${WORKER_SOURCE_BODY}((handler) => parentPort.on('message', handler), (message) => parentPort.postMessage(message));\n`;
     const worker = new nodeWorkerThreads.Worker(source, { eval: true, name });
     // unref() after each listener: adding a 'message' listener refs the
@@ -167,7 +168,8 @@ class Pool {
   control = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
   workers = []; // { handle, live, started: deferred, attached: Map id -> deferred }
   broken = null; // an Error once a worker died holding a claim: the control block is then unusable
-  job = 0;
+  job = 0; // the number of the last job begun
+  open = null; // a background job in flight, of any team: { finish() }
   #nextId = 1;
 
   /** Makes sure at least `count` workers have started; rejects when one cannot. */
@@ -186,6 +188,7 @@ class Pool {
         record.handle = (threadSettings.spawn ?? spawnWorker)(`ema-wasm thread ${index + 1}`);
       } catch (error) {
         record.live = false;
+        started.reject(error); // clears its timer: nothing may keep the process waiting
         if (previous === undefined) this.workers.pop();
         else this.workers[index] = previous;
         throw error;
@@ -193,9 +196,20 @@ class Pool {
       record.handle.onMessage((message) => this.#onMessage(record, message));
       record.handle.onExit((error) => this.#onExit(record, error));
       record.handle.post({ type: 'start', control: this.control.buffer, index });
-      starting.push(started.promise);
+      // One that does not start in time is ended, and replaced by the next grow().
+      starting.push(started.promise.catch((error) => this.#retire(record, error)));
     }
     await Promise.all([...starting, ...this.workers.slice(0, count).map((worker) => worker.started.promise)]);
+  }
+
+  /** Ends a worker that did not answer in time, so that it is replaced; rethrows `error`. */
+  #retire(record, error) {
+    if (record.live) {
+      record.live = false;
+      record.exitError = error;
+      record.handle.terminate();
+    }
+    throw error;
   }
 
   #onMessage(record, message) {
@@ -237,28 +251,35 @@ class Pool {
    */
   async attach(id, count, module, memory, stackTops) {
     await this.grow(count);
-    const answers = [];
-    for (let index = 0; index < count; index++) {
-      const record = this.workers[index];
+    const records = this.workers.slice(0, count);
+    const answers = records.map((record, index) => {
       if (!record.live) throw record.exitError ?? new Error(`worker ${index} is not running`);
       const answer = deferred(`worker ${index} of ema-wasm's thread pool, instantiating the threads build,`);
       record.attached.set(id, answer);
       this.#send(index, { type: 'attach', id, module, memory, stackTop: stackTops[index] });
-      answers.push(answer.promise.finally(() => record.attached.delete(id)));
-    }
+      return answer.promise.then(
+        () => record.attached.delete(id),
+        (error) => {
+          record.attached.delete(id);
+          // A worker that fails to instantiate may be short of memory: it stays, for other EMAs.
+          if (/did not answer/.test(error.message)) this.#retire(record, error);
+          throw error;
+        },
+      );
+    });
     await Promise.all(answers);
+    return records;
   }
 
-  detach(id, count) {
-    for (let index = 0; index < count && index < this.workers.length; index++) {
-      if (this.workers[index].live) this.#send(index, { type: 'detach', id });
+  /** Lets the workers of `records` (or the first `records` workers) drop EMA `id`'s instance. */
+  detach(id, records) {
+    const list = typeof records === 'number' ? this.workers.slice(0, records) : records;
+    for (const record of list) {
+      const index = this.workers.indexOf(record);
+      if (record.live && index >= 0) this.#send(index, { type: 'detach', id });
     }
   }
 
-  /** Live workers among the first `count`. */
-  liveWorkers(count) {
-    return this.workers.slice(0, count).filter((worker) => worker.live).length;
-  }
 
   /** A test's hook: worker `index` throws (and exits) once it holds its next claim after `claims` more. */
   dieAfterClaims(index, claims) {
@@ -297,13 +318,18 @@ export class Team {
   #pool;
   #id;
   #workers;
-  #open = null; // the job in flight: { job, background }
+  #open = null; // this team's background job in flight: { finish() }
   broken = null; // an Error: a worker died holding one of this EMA's claims
 
-  constructor(pool, id, workers) {
+  constructor(pool, id, records) {
     this.#pool = pool;
     this.#id = id;
-    this.#workers = workers;
+    this.#workers = records; // the pool's records of the workers attached to this EMA
+  }
+
+  /** Attached workers still running (one that ended is not replaced for this EMA). */
+  get #liveWorkers() {
+    return this.#workers.filter((worker) => worker.live).length;
   }
 
   /**
@@ -313,13 +339,14 @@ export class Team {
   static async create(module, memory, workers, stackTops) {
     const shared = thePool();
     const id = shared.newId();
+    let records;
     try {
-      await shared.attach(id, workers, module, memory, stackTops);
+      records = await shared.attach(id, workers, module, memory, stackTops);
     } catch (error) {
       shared.detach(id, workers);
       throw error;
     }
-    return new Team(shared, id, workers);
+    return new Team(shared, id, records);
   }
 
   /** False once the pool broke (another EMA's worker died in a step): this EMA then runs on its calling thread. */
@@ -329,7 +356,7 @@ export class Team {
 
   /** Threads a step uses now: the calling thread and the live attached workers. */
   get threads() {
-    return 1 + this.#pool.liveWorkers(this.#workers);
+    return 1 + this.#liveWorkers;
   }
 
   /** Whether a job of this team is in flight (a background step). */
@@ -345,7 +372,7 @@ export class Team {
   #begin(mode, total, published, fields) {
     const pool = this.#pool;
     if (pool.broken !== null) throw pool.broken;
-    if (pool.open !== undefined && pool.open !== null) pool.open.finish();
+    pool.open?.finish();
     const control = pool.control;
     const job = pool.job + 1;
     pool.job = job;
@@ -447,7 +474,7 @@ export class Team {
    * returns at once and `settle()` finishes it (`onSettled(status)` runs then).
    */
   runRanges(context, floats, applyRange, { background = false, onSettled } = {}) {
-    const threads = background ? Math.max(1, this.#pool.liveWorkers(this.#workers)) : this.threads;
+    const threads = background ? Math.max(1, this.#liveWorkers) : this.threads;
     // Several tasks per thread, so that a slow thread is made up for; each
     // a whole number of 1,024 floats (4 KiB: no two threads share a line).
     const chunk = Math.max(16384, Math.ceil(floats / (threads * 4) / 1024) * 1024);
@@ -504,10 +531,10 @@ export class Team {
     this.#open?.finish();
   }
 
-  /** Settles, then lets the workers drop their instances. */
+  /** Settles (unless a worker died in a step: that was thrown already), then lets the workers drop their instances. */
   dispose() {
     try {
-      this.settle();
+      if (this.broken === null) this.settle();
     } finally {
       this.#pool.detach(this.#id, this.#workers);
     }
@@ -525,5 +552,5 @@ export const threadTestHooks = {
   spawnWorker,
   dieAfterClaims: (index, claims) => pool.dieAfterClaims(index, claims),
   terminate: (index) => pool.terminate(index),
-  liveWorkers: () => pool?.liveWorkers(pool.workers.length) ?? 0,
+  liveWorkers: () => pool?.workers.filter((worker) => worker.live).length ?? 0,
 };
