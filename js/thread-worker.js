@@ -121,12 +121,14 @@ export function threadWorkerMain(listen, post) {
 
   /** Applies task `task` of the job: a staged window, or a range of the parameter region. Returns the status. */
   function apply({ exports, memory }, task) {
-    const context = Atomics.load(control, CONTROL.CONTEXT);
+    // Addresses travel as int32 words: >>> 0 reads those past 2 GiB as the unsigned numbers they are.
+    const context = Atomics.load(control, CONTROL.CONTEXT) >>> 0;
     if (Atomics.load(control, CONTROL.MODE) === MODE_WINDOWS) {
       const stagingFloats = Atomics.load(control, CONTROL.STAGING_FLOATS);
-      const staging = Atomics.load(control, CONTROL.STAGING) + (task % Atomics.load(control, CONTROL.RING)) * stagingFloats * 4;
+      const staging = (Atomics.load(control, CONTROL.STAGING) >>> 0) + (task % Atomics.load(control, CONTROL.RING)) * stagingFloats * 4;
       // The window's entry in the plan: its segment table's address and length.
-      const [segments, count] = new Uint32Array(memory.buffer, Atomics.load(control, CONTROL.PLAN) + task * PLAN_WORDS * 4, 2);
+      const plan = (Atomics.load(control, CONTROL.PLAN) >>> 0) + task * PLAN_WORDS * 4;
+      const [segments, count] = new Uint32Array(memory.buffer, plan, 2);
       return exports.ema_step_apply_window(context, segments, count, staging, stagingFloats);
     }
     const chunk = Atomics.load(control, CONTROL.CHUNK);
