@@ -512,8 +512,14 @@ export class Team {
     for (let window = 0; window < windowCount; window++) {
       const busy = CONTROL.BUSY + (window % ring);
       while (Atomics.load(control, busy) !== 0) {
-        if (!this.#help(applyWindow, MODE_WINDOWS)) {
-          pause(control, busy, 1, 1);
+        // The calling thread only copies while the workers keep up: its copy
+        // into shared memory is the slow half here (bench/threads.mjs: 16M
+        // at 2 threads took 16.5-17.7 ms so, 19-27 ms when it also applied
+        // windows). It applies one itself only when none finished for a
+        // millisecond (workers gone or starved).
+        const done = Atomics.load(control, CONTROL.DONE);
+        pause(control, busy, 1, 1);
+        if (Atomics.load(control, busy) !== 0 && Atomics.load(control, CONTROL.DONE) === done && !this.#help(applyWindow, MODE_WINDOWS)) {
           progress.check();
         }
       }
