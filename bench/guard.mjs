@@ -50,7 +50,7 @@ for (const { label, total, rounds } of MODELS) {
   for (const simd of builds) {
     const emas = {};
     for (const nonFinite of ['allow', 'skip']) {
-      emas[nonFinite] = await createEma(params, { recipe: 'torch_ema', nonFinite, simd });
+      emas[nonFinite] = await createEma(params, { recipe: 'torch_ema', nonFinite, simd, threads: 1 });
       for (let i = 0; i < 3; i++) emas[nonFinite].update(params); // warm-up
     }
     const times = { allow: [], skip: [] };

@@ -15,15 +15,17 @@ import { timeOps } from './timing.mjs';
 /**
  * The ema-wasm EMAs of one model: the SIMD and the scalar build, and the
  * resident mode, which is null (with a note) when it cannot be created, so
- * that the other rows still run.
+ * that the other rows still run. All on one thread (threads: 1): these rows
+ * compare the single-threaded builds; the threads section (threads.mjs)
+ * compares threads.
  */
 export async function createEmas(model, params, notes) {
-  const simd = await createEma(params, { decay: DECAY, simd: true });
-  const scalar = await createEma(params, { decay: DECAY, simd: false });
+  const simd = await createEma(params, { decay: DECAY, simd: true, threads: 1 });
+  const scalar = await createEma(params, { decay: DECAY, simd: false, threads: 1 });
   if (!simd.simd || scalar.simd) throw new Error('expected the SIMD and the scalar build');
   let resident = null;
   try {
-    resident = await createEma(params, { decay: DECAY, simd: true, resident: true });
+    resident = await createEma(params, { decay: DECAY, simd: true, resident: true, threads: 1 });
     if (typeof resident.param !== 'function') throw new Error('no ema.param()');
   } catch (error) {
     resident = null;

@@ -34,7 +34,7 @@ export function profilesUpdated(group, sigmaRels) {
  */
 export async function createGroups(params, sigmaRels, simd, module = undefined) {
   const build = module === undefined ? { simd } : { wasm: module };
-  const make = (sigmaRel, resident) => createEma(params, { recipe: 'power', sigmaRel, resident, ...build });
+  const make = (sigmaRel, resident) => createEma(params, { recipe: 'power', sigmaRel, resident, threads: 1, ...build });
   const groups = {};
   for (const group of GROUPS) {
     if (group.single) groups[group.id] = [await make(sigmaRels[0], false)];

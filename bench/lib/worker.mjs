@@ -75,7 +75,7 @@ async function tfjsWorker({ modelKey, backend, mode }) {
     shadows = () => ema.shadows();
   } else {
     const { createTfjsEma } = await import('../../js/adapters/tfjs.js');
-    const ema = await createTfjsEma(variables, { tf, decay: DECAY, simd: true });
+    const ema = await createTfjsEma(variables, { tf, decay: DECAY, simd: true, threads: 1 });
     update = () => ema.update().decay;
     shadows = () => variables.map((v) => ema.shadow(v.name));
   }
