@@ -190,7 +190,7 @@ export class EmaArena {
   #core; // the Instance; reach it through #instance, which first finishes a background step
   #context;
   #team = null; // the threads build's workers (threads.js), once attached
-  #threads = null; // the threads build: { workers, background, plan, mirrorOffsets }
+  #threads = null; // the threads build: { workers, background, required, stackTops, plan, mirrorOffsets }
   #teamError = null; // why the workers could not be attached
   #scratch; // 8 bytes for out-parameters
   #window; // the staging window and segment table: pointers (fixed for the context's life) and sizes
@@ -364,11 +364,6 @@ export class EmaArena {
   /** Whether update() returns before the averaging ends (a background step). */
   get background() {
     return this.#workers !== null && this.#threads.background;
-  }
-
-  /** Why the threads build runs on the calling thread alone, or null. */
-  get threadsError() {
-    return this.#teamError;
   }
 
   /**
@@ -584,8 +579,8 @@ export class EmaArena {
 
   /**
    * The open step over the caller's arrays with the workers: the calling
-   * thread stages the plan's windows into the ring, the workers (and the
-   * calling thread, when the ring is full) apply them.
+   * thread stages the plan's windows into the ring and the workers apply
+   * them (the calling thread too, when they stop keeping up).
    */
   #updateInWindows(team, params) {
     const instance = this.#core;
