@@ -348,22 +348,27 @@ export class EmaArena {
     }
   }
 
-  /** The workers, when they run and their pool is sound; else null (the calling thread does it all). */
+  /**
+   * The workers, when they can take this EMA's next step (see Team.ready);
+   * else null: the calling thread does it all. Asked before a step opens.
+   */
   get #workers() {
     const team = this.#team;
     if (team === null) return null;
     if (team.broken !== null) throw team.broken;
-    return team.usable ? team : null;
+    return team.ready() ? team : null;
   }
 
   /** Threads a step uses: 1, or the calling thread and the live workers. */
   get threads() {
-    return this.#workers?.threads ?? 1;
+    if (this.#team?.broken) throw this.#team.broken;
+    return this.#team?.usable ? this.#team.threads : 1;
   }
 
   /** Whether update() returns before the averaging ends (a background step). */
   get background() {
-    return this.#workers !== null && this.#threads.background;
+    if (this.#team?.broken) throw this.#team.broken;
+    return this.#team?.usable === true && this.#threads.background;
   }
 
   /**
@@ -619,7 +624,10 @@ export class EmaArena {
     const exports = instance.exports;
     const heap = instance.heapF32;
     const { mirrorOffsets } = this.#threads;
-    for (let slot = 0; slot < params.length; slot++) heap.set(params[slot].data, mirrorOffsets[slot]);
+    // A step that skips reads no parameter: nothing to copy.
+    if (exports.ema_next_action(this.#context, at) !== ACTION_SKIP) {
+      for (let slot = 0; slot < params.length; slot++) heap.set(params[slot].data, mirrorOffsets[slot]);
+    }
     instance.check(exports.ema_resident_step_begin_at(this.#context, at, this.#scratch + 8), 'update');
     const result = this.#stepResult();
     if (result.action === 'skipped') return result;

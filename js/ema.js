@@ -184,9 +184,19 @@ export async function prepareEma(optionValues, method) {
     for (const { shape, name } of tracked) if (shape !== undefined) checkSavableShape(shape, name, method);
     const lengths = tracked.map((entry) => entry.length);
     const profileCount = recipe.profiles?.length ?? 1;
-    const needed = creationBytes(lengths, resident, profileCount);
+    // The threads build when it may run and pays: asked for by number, or
+    // 'auto' with a background step, or resident with enough parameters. Not
+    // 'auto' for update(params) in the foreground: there only the calling
+    // thread can copy the caller's arrays, and V8 copies into shared memory
+    // slower than into unshared, which on 2 cores ate the workers' gain
+    // (bench/threads.mjs; README, Threads on 2 cores).
+    const floats = lengths.reduce((sum, length) => sum + length, 0);
+    const useThreads = threadsModule !== null && (threads !== 'auto' || background || (resident && floats >= AUTO_THREADS_MIN_FLOATS));
+    // A background step copies the parameters into a mirror in the arena.
+    const mirror = useThreads && background;
+    const needed = creationBytes(lengths, resident, profileCount) + (mirror ? regionBytes(lengths) : 0);
     const shadowsWhat = profileCount > 1 ? `the shadows of ${profileCount} profiles` : 'the shadows';
-    const what = resident ? `${shadowsWhat}, the resident parameters and their backup` : shadowsWhat;
+    const what = resident ? `${shadowsWhat}, the resident parameters and their backup` : mirror ? `${shadowsWhat} and the parameters' mirror (background: true)` : shadowsWhat;
     checkFits(method, what, needed);
     // Size memory for one store() of the tracked arrays as well (what
     // withEma needs) when that fits, so evaluating never grows it.
@@ -195,10 +205,6 @@ export async function prepareEma(optionValues, method) {
     // recipes' averages start from zero (Keras's, a debiased EMA's).
     const zeroShadows = RECIPES[recipe.recipe].startsAtZero === true;
     const initial = tracked.map((entry) => entry.data);
-    // The threads build when it may run and pays: asked for by number, or
-    // 'auto' with a background step or enough parameters.
-    const floats = lengths.reduce((sum, length) => sum + length, 0);
-    const useThreads = threadsModule !== null && (threads !== 'auto' || background || floats >= AUTO_THREADS_MIN_FLOATS);
     // 'auto' gives each thread at least AUTO_THREADS_MIN_FLOATS / 2 floats:
     // a small model in the background takes one worker, not every core.
     const autoThreads = Math.min(availableThreads(), Math.max(2, Math.floor(floats / (AUTO_THREADS_MIN_FLOATS / 2))));
@@ -231,6 +237,8 @@ export async function loadEma(bytes, options = {}) {
   const values = readOptions(options, [...EMA_OPTION_KEYS.filter((key) => key !== 'resident'), 'prefix', 'counter', 'params'], 'loadEma');
   const { prefix = '', simd = 'auto', counter } = values;
   const wasm = adoptWasmSource(values.wasm);
+  // Checked with the rest by prepareEma; the workers start once the state is loaded.
+  const threadOptions = { threads: values.threads, background: values.background };
   if (simd !== 'auto' && simd !== true && simd !== false) {
     throw new TypeError(`ema-wasm: loadEma: options.simd must be 'auto', true or false, got ${describe(simd)}`);
   }
@@ -254,10 +262,10 @@ export async function loadEma(bytes, options = {}) {
     if (counter !== undefined || values.nonFinite !== undefined || flagsOf !== undefined || ALL_RECIPE_OPTION_KEYS.some((key) => values[key] !== undefined)) {
       throw new TypeError("ema-wasm: loadEma: a LitEma file carries its own options and counter; pass recipe: 'litema' to override them, or none");
     }
-    return loadLitEmaFile(bytes, prefix, simd, handOver, module);
+    return loadLitEmaFile(bytes, prefix, simd, handOver, module, threadOptions);
   }
   if ((values.recipe ?? metadata.get(RECIPE_METADATA_KEY)) === 'litema') {
-    return loadLitEmaFile(bytes, prefix, simd, handOver, module, values);
+    return loadLitEmaFile(bytes, prefix, simd, handOver, module, threadOptions, values);
   }
   const state = await recipeStateFromFile(bytes, prefix, values.recipe, 'loadEma', module);
   const { fields, counter: fileCounter, steps, initted } = stateTargets(state.scalars, state.recipe);
@@ -329,7 +337,7 @@ export async function loadEma(bytes, options = {}) {
     );
   }
   const create = await prepareEma(
-    { ...recipeOptions, recipe: state.recipe, nonFinite: values.nonFinite, simd, wasm: handOver },
+    { ...recipeOptions, recipe: state.recipe, nonFinite: values.nonFinite, simd, wasm: handOver, ...threadOptions },
     'loadEma',
   );
   const ema = create(params);
@@ -350,11 +358,11 @@ export async function loadEma(bytes, options = {}) {
   if (initted !== undefined) stateDict.set('initted', initted);
   if (steps !== undefined) stateDict.set('steps', steps);
   loadStateDictAs(ema, stateDict, false, 'loadEma');
-  return ema;
+  return startThreads(ema, 'loadEma');
 }
 
 /** loadEma for a LitEma file (PyTorch's LitEma state_dict or save()'s). */
-async function loadLitEmaFile(bytes, prefix, simd, wasm, module, overrides = {}) {
+async function loadLitEmaFile(bytes, prefix, simd, wasm, module, threadOptions, overrides = {}) {
   const state = await stateFromFile(bytes, prefix, 'loadEma', module);
   const params = state.shadows.map(({ key, name, shape, data }) => {
     if (name !== undefined && shadowKeysFor([name], 'loadEma')[0] !== key) {
@@ -368,11 +376,12 @@ async function loadLitEmaFile(bytes, prefix, simd, wasm, module, overrides = {})
     nonFinite: overrides.nonFinite,
     simd,
     wasm,
+    ...threadOptions,
   }, 'loadEma');
   const ema = create(params, { byLitEmaKeys: state.shadows.some(({ name }) => name === undefined) });
   const numUpdates = overrides.counter ?? (overrides.useNumUpdates === undefined ? state.numUpdates : overrides.useNumUpdates ? Math.max(state.numUpdates, 0) : -1);
   ema.loadStateDict(new Map([[COUNTER_KEY, Int32Array.of(numUpdates)]]), { strict: false });
-  return ema;
+  return startThreads(ema, 'loadEma');
 }
 
 /** See Ema's static block: what the adapters may do inside their own scopes. */

@@ -19,7 +19,7 @@
 // calling thread closes j (CLOSED = j) and waits for every worker to leave
 // (ACTIVE = 0) before it writes the next job's fields.
 
-import { threadWorkerMain } from './thread-worker.js';
+import { threadWorkerSource } from './wasm/thread-worker-source.js';
 
 /** Word indices of the control block (thread-worker.js repeats them). */
 export const CONTROL = Object.freeze({
@@ -41,10 +41,11 @@ export const MAX_WORKERS = 63;
  */
 export const threadSettings = { stallMs: 10000, startTimeoutMs: 15000, spawn: null };
 
+// Node's process, reached through globalThis: a bare `process.x` makes
+// bundlers (Parcel) look for a polyfill, and the browser build has none.
+const nodeProcess = typeof globalThis.process === 'object' ? globalThis.process : undefined;
 const nodeWorkerThreads =
-  typeof process === 'object' && typeof process?.getBuiltinModule === 'function'
-    ? process.getBuiltinModule('node:worker_threads')
-    : undefined;
+  typeof nodeProcess?.getBuiltinModule === 'function' ? nodeProcess.getBuiltinModule('node:worker_threads') : undefined;
 
 /**
  * Why this runtime cannot run the threads build, or null when it can: it
@@ -58,7 +59,7 @@ export function threadsUnavailableReason() {
       : 'this runtime has no SharedArrayBuffer';
   }
   if (nodeWorkerThreads === undefined && typeof Worker !== 'function') {
-    return typeof process === 'object' && typeof process?.versions?.node === 'string'
+    return typeof nodeProcess?.versions?.node === 'string'
       ? 'this Node.js has no process.getBuiltinModule (Node.js 20.16 or later has it)'
       : 'this runtime has no Worker';
   }
@@ -74,7 +75,7 @@ export function threadsUnavailableReason() {
 export function availableThreads() {
   let cores = 1;
   if (nodeWorkerThreads !== undefined) {
-    const os = process.getBuiltinModule('node:os');
+    const os = nodeProcess.getBuiltinModule('node:os');
     cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
   } else if (typeof navigator === 'object' && Number.isInteger(navigator?.hardwareConcurrency)) {
     cores = navigator.hardwareConcurrency;
@@ -106,7 +107,8 @@ function pause(control, index, value, ms) {
   while (Atomics.load(control, index) === value && performance.now() < until);
 }
 
-const WORKER_SOURCE_BODY = `(${threadWorkerMain})`;
+// thread-worker.js's function as text, made by the build (a bundler may rewrite the function itself).
+const WORKER_SOURCE_BODY = `(${threadWorkerSource})`;
 
 /** Starts one worker running threadWorkerMain; returns { post, terminate, onMessage, onExit }. */
 function spawnWorker(name) {
@@ -197,7 +199,9 @@ class Pool {
       record.handle.onExit((error) => this.#onExit(record, error));
       record.handle.post({ type: 'start', control: this.control.buffer, index });
       // One that does not start in time is ended, and replaced by the next grow().
-      starting.push(started.promise.catch((error) => this.#retire(record, error)));
+      const retired = started.promise.catch((error) => this.#retire(record, error));
+      retired.catch(() => {}); // observed even when a later spawn throws before Promise.all
+      starting.push(retired);
     }
     await Promise.all([...starting, ...this.workers.slice(0, count).map((worker) => worker.started.promise)]);
   }
@@ -257,7 +261,7 @@ class Pool {
       const answer = deferred(`worker ${index} of ema-wasm's thread pool, instantiating the threads build,`);
       record.attached.set(id, answer);
       this.#send(index, { type: 'attach', id, module, memory, stackTop: stackTops[index] });
-      return answer.promise.then(
+      const settled = answer.promise.then(
         () => record.attached.delete(id),
         (error) => {
           record.attached.delete(id);
@@ -266,6 +270,8 @@ class Pool {
           throw error;
         },
       );
+      settled.catch(() => {}); // observed even when a later worker throws before Promise.all
+      return settled;
     });
     await Promise.all(answers);
     return records;
@@ -309,6 +315,10 @@ export function currentPool() {
   return pool;
 }
 
+// An EMA dropped without dispose(): its workers drop its instance, and with
+// it their hold on its shared memory.
+const dropped = typeof FinalizationRegistry === 'function' ? new FinalizationRegistry(({ pool, id, records }) => pool.detach(id, records)) : null;
+
 /**
  * The workers one EMA's steps use: `workers` of the pool, attached to its
  * memory. Runs jobs (see the file's head); `applyOnCaller(task)` applies a
@@ -325,6 +335,7 @@ export class Team {
     this.#pool = pool;
     this.#id = id;
     this.#workers = records; // the pool's records of the workers attached to this EMA
+    dropped?.register(this, { pool, id, records }, this);
   }
 
   /** Attached workers still running (one that ended is not replaced for this EMA). */
@@ -349,9 +360,29 @@ export class Team {
     return new Team(shared, id, records);
   }
 
-  /** False once the pool broke (another EMA's worker died in a step): this EMA then runs on its calling thread. */
+  /**
+   * Whether this EMA's next step can use the workers: first finishes
+   * another EMA's background step in flight (one job at a time per pool),
+   * whose failure is that EMA's to report (it refuses further use), not
+   * this one's; false once the pool broke, or no attached worker runs.
+   * Called before a step opens, so that a false answer leaves the calling
+   * thread to do the whole step.
+   */
+  ready() {
+    const open = this.#pool.open;
+    if (open !== null && open !== this.#open) {
+      try {
+        open.finish();
+      } catch {
+        // That EMA's own calls throw it (its team is broken).
+      }
+    }
+    return this.#pool.broken === null && this.#liveWorkers > 0;
+  }
+
+  /** Whether the workers can take steps, without finishing anything (see ready()). */
   get usable() {
-    return this.#pool.broken === null;
+    return this.#pool.broken === null && this.#liveWorkers > 0;
   }
 
   /** Threads a step uses now: the calling thread and the live attached workers. */
@@ -429,7 +460,17 @@ export class Team {
       progress.check();
     }
     Atomics.store(control, CONTROL.CLOSED, job);
-    while (Atomics.load(control, CONTROL.ACTIVE) !== 0) pause(control, CONTROL.ACTIVE, Atomics.load(control, CONTROL.ACTIVE), 1);
+    // Every task is done; a worker still inside the job is leaving it. One
+    // that died there (between tasks) never leaves: the pool breaks, this
+    // step stands.
+    const leaving = performance.now();
+    while (Atomics.load(control, CONTROL.ACTIVE) !== 0) {
+      pause(control, CONTROL.ACTIVE, Atomics.load(control, CONTROL.ACTIVE), 1);
+      if (performance.now() - leaving > threadSettings.stallMs) {
+        pool.broken = new Error(`ema-wasm: a worker of the thread pool stopped between two tasks (not within ${threadSettings.stallMs / 1000} s)`);
+        break;
+      }
+    }
     return Atomics.load(control, CONTROL.FAILED);
   }
 
@@ -539,6 +580,7 @@ export class Team {
 
   /** Settles (unless a worker died in a step: that was thrown already), then lets the workers drop their instances. */
   dispose() {
+    dropped?.unregister(this);
     try {
       if (this.broken === null) this.settle();
     } finally {
