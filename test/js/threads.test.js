@@ -563,6 +563,34 @@ describe('threads: failure modes', () => {
     fresh.dispose();
   });
 
+  test("a worker dies in another EMA's background step: this EMA's update() is not the one that throws, and stays exact", async () => {
+    const big = [{ name: 'big.w', data: randomArray(64 * 65536, 5) }];
+    const background = await createEma(big, { decay: 0.9, threads: 2, background: true });
+    const params = model();
+    const ema = await createEma(params, { decay: 0.9, threads: 2 });
+    threadSettings.stallMs = 300;
+    let failed = false;
+    for (let attempt = 0; attempt < 20 && !failed; attempt++) {
+      threadTestHooks.dieAfterClaims(0, 0);
+      await sleep(20);
+      background.update(big); // returns at once; the worker takes a claim and dies
+      await sleep(20);
+      // This EMA's step first finishes the other's: the stall is that EMA's, not this one's.
+      await assertExactSteps(ema, params, `attempt ${attempt}`, { from: 1 + 4 * attempt, steps: 4 });
+      try {
+        background.shadow('big.w');
+      } catch (error) {
+        assert.match(error.message, /refuses further use/);
+        failed = true;
+      }
+    }
+    assert.ok(failed, 'the background EMA met the dead worker');
+    assert.equal(ema.threads, 1, 'the pool broke: this EMA runs on its calling thread');
+    background.dispose();
+    ema.dispose();
+  });
+
+
   test('dispose() while a step runs in the background: no error, later calls say disposed, a new EMA works', async () => {
     const big = { w: randomArray(8 * 65536 + 3, 4) };
     const ema = await createEma(big, { decay: 0.9, threads: 2, background: true });
