@@ -1,9 +1,10 @@
 // The workers' half of the threads build: what runs inside each worker of a
-// pool (threads.js). It is written as one self-contained function, which
-// threads.js turns into the worker's source text (a Blob URL in browsers,
-// an eval'd script in Node), so that no bundler, dev server or CDN has a
-// worker file to find: the same reason the .wasm builds travel as
-// JavaScript (loader.js).
+// pool (threads.js). It is written as one self-contained function, which the
+// build turns into a string (js/wasm/thread-worker-source.js, so that no
+// bundler transform can touch it) and threads.js into the worker's source
+// (a Blob URL in browsers, an eval'd script in Node): no bundler, dev server
+// or CDN has a worker file to find, the same reason the .wasm builds travel
+// as JavaScript (loader.js). Nothing imports this file at run time.
 //
 // A worker keeps one instance of the threads build per EMA attached to it,
 // each over that EMA's shared memory and on a stack of its own that the
