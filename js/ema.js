@@ -41,9 +41,9 @@ export const EMA_OPTION_DEFAULTS = Object.freeze({
   threads: 'auto', background: false,
 });
 /**
- * Floats from which threads: 'auto' runs the threads build (2 MiB of
- * parameters): below it a step takes well under a millisecond, and waking
- * the workers costs about what they would save (bench/compare.mjs).
+ * Floats from which threads: 'auto' runs a resident EMA on the threads build
+ * (2 MiB of parameters): below it a step takes well under a millisecond,
+ * and waking the workers costs about what they would save.
  */
 export const AUTO_THREADS_MIN_FLOATS = 1 << 19;
 const EMA_OPTION_KEYS = [...new Set([...Object.keys(EMA_OPTION_DEFAULTS), ...ALL_RECIPE_OPTION_KEYS])];
@@ -143,7 +143,10 @@ export async function startThreads(ema, method) {
 export async function prepareEma(optionValues, method) {
   const { recipe, simd, resident, wasm, threads, background, threadsRefused } = checkOptionValues(optionValues, method);
   const { module, build } = await loadModule(simd, wasm, method);
-  const threadsModule = threadsRefused === null ? await loadThreadsModule(method) : null;
+  // Compiled only where 'auto' could choose it (see useThreads below): a
+  // copy-in EMA in the foreground never pays for it.
+  const mayThread = threadsRefused === null && (threads !== 'auto' || background || resident);
+  const threadsModule = mayThread ? await loadThreadsModule(method) : null;
   // byLitEmaKeys: the names are LitEma's dot-free keys (a file PyTorch wrote),
   // so calls may name parameters as the model does (see Ema).
   return (params, { byLitEmaKeys = false } = {}) => {
