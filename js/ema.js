@@ -143,8 +143,9 @@ export async function startThreads(ema, method) {
 export async function prepareEma(optionValues, method) {
   const { recipe, simd, resident, wasm, threads, background, threadsRefused } = checkOptionValues(optionValues, method);
   const { module, build } = await loadModule(simd, wasm, method);
-  // Compiled only where 'auto' could choose it (see useThreads below): a
-  // copy-in EMA in the foreground never pays for it.
+  // Compiled only where 'auto' might choose it (see useThreads below: a
+  // resident or background EMA; the size is not known yet): a copy-in EMA
+  // in the foreground never pays for it.
   const mayThread = threadsRefused === null && (threads !== 'auto' || background || resident);
   const threadsModule = mayThread ? await loadThreadsModule(method) : null;
   // byLitEmaKeys: the names are LitEma's dot-free keys (a file PyTorch wrote),
