@@ -200,6 +200,7 @@ export class EmaArena {
   #paramOffsets = null; // resident: float index of each parameter
   #shadowViews = []; // [profile]: see #shadowViewsOf
   #shadowViewsBuffer = null;
+  #allWindows = null; // #windowsOf(null), kept: fixed by the lengths
 
   /**
    * Creates the context in a new instance sized for `expectedBytes`, with
@@ -285,31 +286,14 @@ export class EmaArena {
   }
 
   /**
-   * The copy-in step's windows, fixed by the slots' lengths: the packing
-   * #stage does (several small arrays per window, a large one cut across
-   * windows), written once into memory as per window its segment table's
-   * address and count (thread-worker.js reads them), with a ring of staging
-   * windows that the calling thread fills while workers apply earlier ones.
+   * The copy-in step's windows (#windowsOf), written once into memory as
+   * per window its segment table's address and count (thread-worker.js
+   * reads them), with a ring of staging windows that the calling thread
+   * fills while workers apply earlier ones.
    */
   #windowPlan(workers, method) {
-    const { floats: STAGING_FLOATS, capacity: SEGMENT_CAPACITY, words: SEGMENT_WORDS } = this.#window;
-    const windows = [];
-    let current = [];
-    let staged = 0;
-    this.#lengths.forEach((length, slot) => {
-      for (let offset = 0; offset < length; ) {
-        const count = Math.min(length - offset, STAGING_FLOATS - staged);
-        current.push(slot, offset, count);
-        staged += count;
-        offset += count;
-        if (staged === STAGING_FLOATS || current.length === SEGMENT_CAPACITY * SEGMENT_WORDS) {
-          windows.push(current);
-          current = [];
-          staged = 0;
-        }
-      }
-    });
-    if (current.length > 0) windows.push(current);
+    const { floats: STAGING_FLOATS, words: SEGMENT_WORDS } = this.#window;
+    const windows = this.#windowsOf(null);
     const instance = this.#core;
     const segmentWords = windows.reduce((sum, window) => sum + window.length, 0);
     const table = instance.malloc(windows.length * 8 + segmentWords * 4, method);
@@ -327,7 +311,7 @@ export class EmaArena {
       table,
       windows,
       ring,
-      staging: (staging + 63) & ~63, // a whole cache line per window start
+      staging: ((staging + 63) & ~63) >>> 0, // a whole cache line per window start (>>> 0: unsigned past 2 GiB)
     };
   }
 
@@ -592,17 +576,7 @@ export class EmaArena {
     const { table, windows, ring, staging } = this.#threads.plan;
     const STAGING_FLOATS = this.#window.floats;
     const heap = instance.heapF32;
-    const stage = (window, buffer) => {
-      const segments = windows[window];
-      let at = (staging >>> 2) + buffer * STAGING_FLOATS;
-      for (let word = 0; word < segments.length; word += 3) {
-        const { data } = params[segments[word]];
-        const offset = segments[word + 1];
-        const count = segments[word + 2];
-        heap.set(count === this.#lengths[segments[word]] ? data : windowOf(data, offset, count, Float32Array), at);
-        at += count;
-      }
-    };
+    const stage = (window, buffer) => this.#copyWindow(params, windows[window], heap, (staging >>> 2) + buffer * STAGING_FLOATS);
     const words = instance.heapU32;
     const applyWindow = (window) =>
       instance.exports.ema_step_apply_window(
@@ -691,44 +665,74 @@ export class EmaArena {
   }
 
   /**
+   * How #stage packs the slots (every one, or those whose `include[slot]`
+   * is true) into staging windows: several small arrays share a window, a
+   * large one is cut across windows. Per window a flat list of (slot,
+   * offset, count), SEGMENT_WORDS apart, as the segment table holds them.
+   * The list of every slot is fixed by the lengths and kept; the threads
+   * build's plan (#windowPlan) is made from it too.
+   */
+  #windowsOf(include) {
+    if (include === null && this.#allWindows !== null) return this.#allWindows;
+    const { floats: STAGING_FLOATS, capacity: SEGMENT_CAPACITY, words: SEGMENT_WORDS } = this.#window;
+    const windows = [];
+    let current = [];
+    let staged = 0;
+    this.#lengths.forEach((length, slot) => {
+      if (include !== null && !include[slot]) return;
+      for (let offset = 0; offset < length; ) {
+        const count = Math.min(length - offset, STAGING_FLOATS - staged);
+        current.push(slot, offset, count);
+        staged += count;
+        offset += count;
+        if (staged === STAGING_FLOATS || current.length === SEGMENT_CAPACITY * SEGMENT_WORDS) {
+          windows.push(current);
+          current = [];
+          staged = 0;
+        }
+      }
+    });
+    if (current.length > 0) windows.push(current);
+    if (include === null) this.#allWindows = windows;
+    return windows;
+  }
+
+  /**
+   * Copies the caller's values of one window's segments (see #windowsOf)
+   * into `target` from index `at`; returns how many floats it copied.
+   */
+  #copyWindow(params, segments, target, at) {
+    const start = at;
+    for (let word = 0; word < segments.length; word += this.#window.words) {
+      const slot = segments[word];
+      const { data } = params[slot];
+      const offset = segments[word + 1];
+      const count = segments[word + 2];
+      // A whole array is copied from its internal slots; a piece goes
+      // through a window built from them (never subarray: @@species).
+      target.set(count === this.#lengths[slot] ? data : windowOf(data, offset, count, Float32Array), at);
+      at += count;
+    }
+    return at - start;
+  }
+
+  /**
    * Packs `params[slot].data` (every slot, or those whose `include[slot]` is
-   * true) piece by piece into the staging window, describing each piece in
-   * the segment table, and calls `full(segmentCount, staged, staging,
-   * segments, words)` for every filled window and the last one; stops early
-   * when it returns true. Several small arrays share a window; a large one is
-   * cut across windows.
+   * true) window by window into the staging window (#windowsOf), describing
+   * each piece in the segment table, and calls `full(segmentCount, staged,
+   * staging, segments, words)` for every window; stops early when it
+   * returns true.
    */
   #stage(params, include, full) {
     const { floats: STAGING_FLOATS, capacity: SEGMENT_CAPACITY, words: SEGMENT_WORDS } = this.#window;
     const buffer = this.#instance.memory.buffer;
     const staging = new Float32Array(buffer, this.#window.staging, STAGING_FLOATS);
     const segments = new Uint32Array(buffer, this.#window.segments, SEGMENT_CAPACITY * SEGMENT_WORDS);
-    let staged = 0;
-    let segmentCount = 0;
-    for (let slot = 0; slot < params.length; slot++) {
-      if (include !== null && !include[slot]) continue;
-      const { data } = params[slot];
-      const length = this.#lengths[slot];
-      for (let offset = 0; offset < length; ) {
-        const count = Math.min(length - offset, STAGING_FLOATS - staged);
-        // A whole array is copied from its internal slots; a piece goes
-        // through a window built from them (never subarray: @@species).
-        staging.set(count === length ? data : windowOf(data, offset, count, Float32Array), staged);
-        const word = segmentCount * SEGMENT_WORDS;
-        segments[word] = slot;
-        segments[word + 1] = offset;
-        segments[word + 2] = count;
-        segmentCount += 1;
-        staged += count;
-        offset += count;
-        if (staged === STAGING_FLOATS || segmentCount === SEGMENT_CAPACITY) {
-          if (full(segmentCount, staged, staging, segments, SEGMENT_WORDS)) return;
-          staged = 0;
-          segmentCount = 0;
-        }
-      }
+    for (const window of this.#windowsOf(include)) {
+      const staged = this.#copyWindow(params, window, staging, 0);
+      segments.set(window);
+      if (full(window.length / SEGMENT_WORDS, staged, staging, segments, SEGMENT_WORDS)) return;
     }
-    if (segmentCount > 0) full(segmentCount, staged, staging, segments, SEGMENT_WORDS);
   }
 
   /**

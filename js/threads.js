@@ -29,7 +29,7 @@ export const CONTROL = Object.freeze({
 });
 const CONTROL_WORDS = 256;
 export const MODE_WINDOWS = 1;
-export const MODE_RANGES = 2;
+const MODE_RANGES = 2;
 /** Staging windows a copy-in job cycles through (BUSY has a word for each). */
 export const MAX_RING = 64;
 /** Workers a pool keeps at most (YIELD and CLAIM have a word for each). */
