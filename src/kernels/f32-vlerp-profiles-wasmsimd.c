@@ -109,28 +109,32 @@ static void f32_vlerp_profiles_by_blocks(ema_f32_vlerp_ukernel_fn one_profile, s
     }
 }
 
+/* One kernel of the list: both profiles in one pass when each rounds from
+ * its shadow, else each profile by blocks with the one-profile kernel of the
+ * same unroll. */
+static inline __attribute__((always_inline)) void f32_vlerp_profiles_kernel(
+    size_t vectors, ema_f32_vlerp_ukernel_fn one_profile, size_t n, const float* param,
+    float* shadow_a, float* shadow_b, float one_minus_decay_a, float one_minus_decay_b) {
+    if (ema_f32_vlerp_from_shadow(one_minus_decay_a) &&
+        ema_f32_vlerp_from_shadow(one_minus_decay_b)) {
+        f32_vlerp_profiles_wasmsimd(vectors, n, param, shadow_a, shadow_b, one_minus_decay_a,
+                                    one_minus_decay_b);
+    } else {
+        f32_vlerp_profiles_by_blocks(one_profile, n, param, shadow_a, shadow_b,
+                                     one_minus_decay_a, one_minus_decay_b);
+    }
+}
+
 void ema_f32_vlerp_profiles_ukernel__wasmsimd_u4(size_t n, const float* param, float* shadow_a,
                                                  float* shadow_b, float one_minus_decay_a,
                                                  float one_minus_decay_b) {
-    if (ema_f32_vlerp_from_shadow(one_minus_decay_a) &&
-        ema_f32_vlerp_from_shadow(one_minus_decay_b)) {
-        f32_vlerp_profiles_wasmsimd(1, n, param, shadow_a, shadow_b, one_minus_decay_a,
-                                    one_minus_decay_b);
-    } else {
-        f32_vlerp_profiles_by_blocks(ema_f32_vlerp_ukernel__wasmsimd_u4, n, param, shadow_a,
-                                     shadow_b, one_minus_decay_a, one_minus_decay_b);
-    }
+    f32_vlerp_profiles_kernel(1, ema_f32_vlerp_ukernel__wasmsimd_u4, n, param, shadow_a,
+                              shadow_b, one_minus_decay_a, one_minus_decay_b);
 }
 
 void ema_f32_vlerp_profiles_ukernel__wasmsimd_u8(size_t n, const float* param, float* shadow_a,
                                                  float* shadow_b, float one_minus_decay_a,
                                                  float one_minus_decay_b) {
-    if (ema_f32_vlerp_from_shadow(one_minus_decay_a) &&
-        ema_f32_vlerp_from_shadow(one_minus_decay_b)) {
-        f32_vlerp_profiles_wasmsimd(2, n, param, shadow_a, shadow_b, one_minus_decay_a,
-                                    one_minus_decay_b);
-    } else {
-        f32_vlerp_profiles_by_blocks(ema_f32_vlerp_ukernel__wasmsimd_u8, n, param, shadow_a,
-                                     shadow_b, one_minus_decay_a, one_minus_decay_b);
-    }
+    f32_vlerp_profiles_kernel(2, ema_f32_vlerp_ukernel__wasmsimd_u8, n, param, shadow_a,
+                              shadow_b, one_minus_decay_a, one_minus_decay_b);
 }
